@@ -1,0 +1,99 @@
+"""The C driver: ``.c`` files, built by the system C compiler into a shared library."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shlex
+import sysconfig
+from pathlib import Path
+
+from nativeimport.driver import (
+    BuildRequest,
+    BuildResult,
+    Driver,
+    Toolchain,
+    find_program,
+    parse_depfile,
+    run_tool,
+    tool_version,
+)
+from nativeimport.errors import ToolchainNotFound
+
+__all__ = ["CDriver", "zig_executable"]
+
+INSTALL_HINT = (
+    "Install a C compiler (Debian/Ubuntu: apt-get install gcc; Fedora: dnf install gcc; "
+    "macOS: xcode-select --install) or `pip install ziglang` to use `zig cc`."
+)
+BASE_FLAGS = ("-g", "-O2", "-fPIC", "-shared", "-fdiagnostics-color=never")
+
+
+def zig_executable() -> str | None:
+    """The ``zig`` binary inside the ``ziglang`` wheel, if it is installed (found without importing it)."""
+    spec = importlib.util.find_spec("ziglang")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = Path(location, "zig")
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return None
+
+
+class CDriver(Driver):
+    """C sources: every exported function, struct and enum becomes a Python attribute."""
+
+    name = "c"
+    suffixes = (".c",)
+    environment = ("CC", "CFLAGS", "LDFLAGS")
+
+    def find_toolchain(self) -> Toolchain:
+        candidates = []
+        python_cc = (sysconfig.get_config_var("CC") or "").strip()
+        if python_cc:
+            candidates.append(python_cc)
+        candidates += ["cc", "gcc", "clang"]
+        try:
+            command = find_program("CC", candidates, install_hint=INSTALL_HINT, language="C")
+        except ToolchainNotFound:
+            zig = zig_executable()
+            if zig is None or os.environ.get("CC", "").strip():
+                raise
+            command = (zig, "cc")
+        return Toolchain("cc", command, tool_version(command))
+
+    def flags(self) -> tuple[str, ...]:
+        return (*BASE_FLAGS, *shlex.split(os.environ.get("CFLAGS", "")), "|", *shlex.split(os.environ.get("LDFLAGS", "")))
+
+    def compile(self, request: BuildRequest) -> BuildResult:
+        library = request.output_dir / f"lib{request.library_name}.so"
+        depfile = request.output_dir / "deps.d"
+        command = [
+            *request.toolchain.command,
+            *BASE_FLAGS,
+            *shlex.split(os.environ.get("CFLAGS", "")),
+            "-MD",
+            "-MF",
+            str(depfile),
+            "-o",
+            str(library),
+            str(request.source),
+            *shlex.split(os.environ.get("LDFLAGS", "")),
+            "-lm",
+        ]
+        env = None
+        if request.toolchain.command[1:2] == ("cc",):  # zig cc keeps its own cache: put it inside ours
+            env = {**os.environ, "ZIG_GLOBAL_CACHE_DIR": str(request.scratch_dir / "zig-global"),
+                   "ZIG_LOCAL_CACHE_DIR": str(request.scratch_dir / "zig-local")}
+        diagnostics = run_tool(command, cwd=request.source.parent, timeout=request.timeout, env=env,
+                               what=f"{Path(request.toolchain.path).name} (C compiler)")
+        dependencies = [Path(path) for path in parse_depfile(depfile.read_text(errors="replace"))]
+        depfile.unlink()
+        source = request.source.resolve()
+        absolute = [(p if p.is_absolute() else request.source.parent / p) for p in dependencies]
+        return BuildResult(
+            library=library,
+            dependencies=tuple(p for p in absolute if p.resolve() != source),
+            diagnostics=diagnostics,
+        )

@@ -1,0 +1,112 @@
+"""Import C, Rust and Zig sources as Python modules.
+
+    import nativeimport
+    nativeimport.install()
+    import mymath          # mymath.c beside the script: compiled, cached, bound
+
+The public surface is this module, :mod:`nativeimport.driver` (for writing a
+language driver), :mod:`nativeimport.interface`, :mod:`nativeimport.errors`
+and :mod:`nativeimport.settings`.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+import sys
+import types
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from .errors import (
+    BindingError,
+    CacheError,
+    CompileError,
+    InterfaceError,
+    LockTimeout,
+    NativeImportError,
+    NativeImportWarning,
+    SourceError,
+    ToolchainNotFound,
+)
+
+__all__ = [
+    "BindingError",
+    "CacheError",
+    "CompileError",
+    "InterfaceError",
+    "LockTimeout",
+    "NativeImportError",
+    "NativeImportWarning",
+    "SourceError",
+    "ToolchainNotFound",
+    "build",
+    "install",
+    "load",
+    "uninstall",
+]
+
+
+def install(*, cache_dir: Union[str, Path, None] = None, verbose: Optional[bool] = None) -> Any:
+    """Let ``import name`` find ``name.c`` (``.rs``, ``.zig``, ...) on ``sys.path``. Idempotent.
+
+    Appends the finder to ``sys.meta_path`` (after Python's own) and returns it.
+    Keyword arguments override the ``NATIVEIMPORT_*`` environment variables.
+    """
+    from ._finder import NativeFinder
+
+    overrides = {k: v for k, v in {"cache_dir": cache_dir, "verbose": verbose}.items() if v is not None}
+    for finder in sys.meta_path:
+        if isinstance(finder, NativeFinder):
+            finder.overrides = overrides
+            return finder
+    finder = NativeFinder(**overrides)
+    sys.meta_path.append(finder)
+    return finder
+
+
+def uninstall() -> None:
+    """Remove the finder ``install()`` added. Modules already imported stay usable."""
+    from ._finder import NativeFinder
+
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, NativeFinder)]
+
+
+def load(path: Union[str, Path], name: Optional[str] = None, **overrides: Any) -> types.ModuleType:
+    """Build (or reuse) and bind one source file as a module, without touching ``sys.path``.
+
+    The module is not added to ``sys.modules``. ``name`` defaults to the file's stem.
+    """
+    from ._finder import spec_for_path
+
+    source, driver = _driver_for(path)
+    spec = spec_for_path(name or source.stem, source, driver, overrides)
+    module = types.ModuleType(spec.name)
+    module.__spec__ = spec
+    module.__file__ = spec.origin
+    module.__loader__ = spec.loader
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
+    return module
+
+
+def build(path: Union[str, Path], **overrides: Any) -> Path:
+    """Build one source ahead of time (or find it cached); return its cache entry's directory."""
+    from ._loader import obtain_entry
+    from .settings import Settings
+
+    source, driver = _driver_for(path)
+    return obtain_entry(source, driver, Settings.from_env(**overrides), source.stem)
+
+
+def _driver_for(path: Union[str, Path]) -> tuple[Path, Any]:
+    from .driver import DriverRegistry
+
+    source = Path(path).absolute()
+    if not source.exists():
+        raise SourceError(f"{source} does not exist", path=str(source))
+    driver = DriverRegistry.from_entry_points().for_path(source)
+    if driver is None:
+        raise SourceError(f"no nativeimport driver builds {source.name}; `nativeimport doctor` lists the drivers",
+                          path=str(source))
+    return source, driver

@@ -1,0 +1,111 @@
+"""One build: compile, describe, generate the binding, write the entry's files.
+
+Runs inside a staging directory the cache provides; publishing is the
+caller's business. Knows the driver API, the Interface and the binder, not
+the finder or the module being imported.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from . import _bind_cffi
+from ._cache import Cache, Dependency, Snapshot, digest_file, snapshot
+from .driver import BuildRequest, BuildResult, Driver
+from .errors import SourceError
+from .interface import Interface
+
+__all__ = ["Built", "build_into", "dependency_of"]
+
+log = logging.getLogger("nativeimport")
+LIBRARY_FILE = "library.so"
+INTERFACE_FILE = "interface.json"
+
+
+class Built:
+    """What :func:`build_into` left in the staging directory."""
+
+    def __init__(self, dependencies: list[Dependency], stats: Snapshot, manifest: dict[str, Any]) -> None:
+        self.dependencies = dependencies
+        self.stats = stats
+        self.manifest = manifest
+
+
+def dependency_of(path: Path, source_dir: Path) -> str:
+    """How a dependency is recorded: relative to the source's folder when inside it, so copies match."""
+    try:
+        return str(path.relative_to(source_dir))
+    except ValueError:
+        return str(path)
+
+
+def build_into(staging: Path, *, driver: Driver, cache: Cache, source: Path, source_bytes: bytes,
+               module_name: str, timeout: float) -> Built:
+    """Build ``source`` into ``staging``; raise on any failure (the caller discards ``staging``)."""
+    started = time.perf_counter()
+    output = staging / "build"
+    output.mkdir()
+    toolchain = driver.toolchain()
+    request = BuildRequest(source=source, module_name=module_name, output_dir=output, toolchain=toolchain,
+                           scratch_dir=cache.scratch(driver.name), timeout=timeout)
+    result = driver.compile(request)
+    if driver.read_source(source) != source_bytes:
+        raise SourceError(f"{source} changed while it was being compiled; import it again",
+                          name=module_name, path=str(source))
+    interface = _checked_interface(driver, request, result)
+    binding = _bind_cffi.generate(interface, where=str(source))
+
+    shutil.move(str(result.library), staging / LIBRARY_FILE)
+    shutil.rmtree(output)
+    (staging / _bind_cffi.BINDING_FILE).write_text(binding, encoding="utf-8")
+    (staging / INTERFACE_FILE).write_text(json.dumps(interface.to_json(), indent=1), encoding="utf-8")
+    if result.diagnostics.strip():
+        (staging / "build.log").write_text(result.diagnostics, encoding="utf-8")
+
+    source_dir = source.parent if source.is_file() else source
+    files = sorted(set(result.dependencies))
+    stats = snapshot(files)  # before hashing: an edit racing with us is seen next time
+    dependencies = [Dependency(dependency_of(f, source_dir), digest_file(f)) for f in files]
+    duration = time.perf_counter() - started
+    manifest = {
+        "module": module_name,
+        "source": str(source),
+        "language": driver.name,
+        "toolchain": {"command": list(toolchain.command), "version": toolchain.version},
+        "flags": list(driver.flags()),
+        "dependencies": [d.path for d in dependencies],
+        "exports": [f.name for f in interface.functions],
+        "skipped": {s.name: s.reason for s in interface.skipped},
+        "sizes": {p.name: p.stat().st_size for p in staging.iterdir() if p.is_file()},
+        "created": time.time(),
+        "build_seconds": round(duration, 4),
+        "built_by": f"{sys.implementation.name} {sys.version.split()[0]}",
+    }
+    log.info("built %s from %s with %s in %.2f s", module_name, source.name, toolchain.version or toolchain.path,
+             duration)
+    if result.diagnostics.strip():
+        log.warning("%s: compiler output:\n%s", source, result.diagnostics.rstrip())
+    return Built(dependencies, stats, manifest)
+
+
+def _checked_interface(driver: Driver, request: BuildRequest, result: BuildResult) -> Interface:
+    """The driver's Interface, restricted to what the library really exports."""
+    if result.interface is None:
+        return driver.describe(request, result)
+    from elftools.elf.elffile import ELFFile  # only a build reads the symbol table
+
+    from .dwarf import exported_functions
+    from .interface import Skipped
+
+    with open(result.library, "rb") as stream:
+        exported = exported_functions(ELFFile(stream))
+    missing = [f.name for f in result.interface.functions if f.name not in exported]
+    interface = result.interface.restricted_to(exported)
+    skipped = tuple(Skipped(name, "the library does not export it") for name in missing)
+    return Interface(interface.functions, interface.structs, interface.enums, interface.skipped + skipped)

@@ -1,0 +1,180 @@
+"""What the generated cffi bindings call at run time.
+
+Kept apart from :mod:`nativeimport._bind_cffi` (which writes the bindings and
+imports cffi's code generator) so a cache hit imports only this small module.
+It must run on every interpreter cffi runs on: no CPython-only tricks.
+"""
+
+from __future__ import annotations
+
+import enum
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["BufferSpec", "StructType", "as_buffer", "as_string", "explain", "int_enum", "struct_pointer", "struct_value"]
+
+_SIGNED = frozenset("bhilqn")
+_UNSIGNED = frozenset("BHILQN")
+_FLOATS = frozenset("efd")
+_FOREIGN_ORDER = ">!" if sys.byteorder == "little" else "<"
+
+
+class BufferSpec:
+    """What a pointer parameter accepts: its cffi array type and, unless any buffer will do, the item kind."""
+
+    __slots__ = ("array", "pointer", "kind", "itemsize", "writable", "what")
+
+    def __init__(self, ffi: Any, cdecl: str, kind: str, itemsize: int, writable: bool, what: str) -> None:
+        self.array = cdecl + "[]"
+        self.pointer = ffi.typeof(cdecl + " *")
+        self.kind = kind  # "int", "uint", "float", "bool" or "" for any buffer
+        self.itemsize = itemsize
+        self.writable = writable
+        self.what = what  # e.g. "sum() argument 'xs' (const double *)"
+
+
+def _item_kind(fmt: str) -> str:
+    code = fmt.lstrip("@=<>!")
+    if fmt[:1] in _FOREIGN_ORDER or len(code) != 1:
+        return "?" + fmt
+    if code in _SIGNED:
+        return "int"
+    if code in _UNSIGNED:
+        return "uint"
+    if code in _FLOATS:
+        return "float"
+    if code == "?":
+        return "bool"
+    return "?" + fmt
+
+
+def as_buffer(ffi: Any, value: Any, spec: BufferSpec) -> Any:
+    """A pointer parameter's argument: a buffer taken without copying, cdata of the pointer type, or None."""
+    if value is None:
+        return ffi.NULL
+    if isinstance(value, ffi.CData):
+        return value  # cffi itself checks the cdata's type
+    try:
+        view = memoryview(value)
+    except TypeError:
+        raise TypeError(f"{spec.what}: expected a buffer (array.array, bytearray, numpy array, ...), "
+                        f"not {type(value).__name__}") from None
+    with view:
+        if spec.kind:
+            kind = _item_kind(view.format)
+            if kind != spec.kind or view.itemsize != spec.itemsize:
+                raise TypeError(f"{spec.what}: buffer of format {view.format!r} ({view.itemsize}-byte items) does "
+                                f"not hold {spec.itemsize}-byte {spec.kind} items")
+        if spec.writable and view.readonly:
+            raise TypeError(f"{spec.what}: the function writes through this pointer; pass a writable buffer, "
+                            f"not a read-only {type(value).__name__}")
+        if not view.c_contiguous:
+            raise ValueError(f"{spec.what}: the buffer must be C-contiguous")
+    return ffi.from_buffer(spec.array, value, require_writable=spec.writable)
+
+
+def as_string(ffi: Any, value: Any, what: str) -> Any:
+    """A ``const char *`` argument: str (encoded as UTF-8), bytes, or None."""
+    if isinstance(value, str):
+        value = value.encode("utf-8")
+    elif value is None:
+        return ffi.NULL
+    elif isinstance(value, (bytearray, memoryview)):
+        value = bytes(value)
+    elif not isinstance(value, bytes):
+        raise TypeError(f"{what}: expected str or bytes, not {type(value).__name__}")
+    if b"\0" in value:
+        raise ValueError(f"{what}: embedded null character")
+    return value
+
+
+def struct_value(ffi: Any, value: Any, struct: StructType, what: str) -> Any:
+    """A struct passed by value: an instance (by pointer or by value), a dict or a sequence of fields."""
+    if isinstance(value, ffi.CData):
+        ctype = ffi.typeof(value)
+        if ctype is struct.pointer_type:
+            return value[0]
+        if ctype is struct.value_type:
+            return value
+        raise TypeError(f"{what}: expected {struct.__name__}, not <cdata {ffi.getctype(ctype)!r}>")
+    if isinstance(value, dict):
+        return struct(**value)[0]
+    if isinstance(value, (list, tuple)):
+        return struct(*value)[0]
+    raise TypeError(f"{what}: expected {struct.__name__}, not {type(value).__name__}")
+
+
+def struct_pointer(ffi: Any, value: Any, struct: StructType, what: str) -> Any:
+    """A struct passed by pointer: an instance (writes show in its fields), or None."""
+    if value is None:
+        return ffi.NULL
+    if isinstance(value, ffi.CData):
+        ctype = ffi.typeof(value)
+        if ctype is struct.value_type:
+            return ffi.addressof(value)
+        if ctype is struct.pointer_type or ctype.kind == "array" and ctype.item is struct.value_type:
+            return value
+        raise TypeError(f"{what}: expected {struct.__name__}, not <cdata {ffi.getctype(ctype)!r}>")
+    raise TypeError(f"{what}: expected {struct.__name__} (make one with {struct.__name__}(...)), "
+                    f"not {type(value).__name__}")
+
+
+class StructType:
+    """A C struct as a callable on the module: ``mod.Point(x=1.0, y=2.0)``.
+
+    Instances are cffi cdata owning their memory, with attribute access to the
+    fields; ``isinstance(p, mod.Point)`` works.
+    """
+
+    def __init__(self, ffi: Any, name: str, fields: Sequence[str], module: str, doc: str) -> None:
+        self._ffi = ffi
+        self.__name__ = self.__qualname__ = name
+        self.__module__ = module
+        self.__doc__ = doc
+        self.fields = tuple(fields)
+        self.pointer_type = ffi.typeof(f"struct {name} *")
+        self.value_type = ffi.typeof(f"struct {name}")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if len(args) > len(self.fields):
+            raise TypeError(f"{self.__name__}() takes at most {len(self.fields)} positional arguments "
+                            f"({len(args)} given)")
+        init = dict(zip(self.fields, args))
+        for field, value in kwargs.items():
+            if field not in self.fields:
+                raise TypeError(f"{self.__name__}() has no field {field!r}; its fields are {', '.join(self.fields)}")
+            if field in init:
+                raise TypeError(f"{self.__name__}() got field {field!r} twice")
+            init[field] = value
+        return self._ffi.new(self.pointer_type, init)
+
+    def __instancecheck__(self, value: Any) -> bool:
+        return isinstance(value, self._ffi.CData) and self._ffi.typeof(value) in (self.pointer_type, self.value_type)
+
+    def __repr__(self) -> str:
+        return f"<struct {self.__name__} ({', '.join(self.fields)}) from {self.__module__}>"
+
+
+def int_enum(name: str, members: Sequence[tuple[str, int]], module: str, doc: str) -> type[enum.IntEnum]:
+    """A C enum as an :class:`enum.IntEnum` (aliases allowed, as in C)."""
+    made = enum.IntEnum(name, list(members), module=module)  # type: ignore[misc]
+    if doc:
+        made.__doc__ = doc
+    return made
+
+
+def explain(
+    ffi: Any, exc: Exception, function: str, params: Sequence[tuple[str, str, str]], args: Sequence[Any]
+) -> Exception:
+    """Re-word cffi's conversion error to name the function and the parameter at fault.
+
+    ``params`` holds (name, cffi type, type as the source spells it) for each
+    parameter cffi converts itself.
+    """
+    for (name, cdecl, spelled), value in zip(params, args):
+        try:
+            ffi.new(cdecl + " *", value)
+        except (TypeError, OverflowError) as culprit:
+            return type(culprit)(f"{function}() argument {name!r} ({spelled}): {culprit}")
+    return exc

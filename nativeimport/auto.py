@@ -1,0 +1,9 @@
+"""``import nativeimport.auto`` installs the import hook in one line."""
+
+from __future__ import annotations
+
+from . import install
+
+__all__: list[str] = []
+
+install()

@@ -1,0 +1,430 @@
+"""The public plugin API: how a language plugs into nativeimport.
+
+A driver owns one language. It says which source suffixes it claims, finds and
+identifies its toolchain, compiles a source into a shared library with a plain
+C ABI (reporting every file the build read), and describes what the library
+exports as an :class:`~nativeimport.interface.Interface`. It knows nothing of
+caches or Python modules.
+
+Drivers are found through the ``nativeimport.compilers`` entry-point group::
+
+    [project.entry-points."nativeimport.compilers"]
+    toy = "toylang.driver:ToyDriver"
+
+The helpers below (:func:`run_tool`, :func:`parse_depfile`,
+:func:`find_program`, :func:`doc_comment_above`) are public too, so a third
+party driver needs nothing private.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import ClassVar, Optional
+
+from .errors import CompileError, ToolchainNotFound
+from .interface import Interface
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "BuildRequest",
+    "BuildResult",
+    "Driver",
+    "DriverRegistry",
+    "Toolchain",
+    "doc_comment_above",
+    "find_program",
+    "parse_depfile",
+    "run_tool",
+]
+
+ENTRY_POINT_GROUP = "nativeimport.compilers"
+log = logging.getLogger("nativeimport")
+
+
+@dataclasses.dataclass(frozen=True)
+class Toolchain:
+    """A found compiler: the command prefix to run it and what it says it is."""
+
+    name: str
+    command: tuple[str, ...]
+    version: str
+
+    @property
+    def path(self) -> str:
+        return self.command[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildRequest:
+    """What to build and where.
+
+    Attributes:
+        source: the source file (or crate directory) to compile.
+        module_name: the Python module name (``pkg.fast``); ``library_name``
+            is its last part, a valid C identifier.
+        output_dir: an empty private directory; the library goes here.
+        toolchain: the toolchain :meth:`Driver.find_toolchain` returned.
+        scratch_dir: a directory inside the cache for the toolchain's own
+            caches (Zig's, Cargo's target dir), kept between builds.
+        timeout: seconds any single compiler run may take.
+    """
+
+    source: Path
+    module_name: str
+    output_dir: Path
+    toolchain: Toolchain
+    scratch_dir: Path
+    timeout: float = 600.0
+
+    @property
+    def library_name(self) -> str:
+        return self.module_name.rpartition(".")[2]
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildResult:
+    """What a build produced.
+
+    Attributes:
+        library: the shared library, inside ``request.output_dir``.
+        dependencies: every file besides the source the build read (headers,
+            modules); a change to any of them makes the next import rebuild.
+        diagnostics: the compiler's warnings, shown to the user.
+        interface: the exports, when the driver knows them without reading
+            the library (a compiler that knows its own signatures); ``None``
+            means :meth:`Driver.describe` is called.
+    """
+
+    library: Path
+    dependencies: tuple[Path, ...] = ()
+    diagnostics: str = ""
+    interface: Optional[Interface] = None
+
+
+class Driver:
+    """Base class of a language driver. Subclass it and register the subclass.
+
+    Class attributes:
+        name: short language name (``"c"``), used by ``%%native`` and the CLI.
+        suffixes: file suffixes it claims (``(".c",)``).
+        directory_marker: a file whose presence makes a directory a source of
+            this driver (``"Cargo.toml"``), or ``None``.
+        environment: environment variables that choose the toolchain or its
+            flags; their values are part of the cache key.
+    """
+
+    name: ClassVar[str] = ""
+    suffixes: ClassVar[tuple[str, ...]] = ()
+    directory_marker: ClassVar[Optional[str]] = None
+    environment: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self) -> None:
+        self._toolchains: dict[tuple[Optional[str], ...], Toolchain] = {}
+
+    # -- to implement ---------------------------------------------------
+    def find_toolchain(self) -> Toolchain:
+        """Locate the compiler. Raise :class:`ToolchainNotFound` saying how to install it."""
+        raise NotImplementedError
+
+    def compile(self, request: BuildRequest) -> BuildResult:
+        """Build ``request.source`` into a shared library in ``request.output_dir``.
+
+        Raise :class:`CompileError` (see :func:`run_tool`) on failure.
+        """
+        raise NotImplementedError
+
+    # -- may override ---------------------------------------------------
+    def read_source(self, path: Path) -> bytes:
+        """The bytes that identify the source in the cache key: the file's content.
+
+        A driver whose sources are directories returns its manifest's bytes and
+        reports the other files as dependencies.
+        """
+        return path.read_bytes()
+
+    def flags(self) -> tuple[str, ...]:
+        """Options that change the output (e.g. from ``$CFLAGS``); part of the key."""
+        return ()
+
+    def describe(self, request: BuildRequest, result: BuildResult) -> Interface:
+        """The library's exports. The default reads its DWARF debug info."""
+        from .dwarf import read_interface  # heavy: only builds pay for pyelftools
+
+        return read_interface(result.library, exported_from=request.source)
+
+    # -- provided -------------------------------------------------------
+    def toolchain(self) -> Toolchain:
+        """The toolchain, found once per process for each setting of ``environment``."""
+        key = tuple(os.environ.get(var) for var in (*self.environment, "PATH"))
+        found = self._toolchains.get(key)
+        if found is None:
+            found = self._toolchains[key] = self.find_toolchain()
+        return found
+
+    def fingerprint(self) -> str:
+        """Everything about the toolchain and its options that changes the output."""
+        toolchain = self.toolchain()
+        return "\n".join([self.name, shlex.join(toolchain.command), toolchain.version, shlex.join(self.flags())])
+
+    def claims(self, path: Path) -> bool:
+        """Whether this driver builds ``path``."""
+        if path.suffix in self.suffixes:
+            return True
+        return self.directory_marker is not None and (path / self.directory_marker).is_file()
+
+
+class DriverRegistry:
+    """The drivers available, by suffix and by name."""
+
+    def __init__(self, drivers: Iterable[Driver]) -> None:
+        self.drivers: tuple[Driver, ...] = tuple(drivers)
+        self.by_suffix: dict[str, Driver] = {}
+        for driver in self.drivers:
+            for suffix in driver.suffixes:
+                self.by_suffix.setdefault(suffix, driver)
+        self.with_marker = tuple(d for d in self.drivers if d.directory_marker)
+
+    @classmethod
+    def from_entry_points(cls) -> DriverRegistry:
+        """Every driver registered in the ``nativeimport.compilers`` group."""
+        drivers = []
+        for entry_point in _entry_points(ENTRY_POINT_GROUP):
+            try:
+                driver_class = entry_point.load()
+                drivers.append(driver_class())
+            except Exception as exc:  # a broken plugin must not break every import
+                warnings.warn(
+                    f"nativeimport: driver {entry_point.name!r} ({entry_point.value}) failed to load: {exc}",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+        drivers.sort(key=lambda d: d.name)
+        return cls(drivers)
+
+    def for_path(self, path: Path) -> Optional[Driver]:
+        driver = self.by_suffix.get(path.suffix)
+        if driver is not None:
+            return driver
+        for driver in self.with_marker:
+            if driver.claims(path):
+                return driver
+        return None
+
+    def by_name(self, name: str) -> Optional[Driver]:
+        for driver in self.drivers:
+            if driver.name == name:
+                return driver
+        return None
+
+
+def _entry_points(group: str) -> Sequence[object]:
+    from importlib import metadata
+
+    if sys.version_info >= (3, 10):
+        return tuple(metadata.entry_points(group=group))
+    return tuple(metadata.entry_points().get(group, ()))  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------------
+# Helpers for driver authors
+
+
+def find_program(
+    env_var: Optional[str], candidates: Sequence[str], *, install_hint: str, language: str
+) -> tuple[str, ...]:
+    """The command for a tool: ``$env_var`` (which may carry arguments) or the first candidate on PATH.
+
+    Raises :class:`ToolchainNotFound` with ``install_hint`` when nothing is found.
+    """
+    if env_var and os.environ.get(env_var, "").strip():
+        words = shlex.split(os.environ[env_var])
+        resolved = shutil.which(words[0])
+        if resolved is None:
+            raise ToolchainNotFound(
+                f"{env_var}={os.environ[env_var]!r} names no executable {language} toolchain; "
+                f"point {env_var} at one or unset it. {install_hint}"
+            )
+        return (resolved, *words[1:])
+    for candidate in candidates:
+        words = shlex.split(candidate)
+        resolved = shutil.which(words[0])
+        if resolved is not None:
+            return (resolved, *words[1:])
+    tried = ", ".join([f"${env_var}"] if env_var else [] + list(candidates))
+    raise ToolchainNotFound(f"no {language} toolchain found (tried {tried}). {install_hint}")
+
+
+def tool_version(command: Sequence[str], flag: str = "--version") -> str:
+    """The first line a tool prints for ``--version`` (empty if it prints nothing)."""
+    try:
+        done = subprocess.run([*command, flag], capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    lines = (done.stdout or done.stderr).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def run_tool(
+    command: Sequence[str],
+    *,
+    cwd: Optional[Path] = None,
+    timeout: float = 600.0,
+    env: Optional[Mapping[str, str]] = None,
+    what: str = "compiler",
+) -> str:
+    """Run a compiler; return what it printed (its warnings).
+
+    No shell is involved. On failure raise :class:`CompileError` holding the
+    command, the exit code and the diagnostics; on a timeout or a signal say so.
+    The tool runs in its own process group so a timeout kills its children too.
+    """
+    log.debug("running %s", shlex.join(command))
+    try:
+        process = subprocess.Popen(
+            list(command),
+            cwd=cwd,
+            env=None if env is None else dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except FileNotFoundError as exc:
+        raise ToolchainNotFound(f"cannot run {command[0]}: {exc.strerror}") from None
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(process)
+        output, _ = process.communicate()
+        raise CompileError(
+            f"{what} timed out after {timeout:g} s (set NATIVEIMPORT_BUILD_TIMEOUT to allow longer)",
+            command=command,
+            diagnostics=output.decode(errors="replace"),
+        ) from None
+    except BaseException:
+        _kill_group(process)
+        process.wait()
+        raise
+    text = output.decode(errors="replace")
+    if process.returncode < 0:
+        signame = signal.Signals(-process.returncode).name
+        raise CompileError(f"{what} was killed by {signame}", command=command, returncode=process.returncode,
+                           diagnostics=text)
+    if process.returncode != 0:
+        raise CompileError(f"{what} failed with exit code {process.returncode}", command=command,
+                           returncode=process.returncode, diagnostics=text)
+    return text
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def parse_depfile(text: str) -> list[str]:
+    """The prerequisites of a Make-style dependency file (``gcc -MD``, ``rustc --emit=dep-info``).
+
+    Handles line continuations and escaped spaces; the targets are dropped.
+    """
+    paths: list[str] = []
+    for rule in _logical_lines(text):
+        target_end = _rule_colon(rule)
+        if target_end < 0:
+            continue
+        for word in _split_escaped(rule[target_end + 1 :]):
+            if word not in paths:
+                paths.append(word)
+    return paths
+
+
+def _logical_lines(text: str) -> Iterator[str]:
+    current = ""
+    for line in text.splitlines():
+        if line.endswith("\\") and not line.endswith("\\\\"):
+            current += line[:-1] + " "
+            continue
+        current += line
+        if current.strip() and not current.lstrip().startswith("#"):
+            yield current
+        current = ""
+    if current.strip():
+        yield current
+
+
+def _rule_colon(rule: str) -> int:
+    # The first ':' followed by whitespace or the end, skipping escaped ones (and C: drive letters).
+    for index, char in enumerate(rule):
+        if char == ":" and (index + 1 == len(rule) or rule[index + 1] in " \t") and rule[index - 1 : index] != "\\":
+            return index
+    return -1
+
+
+def _split_escaped(text: str) -> Iterator[str]:
+    word = ""
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char == "\\" and index + 1 < len(text) and text[index + 1] in " #:\\":
+            word += text[index + 1]
+            index += 2
+            continue
+        if char == "$" and text[index + 1 : index + 2] == "$":
+            word += "$"
+            index += 2
+            continue
+        if char in " \t":
+            if word:
+                yield word
+            word = ""
+        else:
+            word += char
+        index += 1
+    if word:
+        yield word
+
+
+def doc_comment_above(path: Path, line: int) -> str:
+    """The comment written directly above line ``line`` (1-based) of ``path``.
+
+    Recognises a ``/* ... */`` block and runs of ``//``, ``///`` or ``#``
+    lines, which covers C, Rust, Zig and most C-like languages. Attributes
+    between the comment and the declaration (``#[no_mangle]``) are skipped.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return ""
+    index = line - 2
+    while 0 <= index < len(lines) and lines[index].strip().startswith("#["):
+        index -= 1
+    if not 0 <= index < len(lines):
+        return ""
+    text = lines[index].strip()
+    if text.endswith("*/"):
+        block: list[str] = []
+        while index >= 0:
+            block.insert(0, lines[index].strip())
+            if "/*" in lines[index]:
+                break
+            index -= 1
+        joined = "\n".join(block)
+        joined = joined[joined.find("/*") + 2 : joined.rfind("*/")]
+        cleaned = [part.strip().lstrip("*!").strip() for part in joined.strip("*!").splitlines()]
+        return "\n".join(cleaned).strip()
+    comment: list[str] = []
+    while index >= 0 and lines[index].strip().startswith("//"):
+        comment.insert(0, lines[index].strip().lstrip("/!").strip())
+        index -= 1
+    return "\n".join(comment).strip()

@@ -1,0 +1,454 @@
+"""Read an :class:`~nativeimport.interface.Interface` from a shared library's DWARF.
+
+The library's dynamic symbol table says what is exported; its DWARF says what
+each export's signature is, exactly as compiled (macros and ``#ifdef``s
+resolved). A ``DW_TAG_subprogram`` is matched to a defined, default-visibility
+GLOBAL/WEAK FUNC symbol by name *and* address, so a symbol that aliases another
+function (identical code merged by the linker) is never given that function's
+signature: it is skipped with a reason instead.
+
+Importing this module imports pyelftools; only builds do that.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Optional
+
+from elftools.dwarf.compileunit import CompileUnit
+from elftools.dwarf.die import DIE
+from elftools.dwarf.dwarfinfo import DWARFInfo
+from elftools.elf.elffile import ELFFile
+
+from .errors import InterfaceError
+from .interface import CType, Enum, Field, Function, Interface, Param, Skipped, Struct
+
+__all__ = ["Unsupported", "exported_functions", "read_interface"]
+
+DocReader = Callable[[Path, int], str]
+
+_QUALIFIERS = {"DW_TAG_const_type", "DW_TAG_volatile_type", "DW_TAG_restrict_type", "DW_TAG_atomic_type"}
+_ATE_BOOLEAN, _ATE_FLOAT, _ATE_SIGNED, _ATE_SIGNED_CHAR, _ATE_UNSIGNED, _ATE_UNSIGNED_CHAR = 2, 4, 5, 6, 7, 8
+
+
+class Unsupported(Exception):
+    """A type the binding cannot express faithfully; the message says which and why."""
+
+
+def exported_functions(elf: ELFFile) -> dict[str, int]:
+    """Defined, default-visibility GLOBAL/WEAK functions of ``.dynsym``: name -> address."""
+    dynsym = elf.get_section_by_name(".dynsym")
+    if dynsym is None:
+        return {}
+    exports: dict[str, int] = {}
+    for symbol in dynsym.iter_symbols():
+        if (
+            symbol.name
+            and symbol["st_shndx"] != "SHN_UNDEF"
+            and symbol["st_info"]["type"] == "STT_FUNC"
+            and symbol["st_info"]["bind"] in ("STB_GLOBAL", "STB_WEAK")
+            and symbol["st_other"]["visibility"] == "STV_DEFAULT"
+        ):
+            exports[symbol.name] = symbol["st_value"]
+    return exports
+
+
+def read_interface(
+    library: Path,
+    *,
+    exported_from: Optional[Path] = None,
+    doc_reader: Optional[DocReader] = None,
+    type_override: Optional[Callable[[str, str, CType], CType]] = None,
+) -> Interface:
+    """Describe the exported functions of ``library`` and the types they use.
+
+    Args:
+        library: the shared library, built with full debug info.
+        exported_from: the source the library was built from (used in messages).
+        doc_reader: reads the doc comment above a declaration; defaults to
+            :func:`nativeimport.driver.doc_comment_above`.
+        type_override: ``(function, parameter or "", type) -> type``, for a
+            language whose DWARF loses something the source still says (Rust's
+            ``c_char`` is recorded as ``i8``).
+    """
+    from .driver import doc_comment_above
+
+    with open(library, "rb") as stream:
+        elf = ELFFile(stream)
+        exports = exported_functions(elf)
+        if not elf.has_dwarf_info():
+            raise InterfaceError(
+                f"{library.name} has no debug info, so its signatures are unknown; build with -g",
+                path=str(exported_from or library),
+            )
+        reader = _Reader(elf.get_dwarf_info(), exports, doc_reader or doc_comment_above, type_override)
+        return reader.read(str(exported_from or library))
+
+
+@dataclasses.dataclass
+class _Reader:
+    dwarf: DWARFInfo
+    exports: dict[str, int]
+    doc_reader: DocReader
+    type_override: Optional[Callable[[str, str, CType], CType]]
+    structs: dict[str, Struct] = dataclasses.field(default_factory=dict)
+    enums: dict[str, Enum] = dataclasses.field(default_factory=dict)
+    in_progress: set[str] = dataclasses.field(default_factory=set)
+
+    def read(self, where: str) -> Interface:
+        addresses = set(self.exports.values())
+        found: dict[str, Function] = {}
+        skipped: dict[str, str] = {}
+        for cu in self.dwarf.iter_CUs():
+            top = cu.get_top_DIE()
+            if not self._may_hold(top, addresses):
+                continue
+            files = _file_table(self.dwarf, cu)
+            checked_types = False
+            for die in _subprograms(top):
+                name, origin = _origin(die)
+                if name is None or name not in self.exports or "DW_AT_low_pc" not in die.attributes:
+                    continue
+                if die.attributes["DW_AT_low_pc"].value != self.exports[name]:
+                    continue  # another function's copy; the export's own DIE decides
+                if not checked_types and not _has_types(cu):
+                    raise InterfaceError(
+                        f"{where}: built with limited debug info (-g1), which records no types; "
+                        "remove -g0/-g1 from the compiler flags (full -g is needed)",
+                        path=where,
+                    )
+                checked_types = True
+                try:
+                    found[name] = self._function(name, die, origin, files)
+                except Unsupported as why:
+                    skipped[name] = str(why)
+        for name in self.exports:
+            if name not in found and name not in skipped:
+                skipped[name] = "it has no debug info of its own (identical code merged with another function?)"
+        ordered = sorted(found.values(), key=lambda f: f.name)
+        return Interface(
+            functions=tuple(ordered),
+            structs=tuple(sorted(self.structs.values(), key=lambda s: s.name)),
+            enums=tuple(sorted(self.enums.values(), key=lambda e: e.name)),
+            skipped=tuple(Skipped(n, r) for n, r in sorted(skipped.items()) if not _is_runtime_symbol(n)),
+        )
+
+    def _may_hold(self, top: DIE, addresses: set[int]) -> bool:
+        # Skip compilation units (like Rust's standard library) holding no exported address.
+        low = top.attributes.get("DW_AT_low_pc")
+        high = top.attributes.get("DW_AT_high_pc")
+        if low is None or high is None or "DW_AT_ranges" in top.attributes:
+            return True
+        start = low.value
+        end = high.value if high.form == "DW_FORM_addr" else start + high.value
+        return any(start <= address < end for address in addresses)
+
+    def _function(self, name: str, die: DIE, origin: DIE, files: list[Optional[Path]]) -> Function:
+        if not origin.attributes.get("DW_AT_prototyped", _Attr(True)).value and _lang_is_c(die.cu):
+            raise Unsupported("it is declared without a prototype, so its parameters are unknown")
+        result = self._type_of(origin, name, "")
+        params = []
+        source_params = [c for c in origin.iter_children() if c.tag == "DW_TAG_formal_parameter"]
+        if not source_params:
+            source_params = [c for c in die.iter_children() if c.tag == "DW_TAG_formal_parameter"]
+        for child in origin.iter_children():
+            if child.tag == "DW_TAG_unspecified_parameters":
+                raise Unsupported("it is variadic (...)")
+        for index, param in enumerate(source_params):
+            param_name, param_origin = _origin(param)
+            label = param_name or f"arg{index}"
+            ctype = self._type_of(param_origin, name, label)
+            if ctype.kind == "void":
+                raise Unsupported(f"parameter {label!r} has no type")
+            params.append(Param(label, ctype))
+        return Function(name, result, tuple(params), self._doc(origin, files))
+
+    def _type_of(self, die: DIE, function: str, param: str) -> CType:
+        what = f"parameter {param!r}" if param else "its result"
+        try:
+            ctype = self._resolve(die.get_DIE_from_attribute("DW_AT_type")) if "DW_AT_type" in die.attributes else CType.void()
+        except Unsupported as why:
+            raise Unsupported(f"{what} is {why}") from None
+        if self.type_override is not None:
+            ctype = self.type_override(function, param, ctype)
+        if ctype.kind == "struct" and self.structs[ctype.name].fields is None:
+            raise Unsupported(f"{what} is the opaque struct {ctype.name} by value")
+        return ctype
+
+    def _doc(self, die: DIE, files: list[Optional[Path]]) -> str:
+        file_attr = die.attributes.get("DW_AT_decl_file")
+        line_attr = die.attributes.get("DW_AT_decl_line")
+        if file_attr is None or line_attr is None or not 0 <= file_attr.value < len(files):
+            return ""
+        path = files[file_attr.value]
+        return self.doc_reader(path, line_attr.value) if path is not None and path.is_file() else ""
+
+    # -- types ------------------------------------------------------------
+    def _resolve(self, die: DIE, spelling: str = "") -> CType:
+        peeled, _, typedef = _peel(die)
+        spelling = spelling or typedef
+        if peeled is None:
+            return CType.void()
+        die = peeled
+        tag = die.tag
+        if tag == "DW_TAG_base_type":
+            return _base_type(die, spelling)
+        if tag == "DW_TAG_pointer_type":
+            return self._pointer(die, spelling)
+        if tag == "DW_TAG_structure_type":
+            return self._struct(die, spelling)
+        if tag == "DW_TAG_enumeration_type":
+            return self._enum(die, spelling)
+        if tag == "DW_TAG_unspecified_type":  # C23 nullptr_t, C++'s decltype(nullptr)
+            raise Unsupported(f"the unspecified type {_name(die)}")
+        kinds = {
+            "DW_TAG_union_type": "a union",
+            "DW_TAG_subroutine_type": "a function type",
+            "DW_TAG_array_type": "an array",
+            "DW_TAG_class_type": "a class",
+            "DW_TAG_reference_type": "a reference",
+        }
+        raise Unsupported(kinds.get(tag or "", f"an unsupported type ({tag})"))
+
+    def _pointer(self, die: DIE, spelling: str) -> CType:
+        name = _name(die)
+        if "DW_AT_type" not in die.attributes:
+            return CType.pointer(CType.void(), const=name.startswith("*const "), spelling=spelling)
+        target, const, typedef = _peel(die.get_DIE_from_attribute("DW_AT_type"))
+        # Rust records pointer constness only in the pointer type's name.
+        const = const or name.startswith("*const ")
+        if target is None:
+            return CType.pointer(CType.void(), const=const, spelling=spelling)
+        if target.tag == "DW_TAG_base_type" and _name(target) == "char":
+            return CType.pointer(CType.char(), const=const, spelling=spelling)
+        if target.tag == "DW_TAG_subroutine_type":
+            raise Unsupported("a function pointer")
+        if target.tag in ("DW_TAG_structure_type",) and self._struct_is_being_read(target):
+            return CType.pointer(CType.struct(self._struct_name(target, typedef)), const=const, spelling=spelling)
+        if target.tag == "DW_TAG_union_type":
+            raise Unsupported("a pointer to a union")
+        return CType.pointer(self._resolve(target, typedef), const=const, spelling=spelling)
+
+    def _struct_name(self, die: DIE, typedef: str) -> str:
+        name = _name(die) or typedef
+        if not name:
+            raise Unsupported("an anonymous struct with no typedef")
+        return name.rpartition("::")[2]
+
+    def _struct_is_being_read(self, die: DIE) -> bool:
+        name = _name(die)
+        return bool(name) and name in self.in_progress
+
+    def _struct(self, die: DIE, spelling: str) -> CType:
+        name = self._struct_name(die, spelling)
+        ctype = CType.struct(name, spelling or (f"struct {name}" if _lang_is_c(die.cu) else name))
+        if name in self.structs and self.structs[name].fields is not None:
+            return ctype
+        if die.attributes.get("DW_AT_declaration", _Attr(False)).value:
+            self.structs.setdefault(name, Struct(name, None))
+            return ctype
+        self.in_progress.add(name)
+        try:
+            fields = []
+            offsets = []
+            for member in die.iter_children():
+                if member.tag != "DW_TAG_member":
+                    continue
+                field_name = _name(member)
+                if not field_name:
+                    raise Unsupported(f"struct {name}, which has an anonymous member")
+                if "DW_AT_bit_size" in member.attributes or "DW_AT_data_bit_offset" in member.attributes:
+                    raise Unsupported(f"struct {name}, which has the bit-field {field_name!r}")
+                member_type = member.get_DIE_from_attribute("DW_AT_type")
+                try:
+                    fields.append(Field(field_name, self._field_type(member_type)))
+                except Unsupported as why:
+                    raise Unsupported(f"struct {name}, whose field {field_name!r} is {why}") from None
+                offsets.append(member.attributes["DW_AT_data_member_location"].value if "DW_AT_data_member_location" in member.attributes else 0)
+        finally:
+            self.in_progress.discard(name)
+        size = die.attributes["DW_AT_byte_size"].value if "DW_AT_byte_size" in die.attributes else 0
+        struct = Struct(name, tuple(fields), size)
+        if _layout(struct, self.structs, offsets) != size:
+            raise Unsupported(f"struct {name}, whose layout is not the natural C layout (packed or over-aligned)")
+        self.structs[name] = struct
+        return ctype
+
+    def _field_type(self, die: DIE) -> CType:
+        peeled, _, typedef = _peel(die)
+        if peeled is None:
+            raise Unsupported("void")
+        die = peeled
+        if die.tag != "DW_TAG_array_type":
+            return self._resolve(die, typedef)
+        dims = [c for c in die.iter_children() if c.tag == "DW_TAG_subrange_type"]
+        if len(dims) != 1:
+            raise Unsupported("a multi-dimensional array")
+        attrs = dims[0].attributes
+        if "DW_AT_count" in attrs:
+            length = attrs["DW_AT_count"].value
+        elif "DW_AT_upper_bound" in attrs:
+            length = attrs["DW_AT_upper_bound"].value + 1
+        else:
+            raise Unsupported("an array of unknown length")
+        element = self._resolve(die.get_DIE_from_attribute("DW_AT_type"))
+        if element.kind == "char":
+            element = CType.integer("int8_t", "char")
+        return dataclasses.replace(element, length=length)
+
+    def _enum(self, die: DIE, spelling: str) -> CType:
+        name = (_name(die) or spelling).rpartition("::")[2]
+        members = tuple(
+            (_name(child).rpartition("::")[2], int(child.attributes["DW_AT_const_value"].value))
+            for child in die.iter_children()
+            if child.tag == "DW_TAG_enumerator"
+        )
+        if "DW_AT_type" in die.attributes:
+            underlying = _peel(die.get_DIE_from_attribute("DW_AT_type"))[0]
+            if underlying is None or underlying.tag != "DW_TAG_base_type":
+                raise Unsupported(f"enum {name} with a non-integer representation")
+            representation = _base_type(underlying, "")
+        else:
+            size = die.attributes["DW_AT_byte_size"].value
+            signed = any(value < 0 for _, value in members)
+            representation = CType.integer(f"{'' if signed else 'u'}int{size * 8}_t")
+        if representation.kind != "int":
+            raise Unsupported(f"enum {name} with a non-integer representation")
+        # Enumerators may have been read as unsigned from a signed representation's bits.
+        bits = representation.size * 8
+        if representation.name.startswith("int"):
+            members = tuple((m, v - (1 << bits) if v >= 1 << (bits - 1) else v) for m, v in members)
+        key = name or "+".join(m for m, _ in members)
+        self.enums.setdefault(key, Enum(name, representation, members))
+        if not name:
+            return representation
+        return CType.enum(name, representation, spelling or (f"enum {name}" if _lang_is_c(die.cu) else name))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Attr:
+    value: Any
+
+
+def _name(die: DIE) -> str:
+    attr = die.attributes.get("DW_AT_name")
+    return attr.value.decode("utf-8", "replace") if attr is not None else ""
+
+
+def _peel(die: DIE) -> tuple[Optional[DIE], bool, str]:
+    """Strip qualifiers and typedefs: (the type underneath or None for void, const?, first typedef name)."""
+    const = False
+    typedef = ""
+    current: Optional[DIE] = die
+    while current is not None and (current.tag in _QUALIFIERS or current.tag == "DW_TAG_typedef"):
+        if current.tag == "DW_TAG_const_type":
+            const = True
+        if current.tag == "DW_TAG_typedef" and not typedef:
+            typedef = _name(current)
+        current = current.get_DIE_from_attribute("DW_AT_type") if "DW_AT_type" in current.attributes else None
+    return current, const, typedef
+
+
+def _base_type(die: DIE, spelling: str) -> CType:
+    name = _name(die)
+    encoding = die.attributes["DW_AT_encoding"].value
+    size = die.attributes["DW_AT_byte_size"].value
+    spelling = spelling or name
+    if encoding == _ATE_BOOLEAN and size == 1:
+        return CType.boolean(spelling)
+    if encoding == _ATE_FLOAT and size in (4, 8):
+        return CType.floating("float" if size == 4 else "double", spelling)
+    if encoding in (_ATE_SIGNED, _ATE_SIGNED_CHAR) and size in (1, 2, 4, 8):
+        return CType.integer(f"int{size * 8}_t", spelling)
+    if encoding in (_ATE_UNSIGNED, _ATE_UNSIGNED_CHAR) and size in (1, 2, 4, 8):
+        return CType.integer(f"uint{size * 8}_t", spelling)
+    raise Unsupported(f"{name} ({size * 8}-bit), which has no exact Python binding")
+
+
+_ALIGN = {"pointer": 8}
+
+
+def _layout(struct: Struct, structs: dict[str, Struct], offsets: list[int]) -> int:
+    """The natural C size of ``struct``, checking each field's offset; -1 on a mismatch."""
+    offset = 0
+    alignment = 1
+    for field, actual in zip(struct.fields or (), offsets):
+        size, align = _size_align(field.type, structs)
+        offset = (offset + align - 1) // align * align
+        if offset != actual:
+            return -1
+        offset += size
+        alignment = max(alignment, align)
+    return (offset + alignment - 1) // alignment * alignment
+
+
+def _size_align(ctype: CType, structs: dict[str, Struct]) -> tuple[int, int]:
+    count = ctype.length or 1
+    if ctype.kind == "struct":
+        inner = structs[ctype.name]
+        sizes = [_size_align(f.type, structs) for f in inner.fields or ()]
+        align = max((a for _, a in sizes), default=1)
+        return inner.size * count, align
+    return ctype.size * count, ctype.size or 1
+
+
+def _origin(die: DIE) -> tuple[Optional[str], DIE]:
+    """A DIE's name and the DIE that declares it (following abstract_origin/specification)."""
+    origin = die
+    for _ in range(8):
+        name = _name(origin)
+        if name:
+            return name, origin
+        for attr in ("DW_AT_abstract_origin", "DW_AT_specification"):
+            if attr in origin.attributes:
+                origin = origin.get_DIE_from_attribute(attr)
+                break
+        else:
+            return None, origin
+    return None, origin
+
+
+def _subprograms(die: DIE) -> Iterator[DIE]:
+    # Top-level functions, and those inside namespaces (Rust puts exports in the crate's).
+    for child in die.iter_children():
+        if child.tag == "DW_TAG_subprogram":
+            yield child
+        elif child.tag in ("DW_TAG_namespace", "DW_TAG_module"):
+            yield from _subprograms(child)
+
+
+def _has_types(cu: CompileUnit) -> bool:
+    return any(die.tag == "DW_TAG_base_type" for die in cu.iter_DIEs())
+
+
+def _lang_is_c(cu: CompileUnit) -> bool:
+    lang = cu.get_top_DIE().attributes.get("DW_AT_language")
+    # DW_LANG_C89=0x1, C=0x2, C99=0xc, C11=0x1d, C17=0x2c
+    return lang is None or lang.value in (0x1, 0x2, 0xC, 0x1D, 0x2C)
+
+
+def _is_runtime_symbol(name: str) -> bool:
+    return name.startswith("_") and name in {"_init", "_fini"} or name.startswith("__")
+
+
+def _file_table(dwarf: DWARFInfo, cu: CompileUnit) -> list[Optional[Path]]:
+    """File index -> path, in the numbering DW_AT_decl_file uses for this CU."""
+    program = dwarf.line_program_for_CU(cu)
+    if program is None:
+        return []
+    top = cu.get_top_DIE()
+    comp_dir = top.attributes["DW_AT_comp_dir"].value.decode() if "DW_AT_comp_dir" in top.attributes else ""
+    version = program.header["version"]
+    directories = [d.decode("utf-8", "replace") for d in program["include_directory"]]
+    paths: list[Optional[Path]] = [] if version >= 5 else [None]
+    for entry in program["file_entry"]:
+        name = entry.name.decode("utf-8", "replace")
+        if version >= 5:
+            directory = directories[entry.dir_index] if entry.dir_index < len(directories) else ""
+        else:
+            directory = comp_dir if entry.dir_index == 0 else directories[entry.dir_index - 1]
+        path = Path(comp_dir, directory, name)
+        paths.append(path)
+    return paths

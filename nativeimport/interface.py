@@ -1,0 +1,422 @@
+"""A language-neutral description of what a native library exports.
+
+Drivers produce an :class:`Interface` (from debug info, from the source, or
+directly, as a compiler that knows its own signatures does); binders consume
+it. It renders the cffi ``cdef`` text, the C signatures shown by ``help()``
+and ``.pyi`` stubs, and round-trips through JSON so a cache entry can keep it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import keyword
+from collections.abc import Iterable, Mapping
+from typing import Any, Optional
+
+__all__ = [
+    "INTEGER_TYPES",
+    "SCHEMA_VERSION",
+    "CType",
+    "Enum",
+    "Field",
+    "Function",
+    "Interface",
+    "Param",
+    "Skipped",
+    "Struct",
+    "python_name",
+]
+
+SCHEMA_VERSION = 1
+
+#: Canonical integer names and their (size in bytes, signed).
+INTEGER_TYPES: Mapping[str, tuple[int, bool]] = {
+    "int8_t": (1, True),
+    "uint8_t": (1, False),
+    "int16_t": (2, True),
+    "uint16_t": (2, False),
+    "int32_t": (4, True),
+    "uint32_t": (4, False),
+    "int64_t": (8, True),
+    "uint64_t": (8, False),
+}
+FLOAT_TYPES: Mapping[str, int] = {"float": 4, "double": 8}
+
+KINDS = ("void", "int", "float", "bool", "char", "pointer", "struct", "enum")
+
+
+@dataclasses.dataclass(frozen=True)
+class CType:
+    """One C type, reduced to what a binding needs.
+
+    ``kind`` is one of ``void int float bool char pointer struct enum``.
+    ``name`` is canonical: ``int32_t`` or ``double`` for scalars (so the ABI is
+    explicit whatever the source called it), the tag for structs and enums.
+    ``spelling`` is how the source wrote it (``size_t``, ``Point``), for
+    ``help()``. ``char`` only appears as the pointee of a string pointer; a
+    plain ``char`` value is an 8-bit integer. An enum keeps its integer
+    representation in ``pointee``. ``length`` > 0 makes a fixed-size array of
+    this type (struct fields only).
+    """
+
+    kind: str
+    name: str = ""
+    spelling: str = ""
+    pointee: Optional[CType] = None
+    const: bool = False
+    length: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown type kind {self.kind!r}")
+
+    # -- constructors -------------------------------------------------
+    @staticmethod
+    def void() -> CType:
+        return CType("void", "void", "void")
+
+    @staticmethod
+    def integer(name: str, spelling: str = "") -> CType:
+        if name not in INTEGER_TYPES:
+            raise ValueError(f"unknown integer type {name!r}")
+        return CType("int", name, spelling or name)
+
+    @staticmethod
+    def floating(name: str, spelling: str = "") -> CType:
+        if name not in FLOAT_TYPES:
+            raise ValueError(f"unknown floating type {name!r}")
+        return CType("float", name, spelling or name)
+
+    @staticmethod
+    def boolean(spelling: str = "bool") -> CType:
+        return CType("bool", "_Bool", spelling)
+
+    @staticmethod
+    def char(const: bool = False) -> CType:
+        return CType("char", "char", "char", const=const)
+
+    @staticmethod
+    def pointer(pointee: CType, const: bool = False, spelling: str = "") -> CType:
+        return CType("pointer", "", spelling, pointee=pointee, const=const)
+
+    @staticmethod
+    def struct(name: str, spelling: str = "") -> CType:
+        return CType("struct", name, spelling or name)
+
+    @staticmethod
+    def enum(name: str, representation: CType, spelling: str = "") -> CType:
+        return CType("enum", name, spelling or name, pointee=representation)
+
+    # -- questions ----------------------------------------------------
+    @property
+    def size(self) -> int:
+        """Size in bytes of a scalar (0 for void, structs and unknowns)."""
+        if self.kind == "int":
+            return INTEGER_TYPES[self.name][0]
+        if self.kind == "float":
+            return FLOAT_TYPES[self.name]
+        if self.kind in ("bool", "char"):
+            return 1
+        if self.kind == "enum" and self.pointee is not None:
+            return self.pointee.size
+        if self.kind == "pointer":
+            return 8
+        return 0
+
+    @property
+    def is_scalar(self) -> bool:
+        return self.kind in ("int", "float", "bool", "enum")
+
+    @property
+    def is_string(self) -> bool:
+        """A ``const char *``: taken as str/bytes, returned as str."""
+        return self.kind == "pointer" and self.pointee is not None and self.pointee.kind == "char" and self.const
+
+    def cdecl(self, declarator: str = "") -> str:
+        """The declaration as cffi should read it, e.g. ``const double *xs``."""
+        return self._declare(declarator, canonical=True)
+
+    def spell(self, declarator: str = "") -> str:
+        """The declaration as the source spells it, for ``help()``."""
+        return self._declare(declarator, canonical=False)
+
+    def _declare(self, declarator: str, canonical: bool) -> str:
+        suffix = f"[{self.length}]" if self.length else ""
+        if self.kind == "pointer":
+            assert self.pointee is not None
+            if self.spelling and not canonical:
+                return f"{self.spelling} {declarator}".rstrip() + suffix
+            inner = dataclasses.replace(self.pointee, length=0)
+            if self.const and inner.kind == "pointer":
+                # The pointee is itself a pointer: the const binds to it (T *const *p).
+                return inner._declare(f"const *{declarator}", canonical) + suffix
+            base = inner._declare(f"*{declarator}", canonical)
+            return (f"const {base}" if self.const else base) + suffix
+        if self.kind == "struct":
+            base = f"struct {self.name}" if canonical else self.spelling or self.name
+        elif self.kind == "enum" and canonical:
+            assert self.pointee is not None
+            base = self.pointee.name
+        else:
+            base = self.name if canonical else self.spelling or self.name
+        return f"{base} {declarator}".rstrip() + suffix
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"kind": self.kind}
+        if self.name:
+            data["name"] = self.name
+        if self.spelling and self.spelling != self.name:
+            data["spelling"] = self.spelling
+        if self.pointee is not None:
+            data["pointee"] = self.pointee.to_json()
+        if self.const:
+            data["const"] = True
+        if self.length:
+            data["length"] = self.length
+        return data
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> CType:
+        pointee = data.get("pointee")
+        name = data.get("name", "")
+        return CType(
+            kind=data["kind"],
+            name=name,
+            spelling=data.get("spelling", name),
+            pointee=CType.from_json(pointee) if pointee else None,
+            const=bool(data.get("const", False)),
+            length=int(data.get("length", 0)),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+    """One parameter of a function."""
+
+    name: str
+    type: CType
+
+
+@dataclasses.dataclass(frozen=True)
+class Function:
+    """One exported function."""
+
+    name: str
+    result: CType
+    params: tuple[Param, ...] = ()
+    doc: str = ""
+
+    def c_signature(self) -> str:
+        """The C prototype as the source spells its types."""
+        params = ", ".join(p.type.spell(p.name) for p in self.params) or "void"
+        return f"{self.result.spell(self.name)}({params})"
+
+    def cdef(self) -> str:
+        params = ", ".join(p.type.cdecl(p.name) for p in self.params) or "void"
+        return f"{self.result.cdecl(self.name)}({params});"
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    """One member of a struct."""
+
+    name: str
+    type: CType
+
+
+@dataclasses.dataclass(frozen=True)
+class Struct:
+    """A struct type. ``fields is None`` for an opaque (declared only) struct."""
+
+    name: str
+    fields: Optional[tuple[Field, ...]]
+    size: int = 0
+    doc: str = ""
+
+    def cdef(self) -> str:
+        if self.fields is None:
+            return f"struct {self.name};"
+        body = " ".join(f"{f.type.cdecl(f.name)};" for f in self.fields)
+        return f"struct {self.name} {{ {body} }};"
+
+
+@dataclasses.dataclass(frozen=True)
+class Enum:
+    """An enumeration. ``name`` is empty for an anonymous enum."""
+
+    name: str
+    representation: CType
+    members: tuple[tuple[str, int], ...]
+    doc: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Skipped:
+    """An export that was left out, and why."""
+
+    name: str
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Interface:
+    """Everything a library exports that can be bound faithfully."""
+
+    functions: tuple[Function, ...] = ()
+    structs: tuple[Struct, ...] = ()
+    enums: tuple[Enum, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
+
+    def cdef(self) -> str:
+        """Declarations for ``cffi.FFI.cdef``; enums are declared by their integer type."""
+        structs = [s for s in self.structs]
+        lines = [f"struct {s.name};" for s in structs]
+        lines += [s.cdef() for s in structs if s.fields is not None]
+        lines += [f.cdef() for f in self.functions]
+        return "\n".join(lines) + "\n"
+
+    def struct(self, name: str) -> Struct:
+        for candidate in self.structs:
+            if candidate.name == name:
+                return candidate
+        raise KeyError(name)
+
+    def names(self) -> list[str]:
+        """Every attribute the bound module gets, in a stable order."""
+        names = [f.name for f in self.functions] + [s.name for s in self.structs if s.fields is not None]
+        for enum in self.enums:
+            if enum.name:
+                names.append(enum.name)
+            names.extend(member for member, _ in enum.members)
+        return names
+
+    def stub(self) -> str:
+        """A ``.pyi`` stub of the Python-facing module."""
+        lines = ["# Generated by nativeimport.", "from __future__ import annotations", "import enum", ""]
+        for enum in self.enums:
+            if enum.name:
+                lines.append(f"class {enum.name}(enum.IntEnum):")
+                lines += [f"    {m} = {v}" for m, v in enum.members] or ["    ..."]
+                lines.append("")
+            lines += [f"{m}: int" for m, _ in enum.members]
+        for struct in self.structs:
+            if struct.fields is None:
+                continue
+            lines.append(f"class {struct.name}:")
+            fields = [f"{python_name(f.name)}: {python_annotation(f.type, True)} = ..." for f in struct.fields]
+            lines.append(f"    def __init__(self, {', '.join(fields)}) -> None: ...")
+            lines += [f"    {python_name(f.name)}: {python_annotation(f.type, False)}" for f in struct.fields]
+            lines.append("")
+        for fn in self.functions:
+            params = ", ".join(f"{python_name(p.name)}: {python_annotation(p.type, True)}" for p in fn.params)
+            doc = fn.c_signature() + (f"\n\n{fn.doc}" if fn.doc else "")
+            lines.append(f"def {fn.name}({params}) -> {python_annotation(fn.result, False)}:")
+            lines.append(f"    {json.dumps(doc)}")
+            lines.append("")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA_VERSION,
+            "functions": [
+                {
+                    "name": f.name,
+                    "result": f.result.to_json(),
+                    "params": [{"name": p.name, "type": p.type.to_json()} for p in f.params],
+                    "doc": f.doc,
+                }
+                for f in self.functions
+            ],
+            "structs": [
+                {
+                    "name": s.name,
+                    "fields": None
+                    if s.fields is None
+                    else [{"name": f.name, "type": f.type.to_json()} for f in s.fields],
+                    "size": s.size,
+                    "doc": s.doc,
+                }
+                for s in self.structs
+            ],
+            "enums": [
+                {
+                    "name": e.name,
+                    "representation": e.representation.to_json(),
+                    "members": [list(m) for m in e.members],
+                    "doc": e.doc,
+                }
+                for e in self.enums
+            ],
+            "skipped": [{"name": s.name, "reason": s.reason} for s in self.skipped],
+        }
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> Interface:
+        if data.get("schema") != SCHEMA_VERSION:
+            raise ValueError(f"interface schema {data.get('schema')!r}, expected {SCHEMA_VERSION}")
+        return Interface(
+            functions=tuple(
+                Function(
+                    name=f["name"],
+                    result=CType.from_json(f["result"]),
+                    params=tuple(Param(p["name"], CType.from_json(p["type"])) for p in f["params"]),
+                    doc=f.get("doc", ""),
+                )
+                for f in data["functions"]
+            ),
+            structs=tuple(
+                Struct(
+                    name=s["name"],
+                    fields=None
+                    if s["fields"] is None
+                    else tuple(Field(f["name"], CType.from_json(f["type"])) for f in s["fields"]),
+                    size=s.get("size", 0),
+                    doc=s.get("doc", ""),
+                )
+                for s in data["structs"]
+            ),
+            enums=tuple(
+                Enum(
+                    name=e["name"],
+                    representation=CType.from_json(e["representation"]),
+                    members=tuple((str(m), int(v)) for m, v in e["members"]),
+                    doc=e.get("doc", ""),
+                )
+                for e in data["enums"]
+            ),
+            skipped=tuple(Skipped(s["name"], s["reason"]) for s in data.get("skipped", [])),
+        )
+
+    def restricted_to(self, exported: Iterable[str]) -> Interface:
+        """Keep only the functions whose names are in ``exported``."""
+        keep = set(exported)
+        return dataclasses.replace(self, functions=tuple(f for f in self.functions if f.name in keep))
+
+
+def python_name(name: str) -> str:
+    """A C identifier made safe as a Python identifier (``from`` -> ``from_``)."""
+    return f"{name}_" if keyword.iskeyword(name) or keyword.issoftkeyword(name) else name
+
+
+def python_annotation(ctype: CType, accepting: bool) -> str:
+    """The Python type a parameter accepts (``accepting``) or a result/field holds."""
+    if ctype.kind == "void":
+        return "None"
+    if ctype.kind in ("int", "enum"):
+        return "int"
+    if ctype.kind == "float":
+        return "float"
+    if ctype.kind == "bool":
+        return "bool"
+    if ctype.kind == "struct":
+        return ctype.name
+    if ctype.is_string:
+        return "str | bytes | None" if accepting else "str | None"
+    if ctype.kind == "pointer":
+        pointee = ctype.pointee
+        if accepting and pointee is not None and (pointee.is_scalar or pointee.kind in ("char", "void")):
+            return "Buffer | None"
+        if pointee is not None and pointee.kind == "struct":
+            return f"{pointee.name} | None"
+    return "Any"
