@@ -16,7 +16,6 @@ __version__ = "0.1.0"
 import sys
 import types
 from pathlib import Path
-from typing import Any, Optional, Union
 
 from .errors import (
     BindingError,
@@ -29,6 +28,10 @@ from .errors import (
     SourceError,
     ToolchainNotFound,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional, Union
 
 __all__ = [
     "BindingError",
@@ -79,7 +82,7 @@ def load(path: Union[str, Path], name: Optional[str] = None, **overrides: Any) -
     """
     from ._finder import spec_for_path
 
-    source, driver = _driver_for(path)
+    source, driver = _driver_for(path, overrides)
     spec = spec_for_path(name or source.stem, source, driver, overrides)
     module = types.ModuleType(spec.name)
     module.__spec__ = spec
@@ -95,17 +98,17 @@ def build(path: Union[str, Path], **overrides: Any) -> Path:
     from ._loader import obtain_entry
     from .settings import Settings
 
-    source, driver = _driver_for(path)
+    source, driver = _driver_for(path, overrides)
     return obtain_entry(source, driver, Settings.from_env(**overrides), source.stem)
 
 
-def _driver_for(path: Union[str, Path]) -> tuple[Path, Any]:
-    from .driver import DriverRegistry
+def _driver_for(path: Union[str, Path], overrides: dict[str, Any]) -> tuple[Path, Any]:
+    from ._finder import discover_drivers
 
     source = Path(path).absolute()
     if not source.exists():
         raise SourceError(f"{source} does not exist", path=str(source))
-    driver = DriverRegistry.from_entry_points().for_path(source)
+    driver = discover_drivers(overrides).for_path(source)
     if driver is None:
         raise SourceError(f"no nativeimport driver builds {source.name}; `nativeimport doctor` lists the drivers",
                           path=str(source))

@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 from .errors import InterfaceError
 from .interface import CType, Function, Interface, python_annotation, python_name
 
-__all__ = ["BINDING_FILE", "generate", "load"]
+__all__ = ["generate"]
 
-BINDING_FILE = "binding_cffi.py"
 _ANY_BUFFER = ("void", "char")
 
 
@@ -37,18 +34,6 @@ def generate(interface: Interface, *, where: str = "") -> str:
     emitted = io.StringIO()
     make_py_source(ffi, "_nativeimport_ffi", emitted)
     return emitted.getvalue() + "\n" + "\n".join(_wrappers(interface)) + "\n"
-
-
-def load(entry: Path, module_name: str) -> tuple[dict[str, Any], tuple[tuple[str, str], ...]]:
-    """Import an entry's binding module and bind its library: (namespace, skipped exports)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(f"_nativeimport_cffi_{entry.name[:16]}", entry / BINDING_FILE)
-    assert spec is not None and spec.loader is not None
-    binding = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(binding)
-    namespace: dict[str, Any] = binding.bind(str(entry / "library.so"), module_name)
-    return namespace, binding.SKIPPED
 
 
 def _wrappers(interface: Interface) -> Iterator[str]:

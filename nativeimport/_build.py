@@ -16,15 +16,20 @@ from pathlib import Path
 from typing import Any
 
 from . import _bind_cffi
-from ._cache import Cache, Dependency, Snapshot, digest_file, snapshot
+from ._cache import Cache, Dependency, digest_file
+from ._cffi_runtime import BINDING_FILE, LIBRARY_FILE
+from ._fresh import snapshot
 from .driver import BuildRequest, BuildResult, Driver
 from .errors import SourceError
 from .interface import Interface
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._fresh import Snapshot
+
 __all__ = ["Built", "build_into", "dependency_of"]
 
 log = logging.getLogger("nativeimport")
-LIBRARY_FILE = "library.so"
 INTERFACE_FILE = "interface.json"
 
 
@@ -63,7 +68,7 @@ def build_into(staging: Path, *, driver: Driver, cache: Cache, source: Path, sou
 
     shutil.move(str(result.library), staging / LIBRARY_FILE)
     shutil.rmtree(output)
-    (staging / _bind_cffi.BINDING_FILE).write_text(binding, encoding="utf-8")
+    (staging / BINDING_FILE).write_text(binding, encoding="utf-8")
     (staging / INTERFACE_FILE).write_text(json.dumps(interface.to_json(), indent=1), encoding="utf-8")
     if result.diagnostics.strip():
         (staging / "build.log").write_text(result.diagnostics, encoding="utf-8")

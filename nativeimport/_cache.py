@@ -19,63 +19,28 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import json
 import logging
 import os
 import shutil
-import stat
 import tempfile
 import time
-import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
-from .errors import CacheError, LockTimeout
-from .settings import Settings
+from ._fresh import entry_dir, read_record, snapshot, stats_match, write_record
+from .errors import LockTimeout
 
-__all__ = ["CACHE_SCHEMA", "Cache", "Dependency", "EntryInfo", "Snapshot", "cache_root", "digest_file", "snapshot"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._fresh import Snapshot
+    from .driver import Driver
+    from .settings import Settings
 
-CACHE_SCHEMA = 1
+__all__ = ["Cache", "Dependency", "EntryInfo", "digest_file"]
+
 MANIFEST = "manifest.json"
 log = logging.getLogger("nativeimport")
-
-
-def cache_root(settings: Settings) -> Path:
-    """The cache root, created private; an unsafe root is replaced by a private temporary one."""
-    if settings.cache_dir is not None:
-        root = settings.cache_dir
-    else:
-        import platformdirs
-
-        root = Path(platformdirs.user_cache_dir("nativeimport", appauthor=False))
-    problem = _unsafe(root)
-    if problem is None:
-        return root
-    fallback = Path(tempfile.gettempdir(), f"nativeimport-{os.getuid()}")
-    warnings.warn(f"nativeimport: not using cache {root}: {problem}; using {fallback} instead", RuntimeWarning,
-                  stacklevel=3)
-    fallback_problem = _unsafe(fallback)
-    if fallback_problem is not None:
-        raise CacheError(f"no safe cache directory: {root} {problem}, and {fallback} {fallback_problem}; "
-                         "set NATIVEIMPORT_CACHE_DIR to a directory only you can write")
-    return fallback
-
-
-def _unsafe(root: Path) -> Optional[str]:
-    """Why ``root`` must not be used (shared, foreign, not a directory), after creating it if missing."""
-    try:
-        root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        info = root.stat()
-    except OSError as exc:
-        return f"cannot be created ({exc.strerror})"
-    if not stat.S_ISDIR(info.st_mode):
-        return "is not a directory"
-    if info.st_uid != os.getuid():
-        return f"is owned by another user (uid {info.st_uid})"
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        return "is writable by group or others"
-    return None
 
 
 def digest_file(path: Path) -> str:
@@ -113,72 +78,28 @@ class Cache:
 
     # -- paths ------------------------------------------------------------
     def entry(self, key: str) -> Path:
-        return self.root / "entries" / key
+        return entry_dir(self.root, key)
 
     def scratch(self, driver: str) -> Path:
         path = self.root / "scratch" / driver
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    # -- small JSON records, written atomically ---------------------------
-    def _read(self, path: Path) -> Optional[dict[str, Any]]:
-        try:
-            with open(path, encoding="utf-8") as stream:
-                data = json.load(stream)
-        except (OSError, ValueError):
-            return None
-        return data if isinstance(data, dict) and data.get("schema") == CACHE_SCHEMA else None
-
-    def _write(self, path: Path, data: dict[str, Any]) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as stream:
-                json.dump({"schema": CACHE_SCHEMA, **data}, stream, indent=1)
-            os.replace(temporary, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
-
     # -- toolchain fingerprints -------------------------------------------
-    def remembered_fingerprint(self, token: str) -> Optional[str]:
-        """A fingerprint stored under ``token``, if the files it depends on are unchanged."""
-        record = self._read(self.root / "toolchains" / f"{_hash(token)}.json")
-        if record is None or record.get("token") != token or not _stats_match(record["stats"]):
-            return None
-        return str(record["fingerprint"])
+    def fingerprint(self, token: str, driver: Driver) -> str:
+        """The driver's fingerprint, remembered across processes while its compiler file is unchanged.
 
-    def remember_fingerprint(self, token: str, fingerprint: str, files: Sequence[str]) -> None:
-        self._write(self.root / "toolchains" / f"{_hash(token)}.json",
-                    {"token": token, "fingerprint": fingerprint, "stats": snapshot(files)})
-
-    # -- freshness: per source path, skip hashing when nothing changed -------
-    def fresh_key(self, source: Path, fingerprint: str) -> Optional[str]:
-        """The key recorded for ``source`` if it and every dependency still have the recorded stat."""
-        record = self._read(self._fresh_path(source))
-        if record is None or record.get("fingerprint") != _hash(fingerprint) or record.get("source") != str(source):
-            return None
-        if not _stats_match(record["stats"]):
-            return None
-        key = str(record["key"])
-        return key if self.entry(key).is_dir() else None
-
-    def remember_fresh(self, source: Path, fingerprint: str, stats: Snapshot, key: str) -> None:
-        """Record that ``source`` with these stats (taken before hashing) gave ``key``."""
-        self._write(self._fresh_path(source), {
-            "source": str(source),
-            "fingerprint": _hash(fingerprint),
-            "stats": stats,
-            "key": key,
-        })
-
-    def forget_fresh(self, source: Path) -> None:
-        with contextlib.suppress(OSError):
-            self._fresh_path(source).unlink()
-
-    def _fresh_path(self, source: Path) -> Path:
-        return self.root / "fresh" / f"{_hash(str(source))}.json"
+        Computing it may run the compiler (``--version``); remembering it keeps
+        that off every later build's path.
+        """
+        path = self.root / "toolchains" / f"{_hash(token)}.json"
+        record = read_record(path)
+        if record is not None and record.get("token") == token and stats_match(record["stats"]):
+            return str(record["fingerprint"])
+        fingerprint = driver.fingerprint()
+        write_record(path, {"token": token, "fingerprint": fingerprint,
+                            "stats": snapshot([driver.toolchain().path])})
+        return fingerprint
 
     # -- content index: builds of one source content ------------------------
     def match(self, source_key: str, base: Path) -> tuple[Optional[str], Snapshot]:
@@ -187,7 +108,7 @@ class Cache:
         The stats are taken before the contents are hashed, so an edit racing
         with this check makes the next import look again rather than trust it.
         """
-        record = self._read(self.root / "index" / f"{source_key}.json")
+        record = read_record(self.root / "index" / f"{source_key}.json")
         for candidate in (record or {}).get("builds", []):
             deps = [Dependency(path, digest) for path, digest in candidate["dependencies"]]
             files = [dep.locate(base) for dep in deps]
@@ -200,9 +121,9 @@ class Cache:
     def add_build(self, source_key: str, dependencies: Sequence[Dependency], key: str) -> None:
         """Record a build of ``source_key`` (call while holding its lock)."""
         path = self.root / "index" / f"{source_key}.json"
-        builds = [b for b in (self._read(path) or {}).get("builds", []) if b["key"] != key]
+        builds = [b for b in (read_record(path) or {}).get("builds", []) if b["key"] != key]
         builds.insert(0, {"key": key, "dependencies": [[d.path, d.digest] for d in dependencies]})
-        self._write(path, {"builds": builds[:16]})
+        write_record(path, {"builds": builds[:16]})
 
     # -- building -----------------------------------------------------------
     @contextlib.contextmanager
@@ -268,7 +189,7 @@ class Cache:
         if not directory.is_dir():
             return []
         for path in sorted(directory.iterdir()):
-            manifest = self._read(path / MANIFEST)
+            manifest = read_record(path / MANIFEST)
             if manifest is None:
                 continue
             files = [p for p in path.rglob("*") if p.is_file()]
@@ -288,41 +209,20 @@ class Cache:
             return
         shutil.rmtree(doomed, ignore_errors=True)
 
+    def clear_records(self) -> None:
+        """Forget every index, freshness and toolchain record (after removing every entry)."""
+        for name in ("index", "fresh", "toolchains"):
+            shutil.rmtree(self.root / name, ignore_errors=True)
+
     def read_manifest(self, key: str) -> Optional[dict[str, Any]]:
-        return self._read(self.entry(key) / MANIFEST)
+        return read_record(self.entry(key) / MANIFEST)
 
     def write_manifest(self, staging: Path, manifest: dict[str, Any]) -> None:
-        self._write(staging / MANIFEST, manifest)
+        write_record(staging / MANIFEST, manifest)
 
 
 def _hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:40]
-
-
-Snapshot = list[list[Any]]
-
-
-def snapshot(files: Sequence[Union[str, Path]]) -> Snapshot:
-    """[path, mtime_ns, size] of each file (None, None when missing)."""
-    result: Snapshot = []
-    for name in files:
-        try:
-            info = os.stat(name)
-            result.append([str(name), info.st_mtime_ns, info.st_size])
-        except OSError:
-            result.append([str(name), None, None])
-    return result
-
-
-def _stats_match(recorded: Sequence[Sequence[Any]]) -> bool:
-    for name, mtime_ns, size in recorded:
-        try:
-            info = os.stat(name)
-        except OSError:
-            return False
-        if info.st_mtime_ns != mtime_ns or info.st_size != size:
-            return False
-    return True
 
 
 def _digest_or_none(path: Path) -> Optional[str]:

@@ -9,10 +9,29 @@ from __future__ import annotations
 
 import enum
 import sys
-from collections.abc import Sequence
-from typing import Any
 
-__all__ = ["BufferSpec", "StructType", "as_buffer", "as_string", "explain", "int_enum", "struct_pointer", "struct_value"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+    from typing import Any
+
+__all__ = [
+    "BINDING_FILE",
+    "LIBRARY_FILE",
+    "BufferSpec",
+    "StructType",
+    "as_buffer",
+    "as_string",
+    "explain",
+    "int_enum",
+    "load_binding",
+    "struct_pointer",
+    "struct_value",
+]
+
+BINDING_FILE = "binding_cffi.py"
+LIBRARY_FILE = "library.so"
 
 _SIGNED = frozenset("bhilqn")
 _UNSIGNED = frozenset("BHILQN")
@@ -178,3 +197,15 @@ def explain(
         except (TypeError, OverflowError) as culprit:
             return type(culprit)(f"{function}() argument {name!r} ({spelled}): {culprit}")
     return exc
+
+
+def load_binding(entry: Path, module_name: str) -> tuple[dict[str, Any], tuple[tuple[str, str], ...]]:
+    """Import an entry's binding module and bind its library: (namespace, exports left out and why)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"_nativeimport_cffi_{entry.name[:16]}", entry / BINDING_FILE)
+    assert spec is not None and spec.loader is not None
+    binding = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(binding)
+    namespace: dict[str, Any] = binding.bind(str(entry / LIBRARY_FILE), module_name)
+    return namespace, binding.SKIPPED

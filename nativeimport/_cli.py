@@ -1,5 +1,226 @@
-"""The ``nativeimport`` command. The only module that prints."""
+"""The ``nativeimport`` command: ``cache dir|list|clear``, ``build``, ``doctor``, ``show``.
+
+Each command computes a result; one renderer prints it as text or ``--json``.
+This is the only module that prints.
+"""
+
 from __future__ import annotations
 
-def main(argv: list[str] | None = None) -> int:
-    return 0
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from . import __version__, build
+from ._cache import Cache
+from ._finder import discover_drivers
+from ._fresh import cache_root, read_record
+from .errors import NativeImportError, ToolchainNotFound
+from .settings import Settings
+
+__all__ = ["main"]
+
+Result = tuple[Any, Callable[[Any], str]]  # (data for --json, text renderer)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line; return the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="nativeimport: %(message)s",
+                        stream=sys.stderr)
+    try:
+        status, (data, render) = args.handler(args)
+    except NativeImportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        text = render(data)
+        if text:
+            print(text)
+    return status
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nativeimport", description="Import C, Rust and Zig sources as modules.")
+    parser.add_argument("--version", action="version", version=f"nativeimport {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print JSON instead of text")
+    common.add_argument("-v", "--verbose", action="store_true", help="show compiler commands and cache decisions")
+    common.add_argument("--cache-dir", type=Path, help="cache root (default: $NATIVEIMPORT_CACHE_DIR or the user cache)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    cache = commands.add_parser("cache", help="inspect or clear the build cache")
+    cache_commands = cache.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
+    cache_commands.add_parser("dir", parents=[common], help="print the cache root").set_defaults(handler=_cache_dir)
+    cache_commands.add_parser("list", parents=[common], help="list cached builds").set_defaults(handler=_cache_list)
+    clear = cache_commands.add_parser("clear", parents=[common], help="delete cached builds (all, or of SOURCEs)")
+    clear.add_argument("sources", nargs="*", type=Path, metavar="SOURCE")
+    clear.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    clear.set_defaults(handler=_cache_clear)
+
+    build_parser = commands.add_parser("build", parents=[common], help="build sources ahead of time")
+    build_parser.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    build_parser.set_defaults(handler=_build)
+    commands.add_parser("doctor", parents=[common], help="show drivers and toolchains").set_defaults(handler=_doctor)
+    show = commands.add_parser("show", parents=[common], help="show the Python-facing interface of a source")
+    show.add_argument("path", type=Path)
+    show.set_defaults(handler=_show)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(cache_dir=args.cache_dir, verbose=args.verbose or None)
+
+
+def _cache_dir(args: argparse.Namespace) -> tuple[int, Result]:
+    root = cache_root(_settings(args))
+    return 0, ({"cache_dir": str(root)}, lambda data: data["cache_dir"])
+
+
+def _cache_list(args: argparse.Namespace) -> tuple[int, Result]:
+    cache = Cache(cache_root(_settings(args)))
+    now = time.time()
+    rows = [
+        {
+            "key": e.key,
+            "module": e.manifest.get("module"),
+            "source": e.manifest.get("source"),
+            "language": e.manifest.get("language"),
+            "size": e.size,
+            "age_seconds": round(now - e.manifest.get("created", now)),
+            "last_used_seconds_ago": round(now - e.last_used),
+            "toolchain": e.manifest.get("toolchain", {}).get("version"),
+            "path": str(e.path),
+        }
+        for e in cache.entries()
+    ]
+    return 0, (rows, _render_list)
+
+
+def _render_list(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "the cache is empty"
+    lines = [f"{'MODULE':<20} {'LANG':<5} {'SIZE':>8} {'AGE':>6}  SOURCE"]
+    for row in rows:
+        lines.append(f"{row['module']:<20} {row['language']:<5} {_size(row['size']):>8} "
+                     f"{_age(row['age_seconds']):>6}  {row['source']}")
+    total = sum(row["size"] for row in rows)
+    lines.append(f"{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}, {_size(total)}")
+    return "\n".join(lines)
+
+
+def _cache_clear(args: argparse.Namespace) -> tuple[int, Result]:
+    cache = Cache(cache_root(_settings(args)))
+    wanted = {str(p.absolute()) for p in args.sources}
+    doomed = [e for e in cache.entries() if not wanted or e.manifest.get("source") in wanted]
+    if doomed and not args.yes:
+        if not sys.stdin.isatty():
+            print("error: refusing to delete without confirmation; pass --yes", file=sys.stderr)
+            return 1, ({"removed": 0}, lambda data: "")
+        answer = input(f"delete {len(doomed)} cached build(s) from {cache.root}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            return 1, ({"removed": 0}, lambda data: "nothing deleted")
+    for entry in doomed:
+        cache.remove(entry.key)
+    if not wanted:
+        cache.clear_records()
+    return 0, ({"removed": len(doomed)}, lambda data: f"removed {data['removed']} cached build(s)")
+
+
+def _build(args: argparse.Namespace) -> tuple[int, Result]:
+    results = []
+    status = 0
+    for path in args.paths:
+        started = time.perf_counter()
+        try:
+            entry = build(path, cache_dir=args.cache_dir, verbose=args.verbose or None)
+        except NativeImportError as exc:
+            print(f"error: {path}: {exc}", file=sys.stderr)
+            results.append({"path": str(path), "ok": False, "error": str(exc)})
+            status = 1
+            continue
+        manifest = read_record(entry / "manifest.json") or {}
+        results.append({"path": str(path), "ok": True, "entry": str(entry), "exports": manifest.get("exports", []),
+                        "seconds": round(time.perf_counter() - started, 3)})
+
+    def render(rows: list[dict[str, Any]]) -> str:
+        return "\n".join(f"built {r['path']}: {len(r['exports'])} function(s) in {r['seconds']} s -> {r['entry']}"
+                         for r in rows if r["ok"])
+
+    return status, (results, render)
+
+
+def _doctor(args: argparse.Namespace) -> tuple[int, Result]:
+    settings = _settings(args)
+    registry = discover_drivers({"cache_dir": args.cache_dir} if args.cache_dir else {})
+    drivers = []
+    for info in registry.drivers:
+        row: dict[str, Any] = {"name": info.name, "suffixes": list(info.suffixes), "entry_point": info.target}
+        try:
+            toolchain = info.load().toolchain()
+            row.update(found=True, path=toolchain.path, command=list(toolchain.command), version=toolchain.version)
+        except ToolchainNotFound as exc:
+            row.update(found=False, problem=str(exc))
+        except Exception as exc:  # a broken driver is what doctor is for
+            row.update(found=False, problem=f"driver failed: {exc}")
+        drivers.append(row)
+    data = {
+        "nativeimport": __version__,
+        "python": f"{sys.implementation.name} {sys.version.split()[0]}",
+        "executable": sys.executable,
+        "cache_dir": str(cache_root(settings)),
+        "drivers": drivers,
+    }
+
+    def render(d: dict[str, Any]) -> str:
+        lines = [f"nativeimport {d['nativeimport']} on {d['python']} ({d['executable']})", f"cache: {d['cache_dir']}"]
+        for row in d["drivers"]:
+            suffixes = " ".join(row["suffixes"])
+            if row["found"]:
+                lines.append(f"  {row['name']:<6} {suffixes:<10} ok   {row['path']}  {row['version']}")
+            else:
+                lines.append(f"  {row['name']:<6} {suffixes:<10} MISSING  {row['problem']}")
+        return "\n".join(lines)
+
+    return 0, (data, render)
+
+
+def _show(args: argparse.Namespace) -> tuple[int, Result]:
+    from .interface import Interface
+
+    entry = build(args.path, cache_dir=args.cache_dir, verbose=args.verbose or None)
+    interface = Interface.from_json(json.loads((entry / "interface.json").read_text(encoding="utf-8")))
+    data = interface.to_json()
+
+    def render(_: Any) -> str:
+        text = interface.stub()
+        if interface.skipped:
+            text += "\n# Left out:\n" + "\n".join(f"#   {s.name}: {s.reason}" for s in interface.skipped)
+        return text
+
+    return 0, (data, render)
+
+
+def _size(size: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return str(size)
+
+
+def _age(seconds: float) -> str:
+    for unit, length in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= length:
+            return f"{seconds // length:.0f}{unit}"
+    return f"{seconds:.0f}s"

@@ -5,12 +5,15 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-from collections.abc import Sequence
-from importlib.machinery import ModuleSpec
 from pathlib import Path
-from typing import Any, Optional
 
-from .driver import Driver, DriverRegistry
+from ._registry import DriverInfo, Registry
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from importlib.machinery import ModuleSpec
+    from typing import Any, Optional
 
 __all__ = ["NativeFinder", "spec_for_path"]
 
@@ -22,14 +25,23 @@ class NativeFinder:
     import nativeimport does not provide costs nothing until they have failed.
     """
 
-    def __init__(self, registry: Optional[DriverRegistry] = None, **overrides: Any) -> None:
+    def __init__(self, registry: Optional[Registry] = None, **overrides: Any) -> None:
         self._registry = registry
+        self._discovering = False
         self.overrides = overrides
 
     @property
-    def registry(self) -> DriverRegistry:
-        if self._registry is None:  # entry points are read on the first import that reaches us
-            self._registry = DriverRegistry.from_entry_points()
+    def registry(self) -> Optional[Registry]:
+        """The drivers, looked up on the first import that reaches this finder.
+
+        None while that lookup runs: importing the drivers must not come back here.
+        """
+        if self._registry is None and not self._discovering:
+            self._discovering = True
+            try:
+                self._registry = discover_drivers(self.overrides)
+            finally:
+                self._discovering = False
         return self._registry
 
     def find_spec(self, fullname: str, path: Optional[Sequence[str]] = None,
@@ -38,6 +50,8 @@ class NativeFinder:
         if not name.isidentifier():
             return None
         registry = self.registry
+        if registry is None:
+            return None
         for directory in sys.path if path is None else path:
             if not isinstance(directory, str):
                 continue
@@ -58,7 +72,20 @@ class NativeFinder:
         return f"<nativeimport.NativeFinder {self.overrides or ''}>"
 
 
-def spec_for_path(fullname: str, source: Path, driver: Driver, overrides: dict[str, Any]) -> ModuleSpec:
+def discover_drivers(overrides: dict[str, Any]) -> Registry:
+    """The registered drivers (remembered in the cache root named by the settings)."""
+    from ._fresh import cache_root
+    from .errors import CacheError
+    from .settings import Settings
+
+    try:
+        root: Optional[Path] = cache_root(Settings.from_env(**overrides))
+    except CacheError:
+        root = None  # the import that needs the cache will say why
+    return Registry.discover(root)
+
+
+def spec_for_path(fullname: str, source: Path, driver: DriverInfo, overrides: dict[str, Any]) -> ModuleSpec:
     """A module spec whose loader builds ``source`` with ``driver``; ``__file__`` is the source."""
     from ._loader import NativeLoader
 

@@ -6,7 +6,8 @@ C ABI (reporting every file the build read), and describes what the library
 exports as an :class:`~nativeimport.interface.Interface`. It knows nothing of
 caches or Python modules.
 
-Drivers are found through the ``nativeimport.compilers`` entry-point group::
+Drivers are found through the ``nativeimport.compilers`` entry-point group
+(``ENTRY_POINT_GROUP``)::
 
     [project.entry-points."nativeimport.compilers"]
     toy = "toylang.driver:ToyDriver"
@@ -25,8 +26,6 @@ import shlex
 import shutil
 import signal
 import subprocess
-import sys
-import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar, Optional
@@ -39,7 +38,6 @@ __all__ = [
     "BuildRequest",
     "BuildResult",
     "Driver",
-    "DriverRegistry",
     "Toolchain",
     "doc_comment_above",
     "find_program",
@@ -181,58 +179,6 @@ class Driver:
         if path.suffix in self.suffixes:
             return True
         return self.directory_marker is not None and (path / self.directory_marker).is_file()
-
-
-class DriverRegistry:
-    """The drivers available, by suffix and by name."""
-
-    def __init__(self, drivers: Iterable[Driver]) -> None:
-        self.drivers: tuple[Driver, ...] = tuple(drivers)
-        self.by_suffix: dict[str, Driver] = {}
-        for driver in self.drivers:
-            for suffix in driver.suffixes:
-                self.by_suffix.setdefault(suffix, driver)
-        self.with_marker = tuple(d for d in self.drivers if d.directory_marker)
-
-    @classmethod
-    def from_entry_points(cls) -> DriverRegistry:
-        """Every driver registered in the ``nativeimport.compilers`` group."""
-        drivers = []
-        for entry_point in _entry_points(ENTRY_POINT_GROUP):
-            try:
-                driver_class = entry_point.load()
-                drivers.append(driver_class())
-            except Exception as exc:  # a broken plugin must not break every import
-                warnings.warn(
-                    f"nativeimport: driver {entry_point.name!r} ({entry_point.value}) failed to load: {exc}",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-        drivers.sort(key=lambda d: d.name)
-        return cls(drivers)
-
-    def for_path(self, path: Path) -> Optional[Driver]:
-        driver = self.by_suffix.get(path.suffix)
-        if driver is not None:
-            return driver
-        for driver in self.with_marker:
-            if driver.claims(path):
-                return driver
-        return None
-
-    def by_name(self, name: str) -> Optional[Driver]:
-        for driver in self.drivers:
-            if driver.name == name:
-                return driver
-        return None
-
-
-def _entry_points(group: str) -> Sequence[object]:
-    from importlib import metadata
-
-    if sys.version_info >= (3, 10):
-        return tuple(metadata.entry_points(group=group))
-    return tuple(metadata.entry_points().get(group, ()))  # type: ignore[attr-defined]
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,163 @@
+"""What a cache hit needs, and nothing more: the cache root and per-source freshness records.
+
+Every import goes through here, so it imports only modules Python has loaded
+at start-up anyway (plus json and zlib); hashing, locking and building live in
+``_cache`` and ``_build``, which only a miss imports.
+
+A freshness record says: this source path, with these stats of itself, its
+dependencies and its compiler, under this driver configuration (``token``),
+gave this key. When every stat still matches, no byte is hashed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+import warnings
+import zlib
+from pathlib import Path
+
+from .errors import CacheError, NativeImportWarning
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs milliseconds at run time; only the type checker needs it
+    from collections.abc import Sequence
+    from typing import Any, Optional, Union
+
+    from .settings import Settings
+
+    Snapshot = list[list[Any]]
+
+__all__ = ["SCHEMA", "Snapshot", "cache_root", "entry_dir", "fresh_key", "read_record", "remember_fresh",
+           "snapshot", "stats_match", "write_record", "forget_fresh"]
+
+SCHEMA = 1
+
+
+def cache_root(settings: Settings) -> Path:
+    """The cache root, created private; an unsafe root is replaced by a private temporary one."""
+    root = settings.cache_dir if settings.cache_dir is not None else _default_root()
+    problem = _unsafe(root)
+    if problem is None:
+        return root
+    import tempfile
+
+    fallback = Path(tempfile.gettempdir(), f"nativeimport-{os.getuid()}")
+    warnings.warn(f"nativeimport: not using cache {root}: it {problem}; using {fallback} instead",
+                  NativeImportWarning, stacklevel=2)
+    fallback_problem = _unsafe(fallback)
+    if fallback_problem is not None:
+        raise CacheError(f"no safe cache directory: {root} {problem}, and {fallback} {fallback_problem}; "
+                         "set NATIVEIMPORT_CACHE_DIR to a directory only you can write")
+    return fallback
+
+
+def _default_root() -> Path:
+    if sys.platform.startswith("linux"):  # platformdirs' answer on Linux, without its import cost
+        base = os.environ.get("XDG_CACHE_HOME", "").strip()
+        return Path(base if os.path.isabs(base) else os.path.expanduser("~/.cache"), "nativeimport")
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("nativeimport", appauthor=False))
+
+
+def _unsafe(root: Path) -> Optional[str]:
+    """Why ``root`` must not be used (shared, foreign, not a directory), after creating it if missing."""
+    try:
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = root.stat()
+    except OSError as exc:
+        return f"cannot be created ({exc.strerror})"
+    if not stat.S_ISDIR(info.st_mode):
+        return "is not a directory"
+    if info.st_uid != os.getuid():
+        return f"is owned by another user (uid {info.st_uid})"
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return "is writable by group or others"
+    return None
+
+
+def entry_dir(root: Path, key: str) -> Path:
+    return root / "entries" / key
+
+
+def read_record(path: Path) -> Optional[dict[str, Any]]:
+    """A JSON record written by :func:`write_record`, or None if missing, unreadable or of another schema."""
+    try:
+        with open(path, encoding="utf-8") as stream:
+            data = json.load(stream)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("schema") == SCHEMA else None
+
+
+def write_record(path: Path, data: dict[str, Any]) -> None:
+    """Write a JSON record atomically (a temporary file renamed over the old one)."""
+    import tempfile
+
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+            json.dump({"schema": SCHEMA, **data}, stream, indent=1)
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
+
+
+def snapshot(files: Sequence[Union[str, Path]]) -> Snapshot:
+    """[path, mtime_ns, size] of each file (None, None when missing)."""
+    result: Snapshot = []
+    for name in files:
+        try:
+            info = os.stat(name)
+            result.append([str(name), info.st_mtime_ns, info.st_size])
+        except OSError:
+            result.append([str(name), None, None])
+    return result
+
+
+def stats_match(recorded: Sequence[Sequence[Any]]) -> bool:
+    for name, mtime_ns, size in recorded:
+        try:
+            info = os.stat(name)
+        except OSError:
+            return False
+        if info.st_mtime_ns != mtime_ns or info.st_size != size:
+            return False
+    return True
+
+
+def _record_path(root: Path, source: Path) -> Path:
+    # Two cheap checksums name the file; the record holds the full path and is checked against it.
+    data = str(source).encode("utf-8", "surrogateescape")
+    return root / "fresh" / f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}.json"
+
+
+def fresh_key(root: Path, source: Path, token: str) -> Optional[str]:
+    """The key recorded for ``source`` if it, its dependencies and its compiler still have the recorded stats."""
+    record = read_record(_record_path(root, source))
+    if record is None or record.get("source") != str(source) or record.get("token") != token:
+        return None
+    if not stats_match(record["stats"]):
+        return None
+    key = str(record["key"])
+    return key if os.path.isdir(entry_dir(root, key)) else None
+
+
+def remember_fresh(root: Path, source: Path, token: str, stats: Snapshot, key: str) -> None:
+    """Record that ``source`` with these stats (taken before hashing) gave ``key``."""
+    write_record(_record_path(root, source), {"source": str(source), "token": token, "stats": stats, "key": key})
+
+
+def forget_fresh(root: Path, source: Path) -> None:
+    try:
+        _record_path(root, source).unlink()
+    except OSError:
+        pass

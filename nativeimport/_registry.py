@@ -1,0 +1,149 @@
+"""Which drivers exist: the ``nativeimport.compilers`` entry points, remembered between runs.
+
+Reading entry points imports :mod:`importlib.metadata` and scans every
+installed distribution (tens of ms here), so the table of drivers (name,
+suffixes, marker, environment, entry point) is kept in the cache root and
+reused while no ``sys.path`` directory has changed. A driver class is imported
+only when a source of its language is built.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from ._fresh import read_record, write_record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional
+
+    from .driver import Driver
+
+__all__ = ["DriverInfo", "Registry"]
+
+ENTRY_POINT_GROUP = "nativeimport.compilers"  # the same as nativeimport.driver.ENTRY_POINT_GROUP
+
+
+class DriverInfo:
+    """What the finder needs to know of a driver, without importing it."""
+
+    __slots__ = ("_driver", "directory_marker", "environment", "name", "suffixes", "target")
+
+    def __init__(self, name: str, suffixes: tuple[str, ...], directory_marker: Optional[str],
+                 environment: tuple[str, ...], target: str, driver: Optional[Driver] = None) -> None:
+        self.name = name
+        self.suffixes = suffixes
+        self.directory_marker = directory_marker
+        self.environment = environment
+        self.target = target  # "module:Class"
+        self._driver = driver
+
+    def load(self) -> Driver:
+        """The driver instance (imported and created once)."""
+        if self._driver is None:
+            import importlib
+
+            module_name, _, attribute = self.target.partition(":")
+            driver_class = importlib.import_module(module_name)
+            for part in attribute.split("."):
+                driver_class = getattr(driver_class, part)
+            self._driver = driver_class()  # type: ignore[operator]
+        return self._driver  # type: ignore[return-value]
+
+    def token(self) -> str:
+        """The driver and the environment that configures it: a change means re-checking the build."""
+        from . import __version__
+
+        values = "\0".join(f"{var}={os.environ.get(var, '')}" for var in (*self.environment, "PATH"))
+        return f"nativeimport {__version__}\0{self.target}\0{values}"
+
+    def claims(self, path: Path) -> bool:
+        if path.suffix in self.suffixes:
+            return True
+        return self.directory_marker is not None and (path / self.directory_marker).is_file()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "suffixes": list(self.suffixes), "directory_marker": self.directory_marker,
+                "environment": list(self.environment), "target": self.target}
+
+
+class Registry:
+    """The drivers available, by suffix and by name."""
+
+    def __init__(self, drivers: list[DriverInfo]) -> None:
+        self.drivers = tuple(sorted(drivers, key=lambda d: d.name))
+        self.by_suffix: dict[str, DriverInfo] = {}
+        for info in self.drivers:
+            for suffix in info.suffixes:
+                self.by_suffix.setdefault(suffix, info)
+        self.with_marker = tuple(d for d in self.drivers if d.directory_marker)
+
+    @classmethod
+    def discover(cls, root: Optional[Path]) -> Registry:
+        """The registered drivers, from the remembered table when ``sys.path`` is unchanged."""
+        stamp = _stamp()
+        record = read_record(root / "drivers.json") if root is not None else None
+        if record is not None and record.get("stamp") == stamp:
+            return cls([DriverInfo(d["name"], tuple(d["suffixes"]), d["directory_marker"],
+                                   tuple(d["environment"]), d["target"]) for d in record["drivers"]])
+        registry = cls(_from_entry_points())
+        if root is not None:
+            try:
+                write_record(root / "drivers.json", {"stamp": stamp, "drivers": [d.to_json() for d in registry.drivers]})
+            except OSError:
+                pass  # a read-only cache only costs the next process a scan
+        return registry
+
+    def for_path(self, path: Path) -> Optional[DriverInfo]:
+        info = self.by_suffix.get(path.suffix)
+        if info is not None:
+            return info
+        for info in self.with_marker:
+            if info.claims(path):
+                return info
+        return None
+
+    def by_name(self, name: str) -> Optional[DriverInfo]:
+        for info in self.drivers:
+            if info.name == name:
+                return info
+        return None
+
+
+def _stamp() -> list[Any]:
+    from . import __version__
+
+    # sys.path[0] is the script's folder: distributions are not installed there, and it changes often.
+    stamp: list[Any] = [__version__]
+    for entry in sys.path[1:]:
+        try:
+            stamp.append([entry, os.stat(entry).st_mtime_ns])
+        except (OSError, TypeError, ValueError):
+            continue
+    return stamp
+
+
+def _from_entry_points() -> list[DriverInfo]:
+    from importlib import metadata
+
+    if sys.version_info >= (3, 10):
+        entry_points = list(metadata.entry_points(group=ENTRY_POINT_GROUP))
+    else:
+        entry_points = list(metadata.entry_points().get(ENTRY_POINT_GROUP, ()))
+    infos = []
+    seen = set()
+    for entry_point in entry_points:
+        if entry_point.value in seen:  # the same distribution seen twice on sys.path
+            continue
+        seen.add(entry_point.value)
+        try:
+            driver = entry_point.load()()
+            infos.append(DriverInfo(driver.name or entry_point.name, tuple(driver.suffixes), driver.directory_marker,
+                                    tuple(driver.environment), entry_point.value, driver))
+        except Exception as exc:  # a broken plugin must not break every import
+            warnings.warn(f"nativeimport: driver {entry_point.name!r} ({entry_point.value}) failed to load: {exc}",
+                          RuntimeWarning, stacklevel=2)
+    return infos
