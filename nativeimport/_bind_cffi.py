@@ -136,7 +136,9 @@ def _buffer_spec(ctype: CType) -> tuple[str, str, int, bool]:
     pointee = ctype.pointee
     assert pointee is not None
     writable = not ctype.const
-    if pointee.kind in _ANY_BUFFER or (pointee.kind == "int" and pointee.size == 1):
+    if pointee.kind == "void":
+        return ("char", "", 1, writable)  # cffi passes a char array to a void * parameter
+    if pointee.kind == "char" or (pointee.kind == "int" and pointee.size == 1):
         return (pointee.cdecl(), "", 1, writable)
     kind = {"float": "float", "bool": "bool"}.get(pointee.kind)
     if kind is None:

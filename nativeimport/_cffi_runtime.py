@@ -36,6 +36,7 @@ LIBRARY_FILE = "library.so"
 _SIGNED = frozenset("bhilqn")
 _UNSIGNED = frozenset("BHILQN")
 _FLOATS = frozenset("efd")
+_KIND_NAMES = {"int": "signed integers", "uint": "unsigned integers", "float": "floats", "bool": "bools"}
 _FOREIGN_ORDER = ">!" if sys.byteorder == "little" else "<"
 
 
@@ -83,8 +84,9 @@ def as_buffer(ffi: Any, value: Any, spec: BufferSpec) -> Any:
         if spec.kind:
             kind = _item_kind(view.format)
             if kind != spec.kind or view.itemsize != spec.itemsize:
-                raise TypeError(f"{spec.what}: buffer of format {view.format!r} ({view.itemsize}-byte items) does "
-                                f"not hold {spec.itemsize}-byte {spec.kind} items")
+                held = f"{view.itemsize}-byte {_KIND_NAMES.get(kind, 'items of an unknown kind')}"
+                wanted = f"{spec.itemsize}-byte {_KIND_NAMES[spec.kind]}"
+                raise TypeError(f"{spec.what}: the buffer holds {held} (format {view.format!r}), not {wanted}")
         if spec.writable and view.readonly:
             raise TypeError(f"{spec.what}: the function writes through this pointer; pass a writable buffer, "
                             f"not a read-only {type(value).__name__}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _thread
 import importlib.util
 import os
 import sys
@@ -28,6 +29,7 @@ class NativeFinder:
     def __init__(self, registry: Optional[Registry] = None, **overrides: Any) -> None:
         self._registry = registry
         self._discovering = False
+        self._lock = _thread.RLock()  # _thread, not threading: this is on every import's path
         self.overrides = overrides
 
     @property
@@ -36,12 +38,14 @@ class NativeFinder:
 
         None while that lookup runs: importing the drivers must not come back here.
         """
-        if self._registry is None and not self._discovering:
-            self._discovering = True
-            try:
-                self._registry = discover_drivers(self.overrides)
-            finally:
-                self._discovering = False
+        if self._registry is None:
+            with self._lock:  # other threads wait; this thread, re-entering, gets None
+                if self._registry is None and not self._discovering:
+                    self._discovering = True
+                    try:
+                        self._registry = Registry.discover(_root_or_none(self.overrides))
+                    finally:
+                        self._discovering = False
         return self._registry
 
     def find_spec(self, fullname: str, path: Optional[Sequence[str]] = None,
@@ -73,16 +77,24 @@ class NativeFinder:
 
 
 def discover_drivers(overrides: dict[str, Any]) -> Registry:
-    """The registered drivers (remembered in the cache root named by the settings)."""
+    """The registered drivers: the installed finder's, else looked up afresh."""
+    for finder in sys.meta_path:
+        if isinstance(finder, NativeFinder):
+            registry = finder.registry
+            if registry is not None:
+                return registry
+    return Registry.discover(_root_or_none(overrides))
+
+
+def _root_or_none(overrides: dict[str, Any]) -> Optional[Path]:
     from ._fresh import cache_root
     from .errors import CacheError
     from .settings import Settings
 
     try:
-        root: Optional[Path] = cache_root(Settings.from_env(**overrides))
+        return cache_root(Settings.from_env(**overrides))
     except CacheError:
-        root = None  # the import that needs the cache will say why
-    return Registry.discover(root)
+        return None  # the import that needs the cache will say why
 
 
 def spec_for_path(fullname: str, source: Path, driver: DriverInfo, overrides: dict[str, Any]) -> ModuleSpec:
