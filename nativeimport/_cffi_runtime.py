@@ -30,6 +30,10 @@ __all__ = [
     "struct_value",
 ]
 
+# Libraries stay loaded for the life of the process, as CPython's extension modules do: after a
+# reload, functions, pointers and strings obtained from the old version must not dangle.
+_NEVER_UNLOADED: list[Any] = []
+
 BINDING_FILE = "binding_cffi.py"
 LIBRARY_FILE = "library.so"
 
@@ -210,4 +214,5 @@ def load_binding(entry: Path, module_name: str) -> tuple[dict[str, Any], tuple[t
     binding = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(binding)
     namespace: dict[str, Any] = binding.bind(str(entry / LIBRARY_FILE), module_name)
+    _NEVER_UNLOADED.append(namespace["__lib__"])
     return namespace, binding.SKIPPED

@@ -1,0 +1,172 @@
+"""The import pipeline: finder, cache keys, rebuilds, reuse, errors. Real gcc, fresh interpreters."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from conftest import Runner
+
+HEADER_C = """
+#include "scale.h"
+/* Scaled by the factor from the header. */
+double scaled(double v) { return v * FACTOR; }
+"""
+
+IMPORT_SCALED = """
+    import json, nativeimport
+    nativeimport.install()
+    import calc
+    print(json.dumps(calc.scaled(1.0)))
+"""
+
+
+def test_a_header_edit_triggers_a_rebuild(runner: Runner) -> None:
+    runner.write("scale.h", "#define FACTOR 2.0\n")
+    runner.write("calc.c", HEADER_C)
+    assert runner.json(IMPORT_SCALED) == 2.0
+    assert runner.json(IMPORT_SCALED) == 2.0
+    assert len(runner.entries()) == 1
+    runner.write("scale.h", "#define FACTOR 3.0\n")
+    assert runner.json(IMPORT_SCALED) == 3.0
+    assert len(runner.entries()) == 2
+    manifest = json.loads((runner.entries()[0] / "manifest.json").read_text())
+    assert "scale.h" in manifest["dependencies"]
+
+
+def test_a_copied_project_reuses_the_build(runner: Runner) -> None:
+    runner.write("scale.h", "#define FACTOR 5.0\n")
+    runner.write("calc.c", HEADER_C)
+    assert runner.json(IMPORT_SCALED) == 5.0
+    copy = runner.project.parent / "copy of project"
+    shutil.copytree(runner.project, copy)
+    done = runner.run(IMPORT_SCALED, cwd=copy, env={"NATIVEIMPORT_VERBOSE": "1"})
+    assert json.loads(done.stdout) == 5.0
+    assert "matches cached build" in done.stderr
+    assert "built calc" not in done.stderr
+    assert len(runner.entries()) == 1
+    # The copy has its own header: changing it must not reuse the original's build.
+    (copy / "scale.h").write_text("#define FACTOR 7.0\n")
+    assert json.loads(runner.run(IMPORT_SCALED, cwd=copy).stdout) == 7.0
+
+
+def test_an_unchanged_source_is_not_hashed_or_rebuilt(runner: Runner) -> None:
+    runner.write("scale.h", "#define FACTOR 2.0\n")
+    runner.write("calc.c", HEADER_C)
+    runner.json(IMPORT_SCALED)
+    done = runner.run("""
+        import sys, nativeimport
+        nativeimport.install()
+        import calc
+        heavy = ["pycparser", "setuptools", "elftools", "cffi.recompiler", "hashlib", "nativeimport._build",
+                 "nativeimport._cache", "nativeimport.compilers.c", "subprocess"]
+        print([m for m in heavy if m in sys.modules])
+    """, env={"NATIVEIMPORT_VERBOSE": "1"})
+    assert done.stdout.strip() == "[]"
+    assert done.stderr == ""
+
+
+def test_cflags_are_part_of_the_key(runner: Runner) -> None:
+    runner.write("flag.c", """
+        #ifndef ANSWER
+        #define ANSWER 1
+        #endif
+        int answer(void) { return ANSWER; }
+    """)
+    code = "import nativeimport, json; nativeimport.install(); import flag; print(json.dumps(flag.answer()))"
+    assert runner.json(code) == 1
+    assert runner.json(code, env={"CFLAGS": "-DANSWER=42"}) == 42
+    assert runner.json(code) == 1
+    assert len(runner.entries()) == 2
+
+
+def test_a_compile_error_shows_diagnostics_and_caches_nothing(runner: Runner) -> None:
+    source = runner.write("broken.c", "int ok(void) { return 1; }\nint bad(void) { return missing; }\n")
+    result = runner.json(f"""
+        import json, pathlib, nativeimport
+        nativeimport.install()
+        out = {{}}
+        try:
+            import broken
+        except nativeimport.CompileError as exc:
+            out.update(message=str(exc), name=exc.name, path=exc.path, returncode=exc.returncode,
+                       command=list(exc.command), is_import_error=isinstance(exc, ImportError))
+        pathlib.Path({str(source)!r}).write_text("int ok(void) {{ return 1; }}\\nint bad(void) {{ return 2; }}\\n")
+        import broken
+        out["fixed"] = broken.bad()
+        print(json.dumps(out))
+    """)
+    assert "broken.c:2:" in result["message"]
+    assert "missing" in result["message"] and "undeclared" in result["message"]
+    assert result["name"] == "broken"
+    assert result["path"] == str(source)
+    assert result["returncode"] == 1
+    assert result["is_import_error"] is True
+    assert result["fixed"] == 2
+    assert len(runner.entries()) == 1
+    assert list((runner.cache / "tmp").iterdir()) == []
+
+
+def test_a_missing_compiler_says_what_to_install(runner: Runner) -> None:
+    runner.write("tiny.c", "int one(void) { return 1; }\n")
+    result = runner.json("""
+        import json, nativeimport
+        nativeimport.install()
+        try:
+            import tiny
+        except nativeimport.ToolchainNotFound as exc:
+            print(json.dumps(str(exc)))
+    """, env={"CC": "/nonexistent/cc"})
+    assert "CC='/nonexistent/cc'" in result
+    assert "apt-get install gcc" in result
+
+
+def test_limited_debug_info_is_refused(runner: Runner) -> None:
+    runner.write("tiny.c", "int one(void) { return 1; }\n")
+    result = runner.json("""
+        import json, nativeimport
+        nativeimport.install()
+        try:
+            import tiny
+        except nativeimport.InterfaceError as exc:
+            print(json.dumps(str(exc)))
+    """, env={"CFLAGS": "-g1"})
+    assert "limited debug info" in result
+
+
+def test_reload_after_an_edit_gives_the_new_code_and_old_functions_keep_working(runner: Runner) -> None:
+    source = runner.write("live.c", "int version(void) { return 1; }\nint gone(void) { return 0; }\n")
+    result = runner.json(f"""
+        import importlib, json, os, pathlib, nativeimport
+        nativeimport.install()
+        import live
+        old = live.version
+        path = pathlib.Path({str(source)!r})
+        path.write_text("int version(void) {{ return 2; }}\\n")
+        same = importlib.reload(live)
+        print(json.dumps([same is live, live.version(), old(), hasattr(live, "gone")]))
+    """)
+    assert result == [True, 2, 1, False]
+
+
+def test_packages_load_and_auto_install(runner: Runner) -> None:
+    runner.write("pkg/__init__.py", "")
+    runner.write("pkg/fast.c", "int twice(int v) { return 2 * v; }\n")
+    runner.write("elsewhere/lone.c", "int three(void) { return 3; }\n")
+    result = runner.json("""
+        import importlib.util, json, os, sys
+        import nativeimport.auto
+        import nativeimport
+        spec = importlib.util.find_spec("pkg.fast")
+        built_by_find = os.path.isdir(os.path.join(os.environ["NATIVEIMPORT_CACHE_DIR"], "entries"))
+        import pkg.fast
+        lone = nativeimport.load("elsewhere/lone.c")
+        finders = [type(f).__name__ for f in sys.meta_path].count("NativeFinder")
+        nativeimport.install()
+        again = [type(f).__name__ for f in sys.meta_path].count("NativeFinder")
+        nativeimport.uninstall()
+        gone = [type(f).__name__ for f in sys.meta_path].count("NativeFinder")
+        print(json.dumps([built_by_find, pkg.fast.twice(21), pkg.fast.__name__, lone.three(), "lone" in sys.modules,
+                          finders, again, gone, "elsewhere" in sys.path]))
+    """)
+    assert result == [False, 42, "pkg.fast", 3, False, 1, 1, 0, False]
