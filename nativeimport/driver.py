@@ -344,8 +344,8 @@ def _split_escaped(text: str) -> Iterator[str]:
 def doc_comment_above(path: Path, line: int) -> str:
     """The comment written directly above line ``line`` (1-based) of ``path``.
 
-    Recognises a ``/* ... */`` block and runs of ``//``, ``///`` or ``#``
-    lines, which covers C, Rust, Zig and most C-like languages. Attributes
+    Recognises a ``/* ... */`` block starting its line and runs of ``//`` or
+    ``///`` lines, which covers C, Rust, Zig and most C-like languages. Attributes
     between the comment and the declaration (``#[no_mangle]``) are skipped.
     """
     try:
@@ -365,6 +365,8 @@ def doc_comment_above(path: Path, line: int) -> str:
             if "/*" in lines[index]:
                 break
             index -= 1
+        if not block[0].startswith("/*"):
+            return ""  # a comment trailing code on its line documents that code, not this declaration
         joined = "\n".join(block)
         joined = joined[joined.find("/*") + 2 : joined.rfind("*/")]
         cleaned = [part.strip().lstrip("*!").strip() for part in joined.strip("*!").splitlines()]

@@ -1,0 +1,79 @@
+"""Pure parts: dependency files, doc comments, the Interface model, the import direction."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from nativeimport.driver import doc_comment_above, parse_depfile
+from nativeimport.interface import CType, Field, Function, Interface, Param, Struct
+from nativeimport.settings import Settings
+
+ROOT = Path(__file__).parents[1]
+
+
+def test_parse_depfile_handles_continuations_and_escaped_spaces() -> None:
+    text = "out.so: a.c /usr/include/stdio.h \\\n  my\\ dir/x.h \\\n b.h\nb.h:\n"
+    assert parse_depfile(text) == ["a.c", "/usr/include/stdio.h", "my dir/x.h", "b.h"]
+
+
+def test_doc_comments_of_every_style(tmp_path: Path) -> None:
+    source = tmp_path / "s.c"
+    source.write_text(
+        "/* Block\n * comment. */\nint a(void);\n"
+        "// line one\n// line two\nint b(void);\n"
+        "/// Rust doc.\n#[no_mangle]\nfn c() {}\n"
+        "int x; /* trailing */\nint d(void);\n"
+    )
+    assert doc_comment_above(source, 3) == "Block\ncomment."
+    assert doc_comment_above(source, 6) == "line one\nline two"
+    assert doc_comment_above(source, 9) == "Rust doc."
+    assert doc_comment_above(source, 11) == ""
+
+
+def test_interface_renders_cdef_and_signatures_and_round_trips() -> None:
+    double = CType.floating("double")
+    size = CType.integer("uint64_t", "size_t")
+    interface = Interface(
+        functions=(
+            Function("sum", double, (Param("xs", CType.pointer(double, const=True)), Param("n", size)), "Sum."),
+            Function("name", CType.pointer(CType.char(), const=True)),
+        ),
+        structs=(Struct("Point", (Field("x", double), Field("y", double)), 16),),
+    )
+    assert interface.functions[0].c_signature() == "double sum(const double *xs, size_t n)"
+    assert interface.functions[0].cdef() == "double sum(const double *xs, uint64_t n);"
+    assert interface.functions[1].c_signature() == "const char *name(void)"
+    assert "struct Point { double x; double y; };" in interface.cdef()
+    assert Interface.from_json(interface.to_json()) == interface
+    assert CType.pointer(CType.pointer(CType.char()), const=True).cdecl("argv") == "char *const *argv"
+
+
+def test_settings_read_the_environment_and_arguments_win() -> None:
+    settings = Settings.from_env({"NATIVEIMPORT_CACHE_DIR": "/x", "NATIVEIMPORT_VERBOSE": "1",
+                                  "NATIVEIMPORT_BUILD_TIMEOUT": "5"}, build_timeout=7)
+    assert (str(settings.cache_dir), settings.verbose, settings.build_timeout) == ("/x", True, 7.0)
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = "nativeimport." + (node.module or "") if node.level else node.module or ""
+            names.add(base.rstrip("."))
+            names.update(f"{base.rstrip('.')}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_the_direction_of_imports_holds() -> None:
+    core = list((ROOT / "nativeimport").glob("*.py"))
+    for path in core:
+        assert not any("compilers" in name for name in _imports(path)), f"{path.name} imports a compiler by name"
+        if path.name not in ("_cli.py", "ipython.py", "__main__.py"):
+            assert not {"nativeimport._cli", "nativeimport.ipython"} & _imports(path), path.name
+    allowed = {"nativeimport.driver", "nativeimport.interface", "nativeimport.dwarf", "nativeimport.errors"}
+    for path in (ROOT / "compilers").glob("*.py"):
+        used = {n for n in _imports(path) if n.startswith("nativeimport")}
+        assert {n.rsplit(".", 1)[0] if n.rsplit(".", 1)[0] in allowed else n for n in used} <= allowed, path.name
