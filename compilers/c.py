@@ -64,7 +64,8 @@ class CDriver(Driver):
         return Toolchain("cc", command, tool_version(command))
 
     def flags(self) -> tuple[str, ...]:
-        return (*BASE_FLAGS, *shlex.split(os.environ.get("CFLAGS", "")), "|", *shlex.split(os.environ.get("LDFLAGS", "")))
+        cflags = shlex.split(os.environ.get("CFLAGS", ""))
+        return (*BASE_FLAGS, *cflags, "|", *shlex.split(os.environ.get("LDFLAGS", "")))
 
     def compile(self, request: BuildRequest) -> BuildResult:
         library = request.output_dir / f"lib{request.library_name}.so"

@@ -63,7 +63,7 @@ def install(*, cache_dir: Union[str, Path, None] = None, verbose: Optional[bool]
         if isinstance(finder, NativeFinder):
             finder.overrides = overrides
             return finder
-    finder = NativeFinder(**overrides)
+    finder = NativeFinder(overrides)
     sys.meta_path.append(finder)
     return finder
 

@@ -113,9 +113,9 @@ class Cache:
             deps = [Dependency(path, digest) for path, digest in candidate["dependencies"]]
             files = [dep.locate(base) for dep in deps]
             stats = snapshot(files)
-            if all(_digest_or_none(f) == dep.digest for f, dep in zip(files, deps)):
-                if self.entry(candidate["key"]).is_dir():
-                    return str(candidate["key"]), stats
+            unchanged = all(_digest_or_none(f) == dep.digest for f, dep in zip(files, deps))
+            if unchanged and self.entry(candidate["key"]).is_dir():
+                return str(candidate["key"]), stats
         return None, []
 
     def add_build(self, source_key: str, dependencies: Sequence[Dependency], key: str) -> None:

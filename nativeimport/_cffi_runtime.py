@@ -47,7 +47,7 @@ _FOREIGN_ORDER = ">!" if sys.byteorder == "little" else "<"
 class BufferSpec:
     """What a pointer parameter accepts: its cffi array type and, unless any buffer will do, the item kind."""
 
-    __slots__ = ("array", "pointer", "kind", "itemsize", "writable", "what")
+    __slots__ = ("array", "itemsize", "kind", "pointer", "what", "writable")
 
     def __init__(self, ffi: Any, cdecl: str, kind: str, itemsize: int, writable: bool, what: str) -> None:
         self.array = cdecl + "[]"
@@ -138,7 +138,7 @@ def struct_pointer(ffi: Any, value: Any, struct: StructType, what: str) -> Any:
         ctype = ffi.typeof(value)
         if ctype is struct.value_type:
             return ffi.addressof(value)
-        if ctype is struct.pointer_type or ctype.kind == "array" and ctype.item is struct.value_type:
+        if ctype is struct.pointer_type or (ctype.kind == "array" and ctype.item is struct.value_type):
             return value
         raise TypeError(f"{what}: expected {struct.__name__}, not <cdata {ffi.getctype(ctype)!r}>")
     raise TypeError(f"{what}: expected {struct.__name__} (make one with {struct.__name__}(...)), "

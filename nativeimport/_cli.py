@@ -36,6 +36,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="nativeimport: %(message)s",
                         stream=sys.stderr)
+    status: int
     try:
         status, (data, render) = args.handler(args)
     except NativeImportError as exc:
@@ -56,7 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print JSON instead of text")
     common.add_argument("-v", "--verbose", action="store_true", help="show compiler commands and cache decisions")
-    common.add_argument("--cache-dir", type=Path, help="cache root (default: $NATIVEIMPORT_CACHE_DIR or the user cache)")
+    common.add_argument("--cache-dir", type=Path,
+                        help="cache root (default: $NATIVEIMPORT_CACHE_DIR or the user cache)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     cache = commands.add_parser("cache", help="inspect or clear the build cache")

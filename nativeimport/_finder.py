@@ -26,11 +26,11 @@ class NativeFinder:
     import nativeimport does not provide costs nothing until they have failed.
     """
 
-    def __init__(self, registry: Optional[Registry] = None, **overrides: Any) -> None:
+    def __init__(self, overrides: Optional[dict[str, Any]] = None, registry: Optional[Registry] = None) -> None:
         self._registry = registry
         self._discovering = False
         self._lock = _thread.RLock()  # _thread, not threading: this is on every import's path
-        self.overrides = overrides
+        self.overrides = overrides or {}
 
     @property
     def registry(self) -> Optional[Registry]:

@@ -30,8 +30,19 @@ if TYPE_CHECKING:  # typing costs milliseconds at run time; only the type checke
 
     Snapshot = list[list[Any]]
 
-__all__ = ["SCHEMA", "Snapshot", "cache_root", "entry_dir", "fresh_key", "read_record", "remember_fresh",
-           "snapshot", "stats_match", "write_record", "forget_fresh"]
+__all__ = [
+    "SCHEMA",
+    "Snapshot",
+    "cache_root",
+    "entry_dir",
+    "forget_fresh",
+    "fresh_key",
+    "read_record",
+    "remember_fresh",
+    "snapshot",
+    "stats_match",
+    "write_record",
+]
 
 SCHEMA = 1
 

@@ -47,11 +47,11 @@ class DriverInfo:
             import importlib
 
             module_name, _, attribute = self.target.partition(":")
-            driver_class = importlib.import_module(module_name)
+            found: Any = importlib.import_module(module_name)
             for part in attribute.split("."):
-                driver_class = getattr(driver_class, part)
-            self._driver = driver_class()  # type: ignore[operator]
-        return self._driver  # type: ignore[return-value]
+                found = getattr(found, part)
+            self._driver = found()
+        return self._driver
 
     def token(self) -> str:
         """The driver and the environment that configures it: a change means re-checking the build."""
@@ -92,7 +92,8 @@ class Registry:
         registry = cls(_from_entry_points())
         if root is not None:
             try:
-                write_record(root / "drivers.json", {"stamp": stamp, "drivers": [d.to_json() for d in registry.drivers]})
+                drivers = [d.to_json() for d in registry.drivers]
+                write_record(root / "drivers.json", {"stamp": stamp, "drivers": drivers})
             except OSError:
                 pass  # a read-only cache only costs the next process a scan
         return registry

@@ -26,7 +26,7 @@ import shlex
 import shutil
 import signal
 import subprocess
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar, Optional
 
@@ -206,7 +206,7 @@ def find_program(
         resolved = shutil.which(words[0])
         if resolved is not None:
             return (resolved, *words[1:])
-    tried = ", ".join([f"${env_var}"] if env_var else [] + list(candidates))
+    tried = ", ".join(([f"${env_var}"] if env_var else []) + list(candidates))
     raise ToolchainNotFound(f"no {language} toolchain found (tried {tried}). {install_hint}")
 
 

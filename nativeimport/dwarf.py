@@ -39,8 +39,10 @@ class Unsupported(Exception):
 
 def exported_functions(elf: ELFFile) -> dict[str, int]:
     """Defined, default-visibility GLOBAL/WEAK functions of ``.dynsym``: name -> address."""
+    from elftools.elf.sections import SymbolTableSection
+
     dynsym = elf.get_section_by_name(".dynsym")
-    if dynsym is None:
+    if not isinstance(dynsym, SymbolTableSection):
         return {}
     exports: dict[str, int] = {}
     for symbol in dynsym.iter_symbols():
@@ -168,7 +170,8 @@ class _Reader:
     def _type_of(self, die: DIE, function: str, param: str) -> CType:
         what = f"parameter {param!r}" if param else "its result"
         try:
-            ctype = self._resolve(die.get_DIE_from_attribute("DW_AT_type")) if "DW_AT_type" in die.attributes else CType.void()
+            has_type = "DW_AT_type" in die.attributes
+            ctype = self._resolve(die.get_DIE_from_attribute("DW_AT_type")) if has_type else CType.void()
         except Unsupported as why:
             raise Unsupported(f"{what} is {why}") from None
         if self.type_override is not None:
@@ -210,7 +213,7 @@ class _Reader:
             "DW_TAG_class_type": "a class",
             "DW_TAG_reference_type": "a reference",
         }
-        raise Unsupported(kinds.get(tag or "", f"an unsupported type ({tag})"))
+        raise Unsupported(kinds.get(str(tag), f"an unsupported type ({tag})"))
 
     def _pointer(self, die: DIE, spelling: str) -> CType:
         name = _name(die)
@@ -266,7 +269,8 @@ class _Reader:
                     fields.append(Field(field_name, self._field_type(member_type)))
                 except Unsupported as why:
                     raise Unsupported(f"struct {name}, whose field {field_name!r} is {why}") from None
-                offsets.append(member.attributes["DW_AT_data_member_location"].value if "DW_AT_data_member_location" in member.attributes else 0)
+                location = member.attributes.get("DW_AT_data_member_location")
+                offsets.append(location.value if location is not None else 0)
         finally:
             self.in_progress.discard(name)
         size = die.attributes["DW_AT_byte_size"].value if "DW_AT_byte_size" in die.attributes else 0
@@ -423,14 +427,14 @@ def _has_types(cu: CompileUnit) -> bool:
     return any(die.tag == "DW_TAG_base_type" for die in cu.iter_DIEs())
 
 
-def _lang_is_c(cu: CompileUnit) -> bool:
+def _lang_is_c(cu: Any) -> bool:
     lang = cu.get_top_DIE().attributes.get("DW_AT_language")
     # DW_LANG_C89=0x1, C=0x2, C99=0xc, C11=0x1d, C17=0x2c
     return lang is None or lang.value in (0x1, 0x2, 0xC, 0x1D, 0x2C)
 
 
 def _is_runtime_symbol(name: str) -> bool:
-    return name.startswith("_") and name in {"_init", "_fini"} or name.startswith("__")
+    return (name.startswith("_") and name in {"_init", "_fini"}) or name.startswith("__")
 
 
 def _file_table(dwarf: DWARFInfo, cu: CompileUnit) -> list[Optional[Path]]:
