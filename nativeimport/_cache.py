@@ -28,7 +28,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
-from ._fresh import entry_dir, read_record, snapshot, stats_match, write_record
+from ._fresh import LAST_USED, entry_dir, read_record, snapshot, stats_match, write_record
 from .errors import LockTimeout
 
 TYPE_CHECKING = False
@@ -192,10 +192,12 @@ class Cache:
             manifest = read_record(path / MANIFEST)
             if manifest is None:
                 continue
-            files = [p for p in path.rglob("*") if p.is_file()]
-            size = sum(p.stat().st_size for p in files)
-            last_used = max((p.stat().st_atime for p in files), default=0.0)
-            found.append(EntryInfo(path.name, path, manifest, size, max(last_used, manifest.get("created", 0.0))))
+            size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+            try:
+                last_used = (path / LAST_USED).stat().st_mtime
+            except OSError:
+                last_used = manifest.get("created", 0.0)
+            found.append(EntryInfo(path.name, path, manifest, size, last_used))
         return found
 
     def remove(self, key: str) -> None:

@@ -101,6 +101,7 @@ def _cache_list(args: argparse.Namespace) -> tuple[int, Result]:
             "size": e.size,
             "age_seconds": round(now - e.manifest.get("created", now)),
             "last_used_seconds_ago": round(now - e.last_used),
+            "interpreters": [e.manifest.get("built_by")],
             "toolchain": e.manifest.get("toolchain", {}).get("version"),
             "path": str(e.path),
         }

@@ -15,6 +15,7 @@ import json
 import os
 import stat
 import sys
+import time
 import warnings
 import zlib
 from pathlib import Path
@@ -31,12 +32,13 @@ if TYPE_CHECKING:  # typing costs milliseconds at run time; only the type checke
     Snapshot = list[list[Any]]
 
 __all__ = [
+    "LAST_USED",
     "SCHEMA",
-    "Snapshot",
     "cache_root",
     "entry_dir",
     "forget_fresh",
     "fresh_key",
+    "mark_used",
     "read_record",
     "remember_fresh",
     "snapshot",
@@ -45,6 +47,7 @@ __all__ = [
 ]
 
 SCHEMA = 1
+LAST_USED = "last-used"
 
 
 def cache_root(settings: Settings) -> Path:
@@ -159,7 +162,25 @@ def fresh_key(root: Path, source: Path, token: str) -> Optional[str]:
     if not stats_match(record["stats"]):
         return None
     key = str(record["key"])
-    return key if os.path.isdir(entry_dir(root, key)) else None
+    return key if mark_used(entry_dir(root, key)) else None
+
+
+def mark_used(entry: Path) -> bool:
+    """Note that ``entry`` was used (at most once an hour: a stat, rarely a write); False if it is gone."""
+    marker = entry / LAST_USED
+    try:
+        if os.stat(marker).st_mtime > time.time() - 3600:
+            return True
+    except FileNotFoundError:
+        if not os.path.isdir(entry):
+            return False
+    try:
+        with open(marker, "w"):
+            pass  # reopening for writing updates the mtime
+        os.utime(marker)
+    except OSError:
+        pass  # a read-only cache still serves hits
+    return True
 
 
 def remember_fresh(root: Path, source: Path, token: str, stats: Snapshot, key: str) -> None:
