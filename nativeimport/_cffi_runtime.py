@@ -8,6 +8,7 @@ It must run on every interpreter cffi runs on: no CPython-only tricks.
 from __future__ import annotations
 
 import enum
+import os
 import sys
 
 TYPE_CHECKING = False
@@ -207,12 +208,42 @@ def explain(
 
 def load_binding(entry: Path, module_name: str) -> tuple[dict[str, Any], tuple[tuple[str, str], ...]]:
     """Import an entry's binding module and bind its library: (namespace, exports left out and why)."""
-    import importlib.util
+    import types
 
-    spec = importlib.util.spec_from_file_location(f"_nativeimport_cffi_{entry.name[:16]}", entry / BINDING_FILE)
-    assert spec is not None and spec.loader is not None
-    binding = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(binding)
+    binding = types.ModuleType(f"_nativeimport_cffi_{entry.name[:16]}")
+    binding.__file__ = str(entry / BINDING_FILE)
+    exec(_binding_code(entry), binding.__dict__)
     namespace: dict[str, Any] = binding.bind(str(entry / LIBRARY_FILE), module_name)
     _NEVER_UNLOADED.append(namespace["__lib__"])
     return namespace, binding.SKIPPED
+
+
+def _binding_code(entry: Path) -> Any:
+    """The binding's code object, compiled once per interpreter and kept beside it in the entry.
+
+    Kept by nativeimport rather than importlib's __pycache__ so PYTHONDONTWRITEBYTECODE does
+    not make every hit recompile; a checksum guards against a damaged file.
+    """
+    import marshal
+    import zlib
+
+    compiled = entry / f"binding_cffi.{sys.implementation.cache_tag}.code"
+    try:
+        data = compiled.read_bytes()
+        if len(data) > 4 and int.from_bytes(data[:4], "little") == zlib.crc32(data[4:]):
+            return marshal.loads(data[4:])
+    except (OSError, ValueError, EOFError, TypeError):
+        pass
+    source = entry / BINDING_FILE
+    code = compile(source.read_bytes(), str(source), "exec")
+    payload = marshal.dumps(code)
+    temporary = compiled.with_name(f".{compiled.name}.{os.getpid()}")
+    try:
+        temporary.write_bytes(zlib.crc32(payload).to_bytes(4, "little") + payload)
+        os.replace(temporary, compiled)
+    except OSError:  # a read-only cache: compile again next time
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+    return code

@@ -170,3 +170,16 @@ def test_packages_load_and_auto_install(runner: Runner) -> None:
                           finders, again, gone, "elsewhere" in sys.path]))
     """)
     assert result == [False, 42, "pkg.fast", 3, False, 1, 1, 0, False]
+
+
+def test_a_damaged_library_is_evicted_and_rebuilt_once(runner: Runner) -> None:
+    runner.write("tiny.c", "int one(void) { return 1; }\n")
+    code = "import json, nativeimport; nativeimport.install(); import tiny; print(json.dumps(tiny.one()))"
+    assert runner.json(code) == 1
+    (entry,) = runner.entries()
+    library = entry / "library.so"
+    library.write_bytes(library.read_bytes()[:100])
+    done = runner.run(code)
+    assert json.loads(done.stdout) == 1
+    assert "failed to load" in done.stderr and "rebuilding" in done.stderr
+    assert json.loads(runner.run(code).stdout) == 1
