@@ -62,7 +62,6 @@ def read_interface(
     *,
     exported_from: Optional[Path] = None,
     doc_reader: Optional[DocReader] = None,
-    type_override: Optional[Callable[[str, str, CType], CType]] = None,
 ) -> Interface:
     """Describe the exported functions of ``library`` and the types they use.
 
@@ -71,9 +70,6 @@ def read_interface(
         exported_from: the source the library was built from (used in messages).
         doc_reader: reads the doc comment above a declaration; defaults to
             :func:`nativeimport.driver.doc_comment_above`.
-        type_override: ``(function, parameter or "", type) -> type``, for a
-            language whose DWARF loses something the source still says (Rust's
-            ``c_char`` is recorded as ``i8``).
     """
     from .driver import doc_comment_above
 
@@ -85,7 +81,7 @@ def read_interface(
                 f"{library.name} has no debug info, so its signatures are unknown; build with -g",
                 path=str(exported_from or library),
             )
-        reader = _Reader(elf.get_dwarf_info(), exports, doc_reader or doc_comment_above, type_override)
+        reader = _Reader(elf.get_dwarf_info(), exports, doc_reader or doc_comment_above)
         return reader.read(str(exported_from or library))
 
 
@@ -94,7 +90,6 @@ class _Reader:
     dwarf: DWARFInfo
     exports: dict[str, int]
     doc_reader: DocReader
-    type_override: Optional[Callable[[str, str, CType], CType]]
     structs: dict[str, Struct] = dataclasses.field(default_factory=dict)
     enums: dict[str, Enum] = dataclasses.field(default_factory=dict)
     in_progress: set[str] = dataclasses.field(default_factory=set)
@@ -103,13 +98,10 @@ class _Reader:
         addresses = set(self.exports.values())
         found: dict[str, Function] = {}
         skipped: dict[str, str] = {}
-        for cu in self.dwarf.iter_CUs():
-            top = cu.get_top_DIE()
-            if not self._may_hold(top, addresses):
-                continue
+        for cu in self._units_holding(addresses):
             files = _file_table(self.dwarf, cu)
             checked_types = False
-            for die in _subprograms(top):
+            for die in _subprograms(cu.get_top_DIE()):
                 name, origin = _origin(die)
                 if name is None or name not in self.exports or "DW_AT_low_pc" not in die.attributes:
                     continue
@@ -137,8 +129,30 @@ class _Reader:
             skipped=tuple(Skipped(n, r) for n, r in sorted(skipped.items()) if not _is_runtime_symbol(n)),
         )
 
+    def _units_holding(self, addresses: set[int]) -> Iterator[CompileUnit]:
+        """The compilation units that may define an exported function.
+
+        Rust links its standard library's debug info into every library: skipping
+        the units that hold no exported address (via .debug_aranges, when it
+        covers every export) turns seconds into milliseconds.
+        """
+        aranges = self.dwarf.get_aranges()
+        offsets = set()
+        if aranges is not None:
+            for address in addresses:
+                try:
+                    offsets.add(aranges.cu_offset_at_addr(address))
+                except (KeyError, ValueError, TypeError, IndexError):
+                    offsets.add(None)
+        if offsets and None not in offsets:
+            for offset in sorted(o for o in offsets if o is not None):
+                yield self.dwarf.get_CU_at(offset)
+            return
+        for cu in self.dwarf.iter_CUs():
+            if self._may_hold(cu.get_top_DIE(), addresses):
+                yield cu
+
     def _may_hold(self, top: DIE, addresses: set[int]) -> bool:
-        # Skip compilation units (like Rust's standard library) holding no exported address.
         low = top.attributes.get("DW_AT_low_pc")
         high = top.attributes.get("DW_AT_high_pc")
         if low is None or high is None or "DW_AT_ranges" in top.attributes:
@@ -174,8 +188,6 @@ class _Reader:
             ctype = self._resolve(die.get_DIE_from_attribute("DW_AT_type")) if has_type else CType.void()
         except Unsupported as why:
             raise Unsupported(f"{what} is {why}") from None
-        if self.type_override is not None:
-            ctype = self.type_override(function, param, ctype)
         if ctype.kind == "struct" and self.structs[ctype.name].fields is None:
             raise Unsupported(f"{what} is the opaque struct {ctype.name} by value")
         return ctype
