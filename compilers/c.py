@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shlex
 import sysconfig
@@ -20,25 +19,15 @@ from nativeimport.driver import (
 )
 from nativeimport.errors import ToolchainNotFound
 
-__all__ = ["CDriver", "zig_executable"]
+from .zig import zig_executable
+
+__all__ = ["CDriver"]
 
 INSTALL_HINT = (
     "Install a C compiler (Debian/Ubuntu: apt-get install gcc; Fedora: dnf install gcc; "
     "macOS: xcode-select --install) or `pip install ziglang` to use `zig cc`."
 )
 BASE_FLAGS = ("-g", "-O2", "-fPIC", "-shared", "-fdiagnostics-color=never")
-
-
-def zig_executable() -> str | None:
-    """The ``zig`` binary inside the ``ziglang`` wheel, if it is installed (found without importing it)."""
-    spec = importlib.util.find_spec("ziglang")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for location in spec.submodule_search_locations:
-        candidate = Path(location, "zig")
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
-    return None
 
 
 class CDriver(Driver):

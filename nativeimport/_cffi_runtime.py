@@ -235,7 +235,7 @@ def _binding_code(entry: Path) -> Any:
     except (OSError, ValueError, EOFError, TypeError):
         pass
     source = entry / BINDING_FILE
-    code = compile(source.read_bytes(), str(source), "exec")
+    code = compile(source.read_bytes(), str(source), "exec", dont_inherit=True)
     payload = marshal.dumps(code)
     temporary = compiled.with_name(f".{compiled.name}.{os.getpid()}")
     try:

@@ -238,6 +238,8 @@ class _Reader:
             return CType.pointer(CType.void(), const=const, spelling=spelling)
         if target.tag == "DW_TAG_base_type" and _name(target) == "char":
             return CType.pointer(CType.char(), const=const, spelling=spelling)
+        if target.tag == "DW_TAG_enumeration_type" and _name(target) == "c_void":
+            return CType.pointer(CType.void(), const=const, spelling=spelling)  # Rust's core::ffi::c_void
         if target.tag == "DW_TAG_subroutine_type":
             raise Unsupported("a function pointer")
         if target.tag in ("DW_TAG_structure_type",) and self._struct_is_being_read(target):

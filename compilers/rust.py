@@ -1,0 +1,303 @@
+"""The Rust driver: ``.rs`` files built by rustc, and Cargo crate directories built by cargo.
+
+Exports are ``#[no_mangle] extern "C"`` functions. Their signatures come from
+the library's DWARF, corrected by the source where rustc's debug info loses
+something: ``c_char`` is recorded as ``i8`` (so a ``*const c_char`` result
+would not be a string), and LLVM merges identical functions (``add_u64``
+becomes an alias of ``add_i64`` with no debug info of its own). Types are
+shown with their C names, since the C ABI is what Python sees.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+from nativeimport.driver import (
+    BuildRequest,
+    BuildResult,
+    Driver,
+    Toolchain,
+    doc_comment_above,
+    find_program,
+    parse_depfile,
+    run_tool,
+    tool_version,
+)
+from nativeimport.dwarf import read_interface
+from nativeimport.errors import CompileError
+from nativeimport.interface import CType, Function, Interface, Param
+
+__all__ = ["RustDriver", "rust_exports"]
+
+INSTALL_HINT = "Install Rust with rustup (https://rustup.rs), or set RUSTC (and CARGO) to the compiler."
+EDITION = "2021"
+
+_INTEGERS = {
+    "i8": ("int8_t", "int8_t"), "u8": ("uint8_t", "uint8_t"), "i16": ("int16_t", "int16_t"),
+    "u16": ("uint16_t", "uint16_t"), "i32": ("int32_t", "int32_t"), "u32": ("uint32_t", "uint32_t"),
+    "i64": ("int64_t", "int64_t"), "u64": ("uint64_t", "uint64_t"), "isize": ("int64_t", "ptrdiff_t"),
+    "usize": ("uint64_t", "size_t"), "c_schar": ("int8_t", "signed char"), "c_uchar": ("uint8_t", "unsigned char"),
+    "c_short": ("int16_t", "short"), "c_ushort": ("uint16_t", "unsigned short"), "c_int": ("int32_t", "int"),
+    "c_uint": ("uint32_t", "unsigned int"), "c_long": ("int64_t", "long"), "c_ulong": ("uint64_t", "unsigned long"),
+    "c_longlong": ("int64_t", "long long"), "c_ulonglong": ("uint64_t", "unsigned long long"),
+}
+_FLOATS = {"f32": "float", "f64": "double", "c_float": "float", "c_double": "double"}
+
+
+@dataclasses.dataclass(frozen=True)
+class RustSignature:
+    """An ``extern "C" fn`` as written in the source."""
+
+    name: str
+    params: tuple[tuple[str, str], ...]
+    result: str
+    path: Path
+    line: int
+
+
+class RustDriver(Driver):
+    """Rust: single ``.rs`` files (rustc) and crate directories with a ``Cargo.toml`` (cargo)."""
+
+    name = "rust"
+    suffixes = (".rs",)
+    directory_marker = "Cargo.toml"
+    environment = ("RUSTC", "CARGO", "RUSTFLAGS")
+
+    def find_toolchain(self) -> Toolchain:
+        command = find_program("RUSTC", ["rustc"], install_hint=INSTALL_HINT, language="Rust")
+        return Toolchain("rustc", command, tool_version(command))
+
+    def flags(self) -> tuple[str, ...]:
+        user = shlex.split(os.environ.get("RUSTFLAGS", ""))
+        edition = () if any(flag.startswith("--edition") for flag in user) else ("--edition", EDITION)
+        return ("--crate-type", "cdylib", "-C", "opt-level=3", "-g", *edition, *user)
+
+    def fingerprint(self) -> str:
+        cargo = shutil.which(os.environ.get("CARGO") or "cargo")
+        cargo_version = tool_version([cargo]) if cargo else "no cargo"
+        return f"{super().fingerprint()}\n{cargo_version}"
+
+    def read_source(self, path: Path) -> bytes:
+        if path.is_dir():  # a crate: its manifest identifies it; every other file is a dependency
+            return (path / "Cargo.toml").read_bytes()
+        return path.read_bytes()
+
+    def compile(self, request: BuildRequest) -> BuildResult:
+        if request.source.is_dir():
+            return self._cargo(request)
+        library = request.output_dir / f"lib{request.library_name}.so"
+        depfile = request.output_dir / "deps.d"
+        command = [*request.toolchain.command, *self.flags(), "--crate-name", request.library_name,
+                   f"--emit=link={library},dep-info={depfile}", str(request.source)]
+        output = run_tool(command, cwd=request.source.parent, timeout=request.timeout, what="rustc")
+        dependencies = [request.source.parent / p for p in parse_depfile(depfile.read_text(errors="replace"))]
+        source = request.source.resolve()
+        return BuildResult(library, tuple(p for p in dependencies if p.resolve() != source), diagnostics=output)
+
+    def _cargo(self, request: BuildRequest) -> BuildResult:
+        cargo = find_program("CARGO", ["cargo"], install_hint=INSTALL_HINT, language="Cargo")
+        # Cargo writes Cargo.lock beside the manifest: build a private copy, never touching the user's folder.
+        work = request.scratch_dir / "cargo" / hashlib.sha256(str(request.source).encode()).hexdigest()[:16]
+        crate = work / "crate"
+        shutil.rmtree(crate, ignore_errors=True)
+        shutil.copytree(request.source, crate, ignore=shutil.ignore_patterns("target", ".git"))
+        env = {**os.environ, "CARGO_PROFILE_RELEASE_DEBUG": "2", "CARGO_TARGET_DIR": str(work / "target"),
+               "CARGO_TERM_COLOR": "never"}
+        if os.environ.get("RUSTC"):
+            env["RUSTC"] = request.toolchain.path
+        command = [*cargo, "build", "--release", "--offline", "--lib", "--message-format=json-render-diagnostics",
+                   "--manifest-path", str(crate / "Cargo.toml")]
+        output = run_tool(command, cwd=crate, timeout=request.timeout, env=env, what="cargo")
+        library = None
+        diagnostics = []
+        for line in output.splitlines():
+            if not line.startswith("{"):
+                diagnostics.append(line)
+                continue
+            message = json.loads(line)
+            if message.get("reason") == "compiler-artifact" and "cdylib" in message["target"]["kind"]:
+                library = next((Path(f) for f in message["filenames"] if f.endswith(".so")), None)
+        if library is None:
+            raise CompileError(f"{request.source / 'Cargo.toml'} builds no cdylib; add [lib] crate-type = [\"cdylib\"]",
+                               command=command)
+        target = request.output_dir / library.name
+        shutil.copy2(library, target)
+        return BuildResult(target, tuple(self._crate_files(crate, library, request.source)),
+                           diagnostics="\n".join(diagnostics))
+
+    def _crate_files(self, crate: Path, library: Path, original: Path) -> Iterable[Path]:
+        """The crate's sources (from cargo's dep-info) and Cargo files, as paths in the user's folder."""
+        depinfo = library.with_suffix(".d")
+        files = {crate / "Cargo.toml"} | ({crate / "Cargo.lock"} if (original / "Cargo.lock").exists() else set())
+        if depinfo.exists():
+            files |= {Path(p) for p in parse_depfile(depinfo.read_text(errors="replace"))}
+        for path in sorted(files):
+            try:
+                yield original / path.relative_to(crate)
+            except ValueError:
+                yield path  # outside the crate (a path dependency): tracked where it is
+
+    def describe(self, request: BuildRequest, result: BuildResult) -> Interface:
+        interface = read_interface(result.library, exported_from=request.source)
+        sources = [p for p in (request.source, *result.dependencies) if p.suffix == ".rs" and p.is_file()]
+        return reconcile(interface, rust_exports(sources))
+
+
+def rust_exports(paths: Iterable[Path]) -> dict[str, RustSignature]:
+    """Every ``extern "C" fn`` declared in ``paths``, by name."""
+    found: dict[str, RustSignature] = {}
+    for path in paths:
+        text = _without_comments(path.read_text(encoding="utf-8", errors="replace"))
+        for match in re.finditer(r'\bextern\s+"C"\s+fn\s+(\w+)\s*\(', text):
+            close = _closing_paren(text, match.end() - 1)
+            if close < 0:
+                continue
+            params = []
+            for part in _split_top_level(text[match.end() : close]):
+                name, _, rust_type = part.partition(":")
+                if rust_type:
+                    params.append((name.strip().removeprefix("mut ").strip(), " ".join(rust_type.split())))
+            rest = re.match(r"\s*->\s*([^{;]+?)\s*(?:where\b|\{|;)", text[close + 1 :])
+            result = " ".join(rest.group(1).split()) if rest else "()"
+            line = text.count("\n", 0, match.start()) + 1
+            found[match.group(1)] = RustSignature(match.group(1), tuple(params), result, path, line)
+    return found
+
+
+def reconcile(interface: Interface, declared: dict[str, RustSignature]) -> Interface:
+    """Correct the DWARF interface with what the source declares, and recover merged functions."""
+    structs = {s.name for s in interface.structs}
+    enums = {e.name: e.representation for e in interface.enums if e.name}
+    functions = []
+    for function in interface.functions:
+        signature = declared.get(function.name)
+        from_source = _from_source(signature, structs, enums, function.doc) if signature else None
+        if from_source is not None and _abi(from_source) == _abi(function):
+            functions.append(from_source)
+        else:
+            functions.append(_respelled(function))
+    skipped = []
+    for skip in interface.skipped:
+        signature = declared.get(skip.name)
+        merged = signature is not None and "no debug info" in skip.reason
+        recovered = _from_source(signature, structs, enums, None) if merged and signature else None
+        if recovered is not None:
+            functions.append(recovered)  # identical code merged by LLVM: the declaration still holds
+        else:
+            skipped.append(skip)
+    return Interface(tuple(sorted(functions, key=lambda f: f.name)), interface.structs, interface.enums,
+                     tuple(skipped))
+
+
+def _from_source(signature: RustSignature, structs: set[str], enums: dict[str, CType],
+                 doc: str | None) -> Function | None:
+    try:
+        params = tuple(Param(name, _rust_type(text, structs, enums)) for name, text in signature.params)
+        result = _rust_type(signature.result, structs, enums)
+    except ValueError:
+        return None
+    if doc is None:
+        doc = doc_comment_above(signature.path, signature.line)
+    return Function(signature.name, result, params, doc)
+
+
+def _rust_type(text: str, structs: set[str], enums: dict[str, CType]) -> CType:
+    text = text.strip()
+    for prefix, const in (("*const ", True), ("*mut ", False), ("&mut ", False), ("&", True)):
+        if text.startswith(prefix):
+            inner = text[len(prefix) :].strip()
+            base = inner.rsplit("::", 1)[-1]
+            if base == "c_char":
+                return CType.pointer(CType.char(), const=const)
+            if base == "c_void":
+                return CType.pointer(CType.void(), const=const)
+            return CType.pointer(_rust_type(inner, structs, enums), const=const)
+    name = text.rsplit("::", 1)[-1]
+    if name in ("()", ""):
+        return CType.void()
+    if name in _INTEGERS:
+        canonical, spelling = _INTEGERS[name]
+        return CType.integer(canonical, spelling)
+    if name == "c_char":
+        return CType.integer("int8_t", "char")
+    if name in _FLOATS:
+        return CType.floating(_FLOATS[name])
+    if name == "bool":
+        return CType.boolean()
+    if name in structs:
+        return CType.struct(name)
+    if name in enums:
+        return CType.enum(name, enums[name])
+    raise ValueError(text)
+
+
+def _respelled(function: Function) -> Function:
+    def respell(ctype: CType) -> CType:
+        if ctype.kind == "pointer" and ctype.pointee is not None:
+            return dataclasses.replace(ctype, spelling="", pointee=respell(ctype.pointee))
+        if ctype.kind in ("int", "float"):
+            return dataclasses.replace(ctype, spelling=ctype.name)
+        if ctype.kind == "bool":
+            return dataclasses.replace(ctype, spelling="bool")
+        return ctype
+
+    params = tuple(Param(p.name, respell(p.type)) for p in function.params)
+    return Function(function.name, respell(function.result), params, function.doc)
+
+
+def _abi(function: Function) -> list[tuple[str, int, str]]:
+    """What the calling convention sees: kinds and sizes, every pointer alike."""
+    def shape(ctype: CType) -> tuple[str, int, str]:
+        if ctype.kind == "pointer":
+            return ("pointer", 8, "")
+        if ctype.kind == "enum":
+            return ("int", ctype.size, "")
+        return (ctype.kind, ctype.size, ctype.name if ctype.kind == "struct" else "")
+
+    return [shape(function.result)] + [shape(p.type) for p in function.params]
+
+
+def _without_comments(text: str) -> str:
+    # Blank out comments but keep every newline, so line numbers still match the file.
+    def blank(match: re.Match[str]) -> str:
+        return re.sub(r"[^\n]", " ", match.group(0))
+
+    return re.sub(r"//[^\n]*|/\*.*?\*/", blank, text, flags=re.S)
+
+
+def _closing_paren(text: str, open_index: int) -> int:
+    depth = 0
+    for index in range(open_index, len(text)):
+        if text[index] == "(":
+            depth += 1
+        elif text[index] == ")":
+            depth -= 1
+            if depth == 0:
+                return index
+    return -1
+
+
+def _split_top_level(text: str) -> list[str]:
+    parts, depth, current = [], 0, ""
+    for char in text:
+        if char in "(<[":
+            depth += 1
+        elif char in ")>]":
+            depth -= 1
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    if current.strip():
+        parts.append(current)
+    return [p.strip() for p in parts if p.strip()]
+
