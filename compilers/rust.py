@@ -32,7 +32,7 @@ from nativeimport.driver import (
     tool_version,
 )
 from nativeimport.dwarf import read_interface
-from nativeimport.errors import CompileError
+from nativeimport.errors import CompileError, ToolchainNotFound
 from nativeimport.interface import CType, Function, Interface, Param
 
 __all__ = ["RustDriver", "rust_exports"]
@@ -84,6 +84,14 @@ class RustDriver(Driver):
         cargo = shutil.which(os.environ.get("CARGO") or "cargo")
         cargo_version = tool_version([cargo]) if cargo else "no cargo"
         return f"{super().fingerprint()}\n{cargo_version}"
+
+    def tools(self) -> list[Toolchain]:
+        found = [self.toolchain()]
+        try:
+            cargo = find_program("CARGO", ["cargo"], install_hint=INSTALL_HINT, language="Cargo")
+        except ToolchainNotFound:
+            return found  # single files still build; doctor shows cargo missing by its absence
+        return [*found, Toolchain("cargo", cargo, tool_version(cargo))]
 
     def read_source(self, path: Path) -> bytes:
         if path.is_dir():  # a crate: its manifest identifies it; every other file is a dependency

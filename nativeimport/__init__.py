@@ -53,10 +53,14 @@ __all__ = [
 def install(*, cache_dir: Union[str, Path, None] = None, verbose: Optional[bool] = None) -> Any:
     """Let ``import name`` find ``name.c`` (``.rs``, ``.zig``, ...) on ``sys.path``. Idempotent.
 
-    Appends the finder to ``sys.meta_path`` (after Python's own) and returns it.
+    Appends the finder to ``sys.meta_path`` (after Python's own) and returns it;
+    a second one, for drivers that build directories (Cargo crates), goes just
+    before Python's PathFinder.
     Keyword arguments override the ``NATIVEIMPORT_*`` environment variables.
     """
-    from ._finder import NativeFinder
+    from importlib.machinery import PathFinder
+
+    from ._finder import DirectoryFinder, NativeFinder
 
     overrides = {k: v for k, v in {"cache_dir": cache_dir, "verbose": verbose}.items() if v is not None}
     for finder in sys.meta_path:
@@ -65,14 +69,16 @@ def install(*, cache_dir: Union[str, Path, None] = None, verbose: Optional[bool]
             return finder
     finder = NativeFinder(overrides)
     sys.meta_path.append(finder)
+    before = sys.meta_path.index(PathFinder) if PathFinder in sys.meta_path else len(sys.meta_path) - 1
+    sys.meta_path.insert(before, DirectoryFinder(finder))
     return finder
 
 
 def uninstall() -> None:
     """Remove the finder ``install()`` added. Modules already imported stay usable."""
-    from ._finder import NativeFinder
+    from ._finder import DirectoryFinder, NativeFinder
 
-    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, NativeFinder)]
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, (NativeFinder, DirectoryFinder))]
 
 
 def load(path: Union[str, Path], name: Optional[str] = None, **overrides: Any) -> types.ModuleType:

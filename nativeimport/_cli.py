@@ -170,8 +170,10 @@ def _doctor(args: argparse.Namespace) -> tuple[int, Result]:
     for info in registry.drivers:
         row: dict[str, Any] = {"name": info.name, "suffixes": list(info.suffixes), "entry_point": info.target}
         try:
-            toolchain = info.load().toolchain()
-            row.update(found=True, path=toolchain.path, command=list(toolchain.command), version=toolchain.version)
+            driver = info.load()
+            toolchain = driver.toolchain()
+            row.update(found=True, path=toolchain.path, command=list(toolchain.command), version=toolchain.version,
+                       tools=[{"name": t.name, "path": t.path, "version": t.version} for t in driver.tools()])
         except ToolchainNotFound as exc:
             row.update(found=False, problem=str(exc))
         except Exception as exc:  # a broken driver is what doctor is for
@@ -190,7 +192,9 @@ def _doctor(args: argparse.Namespace) -> tuple[int, Result]:
         for row in d["drivers"]:
             suffixes = " ".join(row["suffixes"])
             if row["found"]:
-                lines.append(f"  {row['name']:<6} {suffixes:<10} ok   {row['path']}  {row['version']}")
+                for index, tool in enumerate(row["tools"]):
+                    label = f"{row['name']:<6} {suffixes:<10}" if index == 0 else " " * 17
+                    lines.append(f"  {label} ok   {tool['name']:<6} {tool['path']}  {tool['version']}")
             else:
                 lines.append(f"  {row['name']:<6} {suffixes:<10} MISSING  {row['problem']}")
         return "\n".join(lines)

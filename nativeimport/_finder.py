@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from importlib.machinery import ModuleSpec
     from typing import Any, Optional
 
-__all__ = ["NativeFinder", "spec_for_path"]
+__all__ = ["DirectoryFinder", "NativeFinder", "discover_drivers", "spec_for_path"]
 
 
 class NativeFinder:
@@ -63,10 +63,6 @@ class NativeFinder:
             for suffix, driver in registry.by_suffix.items():
                 if os.path.isfile(base + suffix):
                     return spec_for_path(fullname, Path(base + suffix), driver, self.overrides)
-            for driver in registry.with_marker:
-                assert driver.directory_marker is not None
-                if os.path.isfile(os.path.join(base, driver.directory_marker)):
-                    return spec_for_path(fullname, Path(base), driver, self.overrides)
         return None
 
     def invalidate_caches(self) -> None:
@@ -74,6 +70,41 @@ class NativeFinder:
 
     def __repr__(self) -> str:
         return f"<nativeimport.NativeFinder {self.overrides or ''}>"
+
+
+class DirectoryFinder:
+    """Finds project directories (``name/Cargo.toml``) for drivers that build whole directories.
+
+    It must sit before Python's PathFinder, which would otherwise import such a
+    directory as an empty namespace package. That costs one stat per
+    ``sys.path`` entry for each import reaching PathFinder, and only while a
+    registered driver claims directories. A directory holding ``__init__.py``
+    stays a Python package.
+    """
+
+    def __init__(self, files: NativeFinder) -> None:
+        self.files = files
+
+    def find_spec(self, fullname: str, path: Optional[Sequence[str]] = None,
+                  target: Any = None) -> Optional[ModuleSpec]:
+        registry = self.files.registry
+        if registry is None or not registry.with_marker:
+            return None
+        name = fullname.rpartition(".")[2]
+        for directory in sys.path if path is None else path:
+            if not isinstance(directory, str):
+                continue
+            base = os.path.join(directory or os.getcwd(), name)
+            for driver in registry.with_marker:
+                assert driver.directory_marker is not None
+                if os.path.isfile(os.path.join(base, driver.directory_marker)):
+                    if os.path.exists(os.path.join(base, "__init__.py")):
+                        return None
+                    return spec_for_path(fullname, Path(base), driver, self.files.overrides)
+        return None
+
+    def invalidate_caches(self) -> None:
+        """Nothing to forget: every lookup stats afresh."""
 
 
 def discover_drivers(overrides: dict[str, Any]) -> Registry:

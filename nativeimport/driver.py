@@ -154,6 +154,10 @@ class Driver:
         """Options that change the output (e.g. from ``$CFLAGS``); part of the key."""
         return ()
 
+    def tools(self) -> list[Toolchain]:
+        """Every tool the driver uses, for ``nativeimport doctor`` (the compiler by default)."""
+        return [self.toolchain()]
+
     def describe(self, request: BuildRequest, result: BuildResult) -> Interface:
         """The library's exports. The default reads its DWARF debug info."""
         from .dwarf import read_interface  # heavy: only builds pay for pyelftools
