@@ -6,7 +6,6 @@ import json
 import shutil
 
 import pytest
-
 from conftest import Runner
 
 if shutil.which("rustc") is None or shutil.which("cargo") is None:
