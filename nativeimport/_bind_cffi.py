@@ -71,6 +71,8 @@ def _function(function: Function) -> Iterator[str]:
     name = python_name(function.name)
     params = [python_name(p.name) for p in function.params]
     annotated = ", ".join(f"{n}: {python_annotation(p.type, True)!r}" for n, p in zip(params, function.params))
+    if params:  # positional-only, as C arguments are (and as the fast binder's are)
+        annotated += ", /"
     doc = function.c_signature() + (f"\n\n{function.doc}" if function.doc else "")
     native = f"_ni_c_{function.name}"
     setup = [f"    {native} = getattr(_ni_lib, {function.name!r})"]

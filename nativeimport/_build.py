@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _bind_cffi
+from ._bind_fast import FastBuild
 from ._cache import Cache, Dependency, digest_file
 from ._cffi_runtime import BINDING_FILE, LIBRARY_FILE
 from ._fresh import snapshot
@@ -51,7 +52,7 @@ def dependency_of(path: Path, source_dir: Path) -> str:
 
 
 def build_into(staging: Path, *, driver: Driver, cache: Cache, source: Path, source_bytes: bytes,
-               module_name: str, timeout: float) -> Built:
+               module_name: str, timeout: float, fast: bool) -> Built:
     """Build ``source`` into ``staging``; raise on any failure (the caller discards ``staging``)."""
     started = time.perf_counter()
     output = staging / "build"
@@ -64,7 +65,11 @@ def build_into(staging: Path, *, driver: Driver, cache: Cache, source: Path, sou
         raise SourceError(f"{source} changed while it was being compiled; import it again",
                           name=module_name, path=str(source))
     interface = _checked_interface(driver, request, result)
+    # This interpreter's fast wrapper compiles while the cffi binding is generated.
+    fast_build = FastBuild(staging, interface, module_name) if fast else None
     binding = _bind_cffi.generate(interface, where=str(source))
+    if fast_build is not None:
+        fast_build.finish(timeout)
 
     shutil.move(str(result.library), staging / LIBRARY_FILE)
     shutil.rmtree(output)

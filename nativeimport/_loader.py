@@ -8,6 +8,7 @@ hit imports nothing beyond this module, ``_fresh`` and the binding runtime.
 
 from __future__ import annotations
 
+import os
 import sys
 import types
 import warnings
@@ -48,14 +49,14 @@ class NativeLoader:
             _enable_verbose(settings)
             entry = obtain_entry(self.source, self.driver, settings, module.__name__)
             try:
-                bind_module(module, entry)
+                bind_module(module, entry, settings)
             except NativeImportError:
                 raise
             except Exception as exc:  # a damaged entry: evict it and build once more
                 _evict(entry, self.source, exc)
                 entry = obtain_entry(self.source, self.driver, settings, module.__name__)
                 try:
-                    bind_module(module, entry)
+                    bind_module(module, entry, settings)
                 except NativeImportError:
                     raise
                 except Exception as again:
@@ -71,9 +72,11 @@ class NativeLoader:
         return str(self.source)
 
 
-def bind_module(module: types.ModuleType, entry: Path) -> None:
+def bind_module(module: types.ModuleType, entry: Path, settings: Settings) -> None:
     """Fill ``module`` with the entry's exports, dropping names a previous version had."""
     namespace, skipped = load_binding(entry, module.__name__)
+    released = _overlay_fast(entry, namespace, module.__name__, settings)
+    namespace["__native_release_gil__"] = released
     for name in getattr(module, "__native_exports__", ()):
         if name not in namespace:
             module.__dict__.pop(name, None)
@@ -83,6 +86,39 @@ def bind_module(module: types.ModuleType, entry: Path) -> None:
     module.__all__ = [name for name in namespace if not name.startswith("_")]  # type: ignore[attr-defined]
     for name, reason in skipped:
         warnings.warn(f"{module.__name__}.{name} was left out: {reason}", NativeImportWarning, stacklevel=4)
+
+
+def _overlay_fast(entry: Path, namespace: dict[str, Any], module_name: str, settings: Settings) -> dict[str, Any]:
+    """Serve what it can through this interpreter's fast wrapper, building it once if missing.
+
+    Returns the GIL-releasing variants, by name.
+    """
+    if sys.implementation.name != "cpython" or settings.binder == "cffi":
+        return {}
+    import importlib.util
+    from importlib.machinery import EXTENSION_SUFFIXES, ExtensionFileLoader
+
+    path = entry / f"fast{EXTENSION_SUFFIXES[0]}"
+    if not path.exists():
+        if os.path.exists(f"{path}.unavailable") or not _build_fast(entry, module_name, settings):
+            return {}
+    loader = ExtensionFileLoader("_nativeimport_fast", str(path))
+    spec = importlib.util.spec_from_loader("_nativeimport_fast", loader)
+    assert spec is not None
+    extension = importlib.util.module_from_spec(spec)
+    kept, released = extension.bind(str(entry / LIBRARY_FILE), module_name, namespace)
+    namespace.update(kept)
+    return dict(released)
+
+
+def _build_fast(entry: Path, module_name: str, settings: Settings) -> bool:
+    import json
+
+    from ._bind_fast import build_fast
+    from .interface import Interface
+
+    interface = Interface.from_json(json.loads((entry / "interface.json").read_text(encoding="utf-8")))
+    return build_fast(entry, interface, module_name, settings.build_timeout) is not None
 
 
 def obtain_entry(source: Path, driver: DriverInfo, settings: Settings, module_name: str) -> Path:
@@ -126,8 +162,9 @@ def _build(cache: Cache, info: DriverInfo, settings: Settings, source: Path, sou
     from ._build import build_into
 
     with cache.staging() as staging:
+        fast = sys.implementation.name == "cpython" and settings.binder == "auto"
         built = build_into(staging, driver=info.load(), cache=cache, source=source, source_bytes=source_bytes,
-                           module_name=module_name, timeout=settings.build_timeout)
+                           module_name=module_name, timeout=settings.build_timeout, fast=fast)
         key = _digest(source_key, *(f"{d.path}\0{d.digest}" for d in built.dependencies))
         cache.write_manifest(staging, {"key": key, **built.manifest})
         cache.publish(staging, key)

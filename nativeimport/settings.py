@@ -39,17 +39,24 @@ class Settings:
             (``NATIVEIMPORT_BUILD_TIMEOUT``, default 600).
         lock_timeout: seconds to wait for another process building the same
             source (``NATIVEIMPORT_LOCK_TIMEOUT``, default 900).
+        binder: ``"auto"`` (the fast CPython wrapper where it can serve a
+            function, cffi for the rest) or ``"cffi"`` (cffi only)
+            (``NATIVEIMPORT_BINDER``).
     """
 
-    __slots__ = ("build_timeout", "cache_dir", "lock_timeout", "verbose")
+    __slots__ = ("binder", "build_timeout", "cache_dir", "lock_timeout", "verbose")
     cache_dir: Path | None
     verbose: bool
     build_timeout: float
     lock_timeout: float
+    binder: str
 
     def __init__(self, cache_dir: Path | str | None = None, verbose: bool = False,
-                 build_timeout: float = 600.0, lock_timeout: float = 900.0) -> None:
+                 build_timeout: float = 600.0, lock_timeout: float = 900.0, binder: str = "auto") -> None:
+        if binder not in ("auto", "cffi"):
+            raise ValueError(f"binder must be 'auto' or 'cffi', not {binder!r}")
         set_ = object.__setattr__
+        set_(self, "binder", binder)
         set_(self, "cache_dir", Path(cache_dir).expanduser() if cache_dir is not None else None)
         set_(self, "verbose", bool(verbose))
         set_(self, "build_timeout", float(build_timeout))
@@ -64,6 +71,7 @@ class Settings:
             "verbose": _flag(env.get("NATIVEIMPORT_VERBOSE")),
             "build_timeout": _seconds("NATIVEIMPORT_BUILD_TIMEOUT", env.get("NATIVEIMPORT_BUILD_TIMEOUT"), 600.0),
             "lock_timeout": _seconds("NATIVEIMPORT_LOCK_TIMEOUT", env.get("NATIVEIMPORT_LOCK_TIMEOUT"), 900.0),
+            "binder": (env.get("NATIVEIMPORT_BINDER") or "auto").strip().lower(),
         }
         for name, value in overrides.items():
             if name not in cls.__slots__:
