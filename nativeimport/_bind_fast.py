@@ -413,14 +413,12 @@ def _wrapper(index: int, function: Function) -> Iterator[str]:
             yield f"        ni_release(&v{earlier});"
         yield (f"        return PyObject_Vectorcall(PyTuple_GET_ITEM(ni_fallbacks, {index}), args, {count}, NULL);")
         yield "    }"
-        yield f"    if (ni_buffer(args[{position}], &v{position}, &a{position}, {kind}, {size}, {writable}, {what})) goto fail;"
+        buffer_args = f"&v{position}, &a{position}, {kind}, {size}, {writable}, {what}"
+        yield f"    if (ni_buffer(args[{position}], {buffer_args})) goto fail;"
     call_args = ", ".join(f"({_c_type(p.type)})a{i}" for i, p in enumerate(function.params))
     call = f"ni_f_{index}({call_args})"
     result = function.result
-    if result.kind == "void":
-        statement = f"{call};"
-    else:
-        statement = f"{_c_result(result)} r = {call};"
+    statement = f"{call};"
     if result.kind != "void":
         yield f"    {_c_result(result)} r;"
         statement = f"r = {call};"

@@ -99,9 +99,9 @@ def _overlay_fast(entry: Path, namespace: dict[str, Any], module_name: str, sett
     from importlib.machinery import EXTENSION_SUFFIXES, ExtensionFileLoader
 
     path = entry / f"fast{EXTENSION_SUFFIXES[0]}"
-    if not path.exists():
-        if os.path.exists(f"{path}.unavailable") or not _build_fast(entry, module_name, settings):
-            return {}
+    missing = not path.exists()
+    if missing and (os.path.exists(f"{path}.unavailable") or not _build_fast(entry, module_name, settings)):
+        return {}
     loader = ExtensionFileLoader("_nativeimport_fast", str(path))
     spec = importlib.util.spec_from_loader("_nativeimport_fast", loader)
     assert spec is not None
