@@ -77,7 +77,8 @@ def _function(function: Function) -> Iterator[str]:
     native = f"_ni_c_{function.name}"
     setup = [f"    {native} = getattr(_ni_lib, {function.name!r})"]
     body: list[str] = []
-    checked = []  # parameters cffi converts itself; named in errors by _ni_rt.explain
+    # Per parameter: None when converted above, else what _ni_rt.retry needs for one cffi converts itself.
+    checked: list[tuple[str, str, str, bool] | None] = []
     for index, (var, param) in enumerate(zip(params, function.params)):
         what = f"{name}() argument {param.name!r} ({param.type.spell()})"
         spec = f"_ni_b_{function.name}_{index}"
@@ -86,20 +87,21 @@ def _function(function: Function) -> Iterator[str]:
             setup.append(f"    {spec} = _ni_rt.BufferSpec(ffi, *{_buffer_spec(param.type)!r}, {what!r})")
         if conversion:
             body.append(f"        {var} = {conversion}")
+            checked.append(None)
         else:
-            checked.append((var, param.type.cdecl(), param.type.spell()))
+            checked.append((param.name, param.type.cdecl(), param.type.spell(), param.type.kind in ("int", "enum")))
     yield from setup
     yield f"    def {name}({annotated}) -> {python_annotation(function.result, False)!r}:"
     yield f"        {doc!r}"
     yield from body
     call = f"{native}({', '.join(params)})"
     result = function.result
-    if checked:
+    if any(checked):
         yield "        try:"
         yield f"            _ni_r = {call}"
         yield "        except (TypeError, OverflowError) as _ni_e:"
-        args = "(" + "".join(f"{v}, " for v, _, _ in checked) + ")"
-        yield (f"            raise _ni_rt.explain(ffi, _ni_e, {name!r}, {tuple(checked)!r}, {args}) from None")
+        args = "(" + "".join(f"{v}, " for v in params) + ")"
+        yield f"            _ni_r = _ni_rt.retry(ffi, _ni_e, {native}, {name!r}, {tuple(checked)!r}, {args})"
     else:
         yield f"        _ni_r = {call}"
     if result.is_string:

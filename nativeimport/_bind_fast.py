@@ -137,8 +137,10 @@ def _missing_prerequisite() -> str | None:
 
 
 def _compiler() -> list[str] | None:
-    configured = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
-    words = shlex.split(configured)
+    if os.environ.get("CC", "").strip():  # the user chose a compiler: use it or nothing
+        words = shlex.split(os.environ["CC"])
+        return words if shutil.which(words[0]) else None
+    words = shlex.split(sysconfig.get_config_var("CC") or "cc")
     if words and shutil.which(words[0]):
         return words
     for candidate in ("cc", "gcc", "clang"):

@@ -24,7 +24,7 @@ __all__ = [
     "StructType",
     "as_buffer",
     "as_string",
-    "explain",
+    "retry",
     "int_enum",
     "load_binding",
     "struct_pointer",
@@ -106,8 +106,6 @@ def as_string(ffi: Any, value: Any, what: str) -> Any:
         value = value.encode("utf-8")
     elif value is None:
         return ffi.NULL
-    elif isinstance(value, (bytearray, memoryview)):
-        value = bytes(value)
     elif not isinstance(value, bytes):
         raise TypeError(f"{what}: expected str or bytes, not {type(value).__name__}")
     if b"\0" in value:
@@ -190,20 +188,34 @@ def int_enum(name: str, members: Sequence[tuple[str, int]], module: str, doc: st
     return made
 
 
-def explain(
-    ffi: Any, exc: Exception, function: str, params: Sequence[tuple[str, str, str]], args: Sequence[Any]
-) -> Exception:
-    """Re-word cffi's conversion error to name the function and the parameter at fault.
+def retry(ffi: Any, exc: Exception, native: Any, function: str,
+          params: Sequence[tuple[str, str, str, bool] | None], args: Sequence[Any]) -> Any:
+    """After cffi refused an argument: convert ``__index__`` objects as Python's int() would and call
+    again, or raise the error again naming the function and the parameter at fault.
 
-    ``params`` holds (name, cffi type, type as the source spells it) for each
-    parameter cffi converts itself.
+    ``params`` holds, per parameter cffi converts itself, (name, cffi type, type as the source
+    spells it, is an integer); None for one already converted. Only the error path pays for this.
     """
-    for (name, cdecl, spelled), value in zip(params, args):
+    import operator
+
+    converted = list(args)
+    for index, (spec, value) in enumerate(zip(params, args)):
+        if spec is not None and spec[3] and not isinstance(value, int) and hasattr(type(value), "__index__"):
+            converted[index] = operator.index(value)
+    if converted != list(args):
+        try:
+            return native(*converted)
+        except (TypeError, OverflowError) as again:
+            exc = again
+    for spec, value in zip(params, converted):
+        if spec is None:
+            continue
+        name, cdecl, spelled, _ = spec
         try:
             ffi.new(cdecl + " *", value)
         except (TypeError, OverflowError) as culprit:
-            return type(culprit)(f"{function}() argument {name!r} ({spelled}): {culprit}")
-    return exc
+            raise type(culprit)(f"{function}() argument {name!r} ({spelled}): {culprit}") from None
+    raise exc
 
 
 def load_binding(entry: Path, module_name: str) -> tuple[dict[str, Any], tuple[tuple[str, str], ...]]:
