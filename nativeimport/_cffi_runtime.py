@@ -24,9 +24,9 @@ __all__ = [
     "StructType",
     "as_buffer",
     "as_string",
-    "retry",
     "int_enum",
     "load_binding",
+    "retry",
     "struct_pointer",
     "struct_value",
 ]

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import pytest
-
 from conftest import Runner
 
 SOURCE = r"""
@@ -79,7 +77,7 @@ print(json.dumps(results))
 
 
 def run_table(runner: Runner, binder: str) -> list[list[object]]:
-    return runner.json("import nativeimport\nm = nativeimport.load('conv.c', binder=%r)\n" % binder + TABLE)  # type: ignore[no-any-return]
+    return runner.json(f"import nativeimport\nm = nativeimport.load('conv.c', binder={binder!r})\n" + TABLE)  # type: ignore[no-any-return]
 
 
 def test_both_binders_agree_on_every_call(runner: Runner) -> None:
