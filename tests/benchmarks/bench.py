@@ -1,0 +1,308 @@
+"""The same four functions through every way of calling C from Python, side by side.
+
+Run by run.py inside an environment that has the peers. Prints a table and
+writes results.md, results.json and results.png beside this file. Timings are
+medians over interleaved rounds (every tool measured once per round, in a
+shuffled order), with the timing loop's own cost subtracted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import array
+import ctypes
+import datetime
+import importlib.util
+import json
+import os
+import platform
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import textwrap
+import timeit
+from pathlib import Path
+from typing import Any, Callable
+
+HERE = Path(__file__).resolve().parent
+SOURCES = HERE / "sources"
+N_DOUBLES = 1000
+
+
+def sh(*command: str, cwd: Path | None = None) -> None:
+    subprocess.run(command, check=True, cwd=cwd)
+
+
+def python_seconds(code: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> float:
+    """Wall time of ``code`` in a fresh interpreter, measured inside it (start-up excluded)."""
+    script = f"import time\n_t = time.perf_counter()\n{code}\nprint(time.perf_counter() - _t)\n"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                          env={**os.environ, **(env or {})}, cwd=cwd)
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+class Workspace:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.src = root / "src"
+        shutil.copytree(SOURCES, self.src)
+        self.cache = root / "nativeimport-cache"
+        include = sysconfig.get_paths()["include"]
+        suffix = sysconfig.get_config_var("EXT_SUFFIX")
+        self.plain_lib = root / "libkernels.so"
+        sh("gcc", "-O2", "-fPIC", "-shared", "-o", str(self.plain_lib), str(self.src / "kernels.c"))
+        self.handmade = root / f"handmade{suffix}"
+        sh("gcc", "-O2", "-fPIC", "-shared", f"-I{include}", "-o", str(self.handmade), str(self.src / "handmade.c"),
+           str(self.src / "kernels.c"))
+
+
+def load_extension(name: str, path: Path) -> Any:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def cffi_api_module(work: Workspace) -> Any:
+    from cffi import FFI
+
+    builder = FFI()
+    builder.cdef("double add(double, double); int64_t add3(int64_t, int64_t, int64_t); void nothing(void);"
+                 "double sum(const double *, size_t);")
+    builder.set_source("_kernels_api", (work.src / "kernels.c").read_text())
+    built = builder.compile(tmpdir=str(work.root / "cffi-api"), verbose=False)
+    module = load_extension("_kernels_api", Path(built))
+
+    lib, ffi = module.lib, module.ffi
+
+    class Api:
+        add, add3, nothing = lib.add, lib.add3, lib.nothing
+
+        @staticmethod
+        def sum(xs: Any, n: int) -> float:
+            return lib.sum(ffi.from_buffer("double[]", xs), n)  # type: ignore[no-any-return]
+
+    return Api
+
+
+def cffi_abi_module(work: Workspace) -> Any:
+    from cffi import FFI
+
+    ffi = FFI()
+    ffi.cdef("double add(double, double); int64_t add3(int64_t, int64_t, int64_t); void nothing(void);"
+             "double sum(const double *, size_t);")
+    lib = ffi.dlopen(str(work.plain_lib))
+
+    class Abi:
+        add, add3, nothing = lib.add, lib.add3, lib.nothing
+
+        @staticmethod
+        def sum(xs: Any, n: int) -> float:
+            return lib.sum(ffi.from_buffer("double[]", xs), n)  # type: ignore[no-any-return]
+
+    return Abi
+
+
+def ctypes_module(work: Workspace) -> Any:
+    lib = ctypes.CDLL(str(work.plain_lib))
+    lib.add.argtypes, lib.add.restype = [ctypes.c_double, ctypes.c_double], ctypes.c_double
+    lib.add3.argtypes, lib.add3.restype = [ctypes.c_int64] * 3, ctypes.c_int64
+    lib.nothing.argtypes, lib.nothing.restype = [], None
+    lib.sum.argtypes, lib.sum.restype = [ctypes.POINTER(ctypes.c_double), ctypes.c_size_t], ctypes.c_double
+    array_type = ctypes.c_double * N_DOUBLES
+
+    class Ctypes:
+        add, add3, nothing = lib.add, lib.add3, lib.nothing
+
+        @staticmethod
+        def sum(xs: Any, n: int) -> float:
+            return lib.sum(array_type.from_buffer(xs), n)  # type: ignore[no-any-return]
+
+    return Ctypes
+
+
+def tools(work: Workspace) -> dict[str, Any]:
+    import nativeimport
+
+    found: dict[str, Any] = {"hand-written METH_FASTCALL": load_extension("handmade", work.handmade)}
+    found["nativeimport (fast binder)"] = nativeimport.load(work.src / "kernels.c", cache_dir=work.cache)
+    found["nativeimport (cffi binder)"] = nativeimport.load(work.src / "kernels.c", name="kernels_cffi",
+                                                            cache_dir=work.cache, binder="cffi")
+    sys.path.insert(0, str(work.src))
+    import pyximport
+
+    pyximport.install(build_dir=str(work.root / "pyxbld"), language_level=3)
+    found["Cython (pyximport)"] = importlib.import_module("kernels_cy")
+    import cppimport
+
+    found["pybind11 (cppimport)"] = cppimport.imp("kernels_pb")
+    found["cffi API mode"] = cffi_api_module(work)
+    found["cffi ABI mode"] = cffi_abi_module(work)
+    found["ctypes"] = ctypes_module(work)
+    return found
+
+
+CASES: dict[str, tuple[str, int]] = {
+    "double add(double, double)": ("f.add(1.0, 2.0)", 200_000),
+    "int64_t add3(int64_t, int64_t, int64_t)": ("f.add3(1, 2, 3)", 200_000),
+    "void nothing(void)": ("f.nothing()", 200_000),
+    f"double sum(const double *, size_t), {N_DOUBLES} doubles": ("f.sum(xs, 1000)", 50_000),
+}
+
+
+def measure_calls(found: dict[str, Any], rounds: int) -> dict[str, dict[str, float]]:
+    xs = array.array("d", range(N_DOUBLES))
+    samples: dict[tuple[str, str], list[float]] = {}
+    for case, (statement, number) in CASES.items():
+        for tool in found.values():  # every tool must give the handmade answer first
+            expected = eval(statement, {"f": found["hand-written METH_FASTCALL"], "xs": xs})
+            assert eval(statement, {"f": tool, "xs": xs}) == expected, (tool, case)
+        for _ in range(rounds):
+            order = list(found)
+            random.shuffle(order)
+            for name in order:
+                scope = {"f": found[name], "xs": xs}
+                loop = timeit.timeit("pass", number=number)
+                seconds = timeit.timeit(statement, globals=scope, number=number)
+                samples.setdefault((case, name), []).append((seconds - loop) / number * 1e9)
+    return {case: {name: statistics.median(samples[(case, name)]) for name in found} for case in CASES}
+
+
+def measure_imports(work: Workspace) -> dict[str, dict[str, float]]:
+    env = {"NATIVEIMPORT_CACHE_DIR": str(work.root / "import-cache")}
+    kernels = work.root / "import-src" / "kernels.c"
+    kernels.parent.mkdir()
+    shutil.copy(work.src / "kernels.c", kernels)
+    load = f"import nativeimport\nm = nativeimport.load({str(kernels)!r})"
+    results: dict[str, dict[str, float]] = {}
+    results["nativeimport"] = {"cold": python_seconds(load, env), "warm": statistics.median(
+        python_seconds(load, env) for _ in range(7))}
+    results["import nativeimport + install()"] = {"warm": statistics.median(
+        python_seconds("import nativeimport\nnativeimport.install()", env) for _ in range(7))}
+    handmade = f"import importlib.util as u\ns = u.spec_from_file_location('handmade', {str(work.handmade)!r})\n" \
+               "m = u.module_from_spec(s)\ns.loader.exec_module(m)"
+    results["built extension (hand-written)"] = {"warm": statistics.median(python_seconds(handmade) for _ in range(7))}
+    pyx_dir = work.root / "import-pyx"
+    pyx_dir.mkdir()
+    shutil.copy(work.src / "kernels_cy.pyx", pyx_dir)
+    pyx = f"import pyximport\npyximport.install(build_dir={str(pyx_dir / 'build')!r}, language_level=3)\nimport kernels_cy"
+    results["Cython (pyximport)"] = {"cold": python_seconds(pyx, cwd=pyx_dir), "warm": statistics.median(
+        python_seconds(pyx, cwd=pyx_dir) for _ in range(5))}
+    cpp_dir = work.root / "import-cpp"
+    cpp_dir.mkdir()
+    shutil.copy(work.src / "kernels_pb.cpp", cpp_dir)
+    cpp = "import cppimport\nm = cppimport.imp('kernels_pb')"
+    results["pybind11 (cppimport)"] = {"cold": python_seconds(cpp, cwd=cpp_dir), "warm": statistics.median(
+        python_seconds(cpp, cwd=cpp_dir) for _ in range(5))}
+    inline = ("from cffi import FFI\nffi = FFI()\nffi.cdef('double add(double, double);')\n"
+              f"lib = ffi.dlopen({str(work.plain_lib)!r})")
+    results["cffi ABI mode, in-line cdef"] = {"warm": statistics.median(python_seconds(inline) for _ in range(5))}
+    results["ctypes"] = {"warm": statistics.median(python_seconds(
+        f"import ctypes\nlib = ctypes.CDLL({str(work.plain_lib)!r})") for _ in range(5))}
+    return results
+
+
+def measure_unrelated_imports() -> dict[str, float]:
+    """Microseconds an import spends in sys.meta_path, without and with nativeimport installed."""
+    code = textwrap.dedent("""
+        import sys, time
+        {install}
+        names = ["colorsys", "this_module_does_not_exist", "wave", "no_such_thing_either"]
+        best = {{}}
+        for name in names:
+            laps = []
+            for _ in range(2000):
+                t = time.perf_counter()
+                for finder in sys.meta_path:
+                    if finder.find_spec(name, None) is not None:
+                        break
+                laps.append(time.perf_counter() - t)
+            best[name] = sorted(laps)[len(laps) // 2] * 1e6
+        print(best)
+    """)
+    without = eval(subprocess.run([sys.executable, "-c", code.format(install="")], capture_output=True, text=True,
+                                  check=True).stdout)
+    with_ = eval(subprocess.run([sys.executable, "-c", code.format(install="import nativeimport; nativeimport.install()")],
+                                capture_output=True, text=True, check=True).stdout)
+    return {f"{name} ({'found by Python' if name in ('colorsys', 'wave') else 'not found'})":
+            round(with_[name] - without[name], 2) for name in without}
+
+
+def render(calls: dict[str, dict[str, float]], imports: dict[str, dict[str, float]], unrelated: dict[str, float],
+           machine: str) -> str:
+    lines = [f"Measured {machine}.", "", "### Calls: ns per call (ratio to the hand-written extension)", ""]
+    tools_ = list(next(iter(calls.values())))
+    lines.append("| tool | " + " | ".join(calls) + " |")
+    lines.append("| --- |" + " --- |" * len(calls))
+    for tool in tools_:
+        cells = []
+        for case in calls:
+            base = calls[case]["hand-written METH_FASTCALL"]
+            cells.append(f"{calls[case][tool]:.0f} ({calls[case][tool] / base:.2f}x)")
+        lines.append(f"| {tool} | " + " | ".join(cells) + " |")
+    lines += ["", "### Imports: ms in a fresh interpreter (cold: nothing built yet; warm: built before)", "",
+              "| what | cold | warm |", "| --- | --- | --- |"]
+    for name, times in imports.items():
+        cold = f"{times['cold'] * 1000:.1f}" if "cold" in times else "-"
+        lines.append(f"| {name} | {cold} | {times['warm'] * 1000:.2f} |")
+    lines += ["", "### An import nativeimport does not serve: extra µs spent in sys.meta_path", "",
+              "| import | extra µs |", "| --- | --- |"]
+    lines += [f"| {name} | {value:.2f} |" for name, value in unrelated.items()]
+    return "\n".join(lines) + "\n"
+
+
+def chart(calls: dict[str, dict[str, float]], path: Path, machine: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cases = list(calls)
+    tools_ = list(next(iter(calls.values())))
+    figure, axes = plt.subplots(1, len(cases), figsize=(4.2 * len(cases), 4.6), sharey=True)
+    for axis, case in zip(axes, cases):
+        values = [calls[case][tool] for tool in tools_]
+        colors = ["#2b6cb0" if tool.startswith("nativeimport (fast") else "#999999" if "hand" not in tool
+                  else "#38a169" for tool in tools_]
+        axis.barh(tools_, values, color=colors)
+        axis.set_title(case, fontsize=9)
+        axis.set_xlabel("ns per call (lower is better)")
+        axis.invert_yaxis()
+        for y, value in enumerate(values):
+            axis.text(value, y, f" {value:.0f}", va="center", fontsize=8)
+    figure.suptitle(f"Calling C from Python: {machine}", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--out", type=Path, default=HERE)
+    args = parser.parse_args()
+    machine = (f"{datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores, "
+               f"{platform.python_implementation()} {platform.python_version()}, "
+               f"{subprocess.run(['gcc', '--version'], capture_output=True, text=True).stdout.splitlines()[0]}")
+    with tempfile.TemporaryDirectory(prefix="nativeimport-bench-") as scratch:
+        work = Workspace(Path(scratch))
+        found = tools(work)
+        calls = measure_calls(found, args.rounds)
+        imports = measure_imports(work)
+    unrelated = measure_unrelated_imports()
+    text = render(calls, imports, unrelated, machine)
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.md").write_text(text)
+    (args.out / "results.json").write_text(json.dumps({"machine": machine, "calls_ns": calls, "imports_s": imports,
+                                                       "unrelated_import_extra_us": unrelated}, indent=1))
+    chart(calls, args.out / "results.png", machine)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
