@@ -15,7 +15,6 @@ __version__ = "0.1.0"
 
 import sys
 import types
-from pathlib import Path
 
 from .errors import (
     BindingError,
@@ -30,7 +29,8 @@ from .errors import (
 )
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pathlib and typing cost milliseconds: `import nativeimport` stays light without them
+    from pathlib import Path
     from typing import Any, Optional, Union
 
 __all__ = [
@@ -92,7 +92,7 @@ def load(path: Union[str, Path], name: Optional[str] = None, **overrides: Any) -
     from ._finder import spec_for_path
 
     source, driver = _driver_for(path, overrides)
-    spec = spec_for_path(name or source.stem, source, driver, overrides)
+    spec = spec_for_path(name or source.stem, str(source), driver, overrides)
     module = types.ModuleType(spec.name)
     module.__spec__ = spec
     module.__file__ = spec.origin
@@ -121,20 +121,24 @@ def release_gil(module: types.ModuleType, *names: str) -> None:
 
 def build(path: Union[str, Path], **overrides: Any) -> Path:
     """Build one source ahead of time (or find it cached); return its cache entry's directory."""
+    from pathlib import Path
+
     from ._loader import obtain_entry
     from .settings import Settings
 
     source, driver = _driver_for(path, overrides)
-    return obtain_entry(source, driver, Settings.from_env(**overrides), source.stem)
+    return Path(obtain_entry(str(source), driver, Settings.from_env(**overrides), source.stem))
 
 
 def _driver_for(path: Union[str, Path], overrides: dict[str, Any]) -> tuple[Path, Any]:
+    from pathlib import Path
+
     from ._finder import discover_drivers
 
     source = Path(path).absolute()
     if not source.exists():
         raise SourceError(f"{source} does not exist", path=str(source))
-    driver = discover_drivers(overrides).for_path(source)
+    driver = discover_drivers(overrides).for_path(str(source))
     if driver is None:
         raise SourceError(f"no nativeimport driver builds {source.name}; `nativeimport doctor` lists the drivers",
                           path=str(source))

@@ -78,7 +78,7 @@ class Cache:
 
     # -- paths ------------------------------------------------------------
     def entry(self, key: str) -> Path:
-        return entry_dir(self.root, key)
+        return Path(entry_dir(str(self.root), key))
 
     def scratch(self, driver: str) -> Path:
         path = self.root / "scratch" / driver

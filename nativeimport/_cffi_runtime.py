@@ -14,7 +14,6 @@ import sys
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from pathlib import Path
     from typing import Any
 
 __all__ = [
@@ -218,19 +217,19 @@ def retry(ffi: Any, exc: Exception, native: Any, function: str,
     raise exc
 
 
-def load_binding(entry: Path, module_name: str) -> tuple[dict[str, Any], tuple[tuple[str, str], ...]]:
+def load_binding(entry: str, module_name: str) -> tuple[dict[str, Any], tuple[tuple[str, str], ...]]:
     """Import an entry's binding module and bind its library: (namespace, exports left out and why)."""
     import types
 
-    binding = types.ModuleType(f"_nativeimport_cffi_{entry.name[:16]}")
-    binding.__file__ = str(entry / BINDING_FILE)
+    binding = types.ModuleType(f"_nativeimport_cffi_{os.path.basename(entry)[:16]}")
+    binding.__file__ = os.path.join(entry, BINDING_FILE)
     exec(_binding_code(entry), binding.__dict__)
-    namespace: dict[str, Any] = binding.bind(str(entry / LIBRARY_FILE), module_name)
+    namespace: dict[str, Any] = binding.bind(os.path.join(entry, LIBRARY_FILE), module_name)
     _NEVER_UNLOADED.append(namespace["__lib__"])
     return namespace, binding.SKIPPED
 
 
-def _binding_code(entry: Path) -> Any:
+def _binding_code(entry: str) -> Any:
     """The binding's code object, compiled once per interpreter and kept beside it in the entry.
 
     Kept by nativeimport rather than importlib's __pycache__ so PYTHONDONTWRITEBYTECODE does
@@ -239,19 +238,22 @@ def _binding_code(entry: Path) -> Any:
     import marshal
     import zlib
 
-    compiled = entry / f"binding_cffi.{sys.implementation.cache_tag}.code"
+    compiled = os.path.join(entry, f"binding_cffi.{sys.implementation.cache_tag}.code")
     try:
-        data = compiled.read_bytes()
+        with open(compiled, "rb") as stream:
+            data = stream.read()
         if len(data) > 4 and int.from_bytes(data[:4], "little") == zlib.crc32(data[4:]):
             return marshal.loads(data[4:])
     except (OSError, ValueError, EOFError, TypeError):
         pass
-    source = entry / BINDING_FILE
-    code = compile(source.read_bytes(), str(source), "exec", dont_inherit=True)
+    source = os.path.join(entry, BINDING_FILE)
+    with open(source, "rb") as stream:
+        code = compile(stream.read(), source, "exec", dont_inherit=True)
     payload = marshal.dumps(code)
-    temporary = compiled.with_name(f".{compiled.name}.{os.getpid()}")
+    temporary = f"{compiled}.{os.getpid()}.tmp"
     try:
-        temporary.write_bytes(zlib.crc32(payload).to_bytes(4, "little") + payload)
+        with open(temporary, "wb") as stream:
+            stream.write(zlib.crc32(payload).to_bytes(4, "little") + payload)
         os.replace(temporary, compiled)
     except OSError:  # a read-only cache: compile again next time
         try:

@@ -86,11 +86,11 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _cache_dir(args: argparse.Namespace) -> tuple[int, Result]:
     root = cache_root(_settings(args))
-    return 0, ({"cache_dir": str(root)}, lambda data: data["cache_dir"])
+    return 0, ({"cache_dir": root}, lambda data: data["cache_dir"])
 
 
 def _cache_list(args: argparse.Namespace) -> tuple[int, Result]:
-    cache = Cache(cache_root(_settings(args)))
+    cache = Cache(Path(cache_root(_settings(args))))
     now = time.time()
     rows = [
         {
@@ -123,7 +123,7 @@ def _render_list(rows: list[dict[str, Any]]) -> str:
 
 
 def _cache_clear(args: argparse.Namespace) -> tuple[int, Result]:
-    cache = Cache(cache_root(_settings(args)))
+    cache = Cache(Path(cache_root(_settings(args))))
     wanted = {str(p.absolute()) for p in args.sources}
     doomed = [e for e in cache.entries() if not wanted or e.manifest.get("source") in wanted]
     if doomed and not args.yes:
@@ -183,7 +183,7 @@ def _doctor(args: argparse.Namespace) -> tuple[int, Result]:
         "nativeimport": __version__,
         "python": f"{sys.implementation.name} {sys.version.split()[0]}",
         "executable": sys.executable,
-        "cache_dir": str(cache_root(settings)),
+        "cache_dir": cache_root(settings),
         "drivers": drivers,
     }
 

@@ -6,7 +6,6 @@ import _thread
 import importlib.util
 import os
 import sys
-from pathlib import Path
 
 from ._registry import DriverInfo, Registry
 
@@ -62,7 +61,7 @@ class NativeFinder:
             base = os.path.join(directory or os.getcwd(), name)
             for suffix, driver in registry.by_suffix.items():
                 if os.path.isfile(base + suffix):
-                    return spec_for_path(fullname, Path(base + suffix), driver, self.overrides)
+                    return spec_for_path(fullname, base + suffix, driver, self.overrides)
         return None
 
     def invalidate_caches(self) -> None:
@@ -100,7 +99,7 @@ class DirectoryFinder:
                 if os.path.isfile(os.path.join(base, driver.directory_marker)):
                     if os.path.exists(os.path.join(base, "__init__.py")):
                         return None
-                    return spec_for_path(fullname, Path(base), driver, self.files.overrides)
+                    return spec_for_path(fullname, base, driver, self.files.overrides)
         return None
 
     def invalidate_caches(self) -> None:
@@ -117,7 +116,7 @@ def discover_drivers(overrides: dict[str, Any]) -> Registry:
     return Registry.discover(_root_or_none(overrides))
 
 
-def _root_or_none(overrides: dict[str, Any]) -> Optional[Path]:
+def _root_or_none(overrides: dict[str, Any]) -> Optional[str]:
     from ._fresh import cache_root
     from .errors import CacheError
     from .settings import Settings
@@ -128,12 +127,12 @@ def _root_or_none(overrides: dict[str, Any]) -> Optional[Path]:
         return None  # the import that needs the cache will say why
 
 
-def spec_for_path(fullname: str, source: Path, driver: DriverInfo, overrides: dict[str, Any]) -> ModuleSpec:
+def spec_for_path(fullname: str, source: str, driver: DriverInfo, overrides: dict[str, Any]) -> ModuleSpec:
     """A module spec whose loader builds ``source`` with ``driver``; ``__file__`` is the source."""
     from ._loader import NativeLoader
 
-    source = Path(os.path.abspath(source))
-    spec = importlib.util.spec_from_file_location(fullname, str(source),
+    source = os.path.abspath(source)
+    spec = importlib.util.spec_from_file_location(fullname, source,
                                                   loader=NativeLoader(source, driver, overrides))  # type: ignore[arg-type]
     assert spec is not None
     return spec

@@ -18,7 +18,6 @@ import sys
 import time
 import warnings
 import zlib
-from pathlib import Path
 
 from .errors import CacheError, NativeImportWarning
 
@@ -30,6 +29,7 @@ if TYPE_CHECKING:  # typing costs milliseconds at run time; only the type checke
     from .settings import Settings
 
     Snapshot = list[list[Any]]
+    StrPath = Union[str, os.PathLike[str]]
 
 __all__ = [
     "LAST_USED",
@@ -50,7 +50,7 @@ SCHEMA = 1
 LAST_USED = "last-used"
 
 
-def cache_root(settings: Settings) -> Path:
+def cache_root(settings: Settings) -> str:
     """The cache root, created private; an unsafe root is replaced by a private temporary one."""
     root = settings.cache_dir if settings.cache_dir is not None else _default_root()
     problem = _unsafe(root)
@@ -58,7 +58,7 @@ def cache_root(settings: Settings) -> Path:
         return root
     import tempfile
 
-    fallback = Path(tempfile.gettempdir(), f"nativeimport-{os.getuid()}")
+    fallback = os.path.join(tempfile.gettempdir(), f"nativeimport-{os.getuid()}")
     warnings.warn(f"nativeimport: not using cache {root}: it {problem}; using {fallback} instead",
                   NativeImportWarning, stacklevel=2)
     fallback_problem = _unsafe(fallback)
@@ -68,20 +68,20 @@ def cache_root(settings: Settings) -> Path:
     return fallback
 
 
-def _default_root() -> Path:
+def _default_root() -> str:
     if sys.platform.startswith("linux"):  # platformdirs' answer on Linux, without its import cost
         base = os.environ.get("XDG_CACHE_HOME", "").strip()
-        return Path(base if os.path.isabs(base) else os.path.expanduser("~/.cache"), "nativeimport")
+        return os.path.join(base if os.path.isabs(base) else os.path.expanduser("~/.cache"), "nativeimport")
     import platformdirs
 
-    return Path(platformdirs.user_cache_dir("nativeimport", appauthor=False))
+    return str(platformdirs.user_cache_dir("nativeimport", appauthor=False))
 
 
-def _unsafe(root: Path) -> Optional[str]:
+def _unsafe(root: str) -> Optional[str]:
     """Why ``root`` must not be used (shared, foreign, not a directory), after creating it if missing."""
     try:
-        root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        info = root.stat()
+        os.makedirs(root, mode=0o700, exist_ok=True)
+        info = os.stat(root)
     except OSError as exc:
         return f"cannot be created ({exc.strerror})"
     if not stat.S_ISDIR(info.st_mode):
@@ -93,11 +93,11 @@ def _unsafe(root: Path) -> Optional[str]:
     return None
 
 
-def entry_dir(root: Path, key: str) -> Path:
-    return root / "entries" / key
+def entry_dir(root: str, key: str) -> str:
+    return os.path.join(root, "entries", key)
 
 
-def read_record(path: Path) -> Optional[dict[str, Any]]:
+def read_record(path: StrPath) -> Optional[dict[str, Any]]:
     """A JSON record written by :func:`write_record`, or None if missing, unreadable or of another schema."""
     try:
         with open(path, encoding="utf-8") as stream:
@@ -107,12 +107,13 @@ def read_record(path: Path) -> Optional[dict[str, Any]]:
     return data if isinstance(data, dict) and data.get("schema") == SCHEMA else None
 
 
-def write_record(path: Path, data: dict[str, Any]) -> None:
+def write_record(path: StrPath, data: dict[str, Any]) -> None:
     """Write a JSON record atomically (a temporary file renamed over the old one)."""
     import tempfile
 
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    directory = os.path.dirname(os.fspath(path))
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as stream:
             json.dump({"schema": SCHEMA, **data}, stream, indent=1)
@@ -125,15 +126,15 @@ def write_record(path: Path, data: dict[str, Any]) -> None:
         raise
 
 
-def snapshot(files: Sequence[Union[str, Path]]) -> Snapshot:
+def snapshot(files: Sequence[StrPath]) -> Snapshot:
     """[path, mtime_ns, size] of each file (None, None when missing)."""
     result: Snapshot = []
     for name in files:
         try:
             info = os.stat(name)
-            result.append([str(name), info.st_mtime_ns, info.st_size])
+            result.append([os.fspath(name), info.st_mtime_ns, info.st_size])
         except OSError:
-            result.append([str(name), None, None])
+            result.append([os.fspath(name), None, None])
     return result
 
 
@@ -148,16 +149,16 @@ def stats_match(recorded: Sequence[Sequence[Any]]) -> bool:
     return True
 
 
-def _record_path(root: Path, source: Path) -> Path:
+def _record_path(root: str, source: str) -> str:
     # Two cheap checksums name the file; the record holds the full path and is checked against it.
-    data = str(source).encode("utf-8", "surrogateescape")
-    return root / "fresh" / f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}.json"
+    data = source.encode("utf-8", "surrogateescape")
+    return os.path.join(root, "fresh", f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}.json")
 
 
-def fresh_key(root: Path, source: Path, token: str) -> Optional[str]:
+def fresh_key(root: str, source: str, token: str) -> Optional[str]:
     """The key recorded for ``source`` if it, its dependencies and its compiler still have the recorded stats."""
     record = read_record(_record_path(root, source))
-    if record is None or record.get("source") != str(source) or record.get("token") != token:
+    if record is None or record.get("source") != source or record.get("token") != token:
         return None
     if not stats_match(record["stats"]):
         return None
@@ -165,9 +166,9 @@ def fresh_key(root: Path, source: Path, token: str) -> Optional[str]:
     return key if mark_used(entry_dir(root, key)) else None
 
 
-def mark_used(entry: Path) -> bool:
+def mark_used(entry: str) -> bool:
     """Note that ``entry`` was used (at most once an hour: a stat, rarely a write); False if it is gone."""
-    marker = entry / LAST_USED
+    marker = os.path.join(entry, LAST_USED)
     try:
         if os.stat(marker).st_mtime > time.time() - 3600:
             return True
@@ -183,13 +184,13 @@ def mark_used(entry: Path) -> bool:
     return True
 
 
-def remember_fresh(root: Path, source: Path, token: str, stats: Snapshot, key: str) -> None:
+def remember_fresh(root: str, source: str, token: str, stats: Snapshot, key: str) -> None:
     """Record that ``source`` with these stats (taken before hashing) gave ``key``."""
-    write_record(_record_path(root, source), {"source": str(source), "token": token, "stats": stats, "key": key})
+    write_record(_record_path(root, source), {"source": source, "token": token, "stats": stats, "key": key})
 
 
-def forget_fresh(root: Path, source: Path) -> None:
+def forget_fresh(root: str, source: str) -> None:
     try:
-        _record_path(root, source).unlink()
+        os.unlink(_record_path(root, source))
     except OSError:
         pass

@@ -12,7 +12,6 @@ import os
 import sys
 import types
 import warnings
-from pathlib import Path
 
 from ._cffi_runtime import LIBRARY_FILE, load_binding
 from ._fresh import cache_root, entry_dir, forget_fresh, fresh_key, remember_fresh, snapshot
@@ -21,6 +20,7 @@ from .settings import Settings
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import Any, Optional
 
     from ._cache import Cache
@@ -35,7 +35,7 @@ KEY_SCHEMA = "nativeimport-key-1"
 class NativeLoader:
     """Loads one native source as a module (importlib's Loader protocol)."""
 
-    def __init__(self, source: Path, driver: DriverInfo, overrides: dict[str, Any]) -> None:
+    def __init__(self, source: str, driver: DriverInfo, overrides: dict[str, Any]) -> None:
         self.source = source
         self.driver = driver
         self.overrides = overrides
@@ -65,14 +65,14 @@ class NativeLoader:
             if error.name is None:
                 error.name = module.__name__
             if error.path is None:
-                error.path = str(self.source)
+                error.path = self.source
             raise
 
     def get_filename(self, fullname: str) -> str:
-        return str(self.source)
+        return self.source
 
 
-def bind_module(module: types.ModuleType, entry: Path, settings: Settings) -> None:
+def bind_module(module: types.ModuleType, entry: str, settings: Settings) -> None:
     """Fill ``module`` with the entry's exports, dropping names a previous version had."""
     namespace, skipped = load_binding(entry, module.__name__)
     released = _overlay_fast(entry, namespace, module.__name__, settings)
@@ -82,13 +82,13 @@ def bind_module(module: types.ModuleType, entry: Path, settings: Settings) -> No
             module.__dict__.pop(name, None)
     module.__dict__.update(namespace)
     module.__native_exports__ = tuple(namespace)  # type: ignore[attr-defined]
-    module.__native_library__ = str(entry / LIBRARY_FILE)  # type: ignore[attr-defined]
+    module.__native_library__ = os.path.join(entry, LIBRARY_FILE)  # type: ignore[attr-defined]
     module.__all__ = [name for name in namespace if not name.startswith("_")]  # type: ignore[attr-defined]
     for name, reason in skipped:
         warnings.warn(f"{module.__name__}.{name} was left out: {reason}", NativeImportWarning, stacklevel=4)
 
 
-def _overlay_fast(entry: Path, namespace: dict[str, Any], module_name: str, settings: Settings) -> dict[str, Any]:
+def _overlay_fast(entry: str, namespace: dict[str, Any], module_name: str, settings: Settings) -> dict[str, Any]:
     """Serve what it can through this interpreter's fast wrapper, building it once if missing.
 
     Returns the GIL-releasing variants, by name.
@@ -98,30 +98,31 @@ def _overlay_fast(entry: Path, namespace: dict[str, Any], module_name: str, sett
     import importlib.util
     from importlib.machinery import EXTENSION_SUFFIXES, ExtensionFileLoader
 
-    path = entry / f"fast{EXTENSION_SUFFIXES[0]}"
-    missing = not path.exists()
+    path = os.path.join(entry, f"fast{EXTENSION_SUFFIXES[0]}")
+    missing = not os.path.exists(path)
     if missing and (os.path.exists(f"{path}.unavailable") or not _build_fast(entry, module_name, settings)):
         return {}
-    loader = ExtensionFileLoader("_nativeimport_fast", str(path))
+    loader = ExtensionFileLoader("_nativeimport_fast", path)
     spec = importlib.util.spec_from_loader("_nativeimport_fast", loader)
     assert spec is not None
     extension = importlib.util.module_from_spec(spec)
-    kept, released = extension.bind(str(entry / LIBRARY_FILE), module_name, namespace)
+    kept, released = extension.bind(os.path.join(entry, LIBRARY_FILE), module_name, namespace)
     namespace.update(kept)
     return dict(released)
 
 
-def _build_fast(entry: Path, module_name: str, settings: Settings) -> bool:
+def _build_fast(entry: str, module_name: str, settings: Settings) -> bool:
     import json
+    from pathlib import Path
 
     from ._bind_fast import build_fast
     from .interface import Interface
 
-    interface = Interface.from_json(json.loads((entry / "interface.json").read_text(encoding="utf-8")))
-    return build_fast(entry, interface, module_name, settings.build_timeout) is not None
+    interface = Interface.from_json(json.loads(Path(entry, "interface.json").read_text(encoding="utf-8")))
+    return build_fast(Path(entry), interface, module_name, settings.build_timeout) is not None
 
 
-def obtain_entry(source: Path, driver: DriverInfo, settings: Settings, module_name: str) -> Path:
+def obtain_entry(source: str, driver: DriverInfo, settings: Settings, module_name: str) -> str:
     """The cache entry for ``source``, building it when no entry matches."""
     root = cache_root(settings)
     token = driver.token()
@@ -131,17 +132,19 @@ def obtain_entry(source: Path, driver: DriverInfo, settings: Settings, module_na
     return _check_or_build(root, source, driver, token, settings, module_name)
 
 
-def _check_or_build(root: Path, source: Path, info: DriverInfo, token: str, settings: Settings,
-                    module_name: str) -> Path:
+def _check_or_build(root: str, source_name: str, info: DriverInfo, token: str, settings: Settings,
+                    module_name: str) -> str:
     import logging
+    from pathlib import Path
 
     from ._cache import Cache
 
     log = logging.getLogger("nativeimport")
-    cache = Cache(root)
+    cache = Cache(Path(root))
+    source = Path(source_name)
     driver = info.load()
     fingerprint = cache.fingerprint(token, driver)
-    source_stats = snapshot([source, driver.toolchain().path])
+    source_stats = snapshot([source_name, driver.toolchain().path])
     source_bytes = _read_source(driver.read_source, source)
     source_key = _digest(KEY_SCHEMA, fingerprint, source_bytes)
     key, dep_stats = cache.match(source_key, _source_dir(source))
@@ -153,8 +156,8 @@ def _check_or_build(root: Path, source: Path, info: DriverInfo, token: str, sett
                 key, dep_stats = _build(cache, info, settings, source, source_bytes, source_key, module_name)
     else:
         log.debug("%s: changed on disk, but its content matches cached build %s", source, key[:16])
-    remember_fresh(root, source, token, source_stats + dep_stats, key)
-    return cache.entry(key)
+    remember_fresh(root, source_name, token, source_stats + dep_stats, key)
+    return entry_dir(root, key)
 
 
 def _build(cache: Cache, info: DriverInfo, settings: Settings, source: Path, source_bytes: bytes,
@@ -172,15 +175,16 @@ def _build(cache: Cache, info: DriverInfo, settings: Settings, source: Path, sou
     return key, built.stats
 
 
-def _evict(entry: Path, source: Path, why: Exception) -> None:
+def _evict(entry: str, source: str, why: Exception) -> None:
     import logging
+    from pathlib import Path
 
     from ._cache import Cache
 
     logging.getLogger("nativeimport").warning("cache entry %s for %s failed to load (%s); rebuilding",
                                               entry, source, why)
-    root = entry.parent.parent
-    Cache(root).remove(entry.name)
+    root = os.path.dirname(os.path.dirname(entry))
+    Cache(Path(root)).remove(os.path.basename(entry))
     forget_fresh(root, source)
 
 

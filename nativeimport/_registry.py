@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from pathlib import Path
 
 from ._fresh import read_record, write_record
 
@@ -60,10 +59,10 @@ class DriverInfo:
         values = "\0".join(f"{var}={os.environ.get(var, '')}" for var in (*self.environment, "PATH"))
         return f"nativeimport {__version__}\0{self.target}\0{values}"
 
-    def claims(self, path: Path) -> bool:
-        if path.suffix in self.suffixes:
+    def claims(self, path: str) -> bool:
+        if os.path.splitext(path)[1] in self.suffixes:
             return True
-        return self.directory_marker is not None and (path / self.directory_marker).is_file()
+        return self.directory_marker is not None and os.path.isfile(os.path.join(path, self.directory_marker))
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "suffixes": list(self.suffixes), "directory_marker": self.directory_marker,
@@ -82,24 +81,25 @@ class Registry:
         self.with_marker = tuple(d for d in self.drivers if d.directory_marker)
 
     @classmethod
-    def discover(cls, root: Optional[Path]) -> Registry:
+    def discover(cls, root: Optional[str]) -> Registry:
         """The registered drivers, from the remembered table when ``sys.path`` is unchanged."""
         stamp = _stamp()
-        record = read_record(root / "drivers.json") if root is not None else None
+        table = os.path.join(root, "drivers.json") if root is not None else None
+        record = read_record(table) if table is not None else None
         if record is not None and record.get("stamp") == stamp:
             return cls([DriverInfo(d["name"], tuple(d["suffixes"]), d["directory_marker"],
                                    tuple(d["environment"]), d["target"]) for d in record["drivers"]])
         registry = cls(_from_entry_points())
-        if root is not None:
+        if table is not None:
             try:
                 drivers = [d.to_json() for d in registry.drivers]
-                write_record(root / "drivers.json", {"stamp": stamp, "drivers": drivers})
+                write_record(table, {"stamp": stamp, "drivers": drivers})
             except OSError:
                 pass  # a read-only cache only costs the next process a scan
         return registry
 
-    def for_path(self, path: Path) -> Optional[DriverInfo]:
-        info = self.by_suffix.get(path.suffix)
+    def for_path(self, path: str) -> Optional[DriverInfo]:
+        info = self.by_suffix.get(os.path.splitext(path)[1])
         if info is not None:
             return info
         for info in self.with_marker:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 
 __all__ = ["Settings"]
 
@@ -45,19 +44,19 @@ class Settings:
     """
 
     __slots__ = ("binder", "build_timeout", "cache_dir", "lock_timeout", "verbose")
-    cache_dir: Path | None
+    cache_dir: str | None
     verbose: bool
     build_timeout: float
     lock_timeout: float
     binder: str
 
-    def __init__(self, cache_dir: Path | str | None = None, verbose: bool = False,
+    def __init__(self, cache_dir: os.PathLike[str] | str | None = None, verbose: bool = False,
                  build_timeout: float = 600.0, lock_timeout: float = 900.0, binder: str = "auto") -> None:
         if binder not in ("auto", "cffi"):
             raise ValueError(f"binder must be 'auto' or 'cffi', not {binder!r}")
         set_ = object.__setattr__
         set_(self, "binder", binder)
-        set_(self, "cache_dir", Path(cache_dir).expanduser() if cache_dir is not None else None)
+        set_(self, "cache_dir", os.path.expanduser(os.fspath(cache_dir)) if cache_dir is not None else None)
         set_(self, "verbose", bool(verbose))
         set_(self, "build_timeout", float(build_timeout))
         set_(self, "lock_timeout", float(lock_timeout))

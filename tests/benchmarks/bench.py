@@ -26,7 +26,7 @@ import tempfile
 import textwrap
 import timeit
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 SOURCES = HERE / "sources"
@@ -40,8 +40,9 @@ def sh(*command: str, cwd: Path | None = None) -> None:
 def python_seconds(code: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> float:
     """Wall time of ``code`` in a fresh interpreter, measured inside it (start-up excluded)."""
     script = f"import time\n_t = time.perf_counter()\n{code}\nprint(time.perf_counter() - _t)\n"
+    # Never run from the checkout: its nativeimport/ folder would shadow the installed package.
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
-                          env={**os.environ, **(env or {})}, cwd=cwd)
+                          env={**os.environ, **(env or {})}, cwd=cwd or tempfile.gettempdir())
     return float(done.stdout.strip().splitlines()[-1])
 
 
@@ -225,10 +226,13 @@ def measure_unrelated_imports() -> dict[str, float]:
             best[name] = sorted(laps)[len(laps) // 2] * 1e6
         print(best)
     """)
-    without = eval(subprocess.run([sys.executable, "-c", code.format(install="")], capture_output=True, text=True,
-                                  check=True).stdout)
-    with_ = eval(subprocess.run([sys.executable, "-c", code.format(install="import nativeimport; nativeimport.install()")],
-                                capture_output=True, text=True, check=True).stdout)
+    def run(install: str) -> dict[str, float]:
+        done = subprocess.run([sys.executable, "-c", code.format(install=install)], capture_output=True, text=True,
+                              check=True, cwd=tempfile.gettempdir())
+        return eval(done.stdout)  # type: ignore[no-any-return]
+
+    without = run("")
+    with_ = run("import nativeimport; nativeimport.install()")
     return {f"{name} ({'found by Python' if name in ('colorsys', 'wave') else 'not found'})":
             round(with_[name] - without[name], 2) for name in without}
 
