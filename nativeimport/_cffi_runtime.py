@@ -7,12 +7,12 @@ It must run on every interpreter cffi runs on: no CPython-only tricks.
 
 from __future__ import annotations
 
-import enum
 import os
 import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import enum
     from collections.abc import Sequence
     from typing import Any
 
@@ -181,6 +181,8 @@ class StructType:
 
 def int_enum(name: str, members: Sequence[tuple[str, int]], module: str, doc: str) -> type[enum.IntEnum]:
     """A C enum as an :class:`enum.IntEnum` (aliases allowed, as in C)."""
+    import enum
+
     made = enum.IntEnum(name, list(members), module=module)  # type: ignore[misc]
     if doc:
         made.__doc__ = doc

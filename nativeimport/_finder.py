@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import _thread
-import importlib.util
 import os
 import sys
 
@@ -131,8 +130,9 @@ def spec_for_path(fullname: str, source: str, driver: DriverInfo, overrides: dic
     """A module spec whose loader builds ``source`` with ``driver``; ``__file__`` is the source."""
     from ._loader import NativeLoader
 
+    from importlib.machinery import ModuleSpec
+
     source = os.path.abspath(source)
-    spec = importlib.util.spec_from_file_location(fullname, source,
-                                                  loader=NativeLoader(source, driver, overrides))  # type: ignore[arg-type]
-    assert spec is not None
+    spec = ModuleSpec(fullname, NativeLoader(source, driver, overrides), origin=source)  # type: ignore[arg-type]
+    spec.has_location = True  # so the module's __file__ is the source
     return spec

@@ -11,7 +11,6 @@ gave this key. When every stat still matches, no byte is hashed.
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import sys
@@ -36,13 +35,17 @@ __all__ = [
     "SCHEMA",
     "cache_root",
     "entry_dir",
+    "escape",
     "forget_fresh",
     "fresh_key",
     "mark_used",
+    "read_lines",
     "read_record",
     "remember_fresh",
     "snapshot",
     "stats_match",
+    "unescape",
+    "write_lines",
     "write_record",
 ]
 
@@ -99,6 +102,8 @@ def entry_dir(root: str, key: str) -> str:
 
 def read_record(path: StrPath) -> Optional[dict[str, Any]]:
     """A JSON record written by :func:`write_record`, or None if missing, unreadable or of another schema."""
+    import json  # json imports re (milliseconds): only the records a build uses are JSON
+
     try:
         with open(path, encoding="utf-8") as stream:
             data = json.load(stream)
@@ -109,6 +114,46 @@ def read_record(path: StrPath) -> Optional[dict[str, Any]]:
 
 def write_record(path: StrPath, data: dict[str, Any]) -> None:
     """Write a JSON record atomically (a temporary file renamed over the old one)."""
+    import json
+
+    _write_atomically(path, json.dumps({"schema": SCHEMA, **data}, indent=1))
+
+
+def read_lines(path: StrPath, kind: str) -> Optional[list[list[str]]]:
+    """The fields of each line of a record written by :func:`write_lines`, or None.
+
+    The records every import reads (freshness, the driver table) are lines of
+    space-separated, escaped fields: parsing them needs no module at all.
+    """
+    try:
+        with open(path, encoding="ascii") as stream:
+            lines = stream.read().split("\n")
+    except (OSError, ValueError):
+        return None
+    if not lines or lines[0] != f"nativeimport-{kind} {SCHEMA}":
+        return None
+    try:
+        return [[unescape(field) for field in line.split(" ")] for line in lines[1:] if line]
+    except (UnicodeError, ValueError):
+        return None
+
+
+def write_lines(path: StrPath, kind: str, rows: list[list[str]]) -> None:
+    """Write a record of escaped fields atomically."""
+    body = "\n".join(" ".join(escape(field) for field in row) for row in rows)
+    _write_atomically(path, f"nativeimport-{kind} {SCHEMA}\n{body}\n")
+
+
+def escape(text: str) -> str:
+    """ASCII with no spaces or newlines, reversible by :func:`unescape` (surrogates included)."""
+    return text.encode("unicode_escape").decode("ascii").replace(" ", "\\x20") or "\\x00"
+
+
+def unescape(field: str) -> str:
+    return "" if field == "\\x00" else field.encode("ascii").decode("unicode_escape")
+
+
+def _write_atomically(path: StrPath, text: str) -> None:
     import tempfile
 
     directory = os.path.dirname(os.fspath(path))
@@ -116,7 +161,7 @@ def write_record(path: StrPath, data: dict[str, Any]) -> None:
     fd, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as stream:
-            json.dump({"schema": SCHEMA, **data}, stream, indent=1)
+            stream.write(text)
         os.replace(temporary, path)
     except BaseException:
         try:
@@ -152,18 +197,25 @@ def stats_match(recorded: Sequence[Sequence[Any]]) -> bool:
 def _record_path(root: str, source: str) -> str:
     # Two cheap checksums name the file; the record holds the full path and is checked against it.
     data = source.encode("utf-8", "surrogateescape")
-    return os.path.join(root, "fresh", f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}.json")
+    return os.path.join(root, "fresh", f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}")
 
 
 def fresh_key(root: str, source: str, token: str) -> Optional[str]:
     """The key recorded for ``source`` if it, its dependencies and its compiler still have the recorded stats."""
-    record = read_record(_record_path(root, source))
-    if record is None or record.get("source") != source or record.get("token") != token:
+    rows = read_lines(_record_path(root, source), "fresh")
+    if rows is None or len(rows) < 3 or rows[0] != ["source", source] or rows[1] != ["token", token]:
         return None
-    if not stats_match(record["stats"]):
-        return None
-    key = str(record["key"])
-    return key if mark_used(entry_dir(root, key)) else None
+    key = rows[2][1] if rows[2][0] == "key" else ""
+    for row in rows[3:]:
+        if len(row) != 4 or row[0] != "stat":
+            return None
+        try:
+            info = os.stat(row[3])
+        except OSError:
+            return None
+        if str(info.st_mtime_ns) != row[1] or str(info.st_size) != row[2]:
+            return None
+    return key if key and mark_used(entry_dir(root, key)) else None
 
 
 def mark_used(entry: str) -> bool:
@@ -186,7 +238,9 @@ def mark_used(entry: str) -> bool:
 
 def remember_fresh(root: str, source: str, token: str, stats: Snapshot, key: str) -> None:
     """Record that ``source`` with these stats (taken before hashing) gave ``key``."""
-    write_record(_record_path(root, source), {"source": source, "token": token, "stats": stats, "key": key})
+    rows = [["source", source], ["token", token], ["key", key]]
+    rows += [["stat", str(mtime), str(size), path] for path, mtime, size in stats]
+    write_lines(_record_path(root, source), "fresh", rows)
 
 
 def forget_fresh(root: str, source: str) -> None:

@@ -13,7 +13,7 @@ import os
 import sys
 import warnings
 
-from ._fresh import read_record, write_record
+from ._fresh import read_lines, write_lines
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -64,10 +64,6 @@ class DriverInfo:
             return True
         return self.directory_marker is not None and os.path.isfile(os.path.join(path, self.directory_marker))
 
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "suffixes": list(self.suffixes), "directory_marker": self.directory_marker,
-                "environment": list(self.environment), "target": self.target}
-
 
 class Registry:
     """The drivers available, by suffix and by name."""
@@ -84,16 +80,17 @@ class Registry:
     def discover(cls, root: Optional[str]) -> Registry:
         """The registered drivers, from the remembered table when ``sys.path`` is unchanged."""
         stamp = _stamp()
-        table = os.path.join(root, "drivers.json") if root is not None else None
-        record = read_record(table) if table is not None else None
-        if record is not None and record.get("stamp") == stamp:
-            return cls([DriverInfo(d["name"], tuple(d["suffixes"]), d["directory_marker"],
-                                   tuple(d["environment"]), d["target"]) for d in record["drivers"]])
+        table = os.path.join(root, "drivers") if root is not None else None
+        rows = read_lines(table, "drivers") if table is not None else None
+        if rows is not None and [row for row in rows if row[0] == "stamp"] == stamp:
+            return cls([DriverInfo(name, tuple(_split(suffixes)), marker or None, tuple(_split(environment)), target)
+                        for _, name, suffixes, marker, environment, target in (r for r in rows if r[0] == "driver")])
         registry = cls(_from_entry_points())
         if table is not None:
+            drivers = [["driver", d.name, ",".join(d.suffixes), d.directory_marker or "", ",".join(d.environment),
+                        d.target] for d in registry.drivers]
             try:
-                drivers = [d.to_json() for d in registry.drivers]
-                write_record(table, {"stamp": stamp, "drivers": drivers})
+                write_lines(table, "drivers", stamp + drivers)
             except OSError:
                 pass  # a read-only cache only costs the next process a scan
         return registry
@@ -114,17 +111,22 @@ class Registry:
         return None
 
 
-def _stamp() -> list[Any]:
+def _stamp() -> list[list[str]]:
+    """What the table depends on: nativeimport's version and every sys.path directory's mtime."""
     from . import __version__
 
     # sys.path[0] is the script's folder: distributions are not installed there, and it changes often.
-    stamp: list[Any] = [__version__]
+    stamp = [["stamp", "nativeimport", __version__]]
     for entry in sys.path[1:]:
         try:
-            stamp.append([entry, os.stat(entry).st_mtime_ns])
+            stamp.append(["stamp", entry, str(os.stat(entry).st_mtime_ns)])
         except (OSError, TypeError, ValueError):
             continue
     return stamp
+
+
+def _split(joined: str) -> list[str]:
+    return joined.split(",") if joined else []
 
 
 def _from_entry_points() -> list[DriverInfo]:

@@ -7,7 +7,9 @@ Every error is an :class:`ImportError` (through :class:`NativeImportError`), so
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = [
     "BindingError",
