@@ -5,6 +5,7 @@ from __future__ import annotations
 import _thread
 import os
 import sys
+import time
 
 from ._registry import DriverInfo, Registry
 
@@ -14,7 +15,41 @@ if TYPE_CHECKING:
     from importlib.machinery import ModuleSpec
     from typing import Any, Optional
 
-__all__ = ["DirectoryFinder", "NativeFinder", "discover_drivers", "spec_for_path"]
+__all__ = ["DirectoryFinder", "Listings", "NativeFinder", "discover_drivers", "spec_for_path"]
+
+
+class Listings:
+    """The names in each directory, read again when the directory's mtime changes.
+
+    One stat per directory and a set lookup replace a stat per candidate file
+    (most of which fail, raising an exception each), as CPython's FileFinder
+    does. A directory changed in the last two seconds gets no listing (None):
+    a file created in the same clock tick as the listing would be missed, so
+    the caller stats its candidates instead.
+    """
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[int, frozenset[str]]] = {}
+
+    def names(self, directory: str) -> Optional[frozenset[str]]:
+        try:
+            mtime = os.stat(directory).st_mtime_ns
+        except OSError:
+            return frozenset()
+        cached = self._cache.get(directory)
+        if cached is not None and cached[0] == mtime:
+            return cached[1]
+        if time.time_ns() - mtime < 2_000_000_000:
+            return None
+        try:
+            names = frozenset(os.listdir(directory))
+        except OSError:
+            return frozenset()
+        self._cache[directory] = (mtime, names)
+        return names
+
+    def clear(self) -> None:
+        self._cache.clear()
 
 
 class NativeFinder:
@@ -25,6 +60,7 @@ class NativeFinder:
     """
 
     def __init__(self, overrides: Optional[dict[str, Any]] = None, registry: Optional[Registry] = None) -> None:
+        self.listings = Listings()
         self._registry = registry
         self._discovering = False
         self._lock = _thread.RLock()  # _thread, not threading: this is on every import's path
@@ -57,14 +93,17 @@ class NativeFinder:
         for directory in sys.path if path is None else path:
             if not isinstance(directory, str):
                 continue
-            base = os.path.join(directory or os.getcwd(), name)
+            directory = directory or os.getcwd()
+            names = self.listings.names(directory)
             for suffix, driver in registry.by_suffix.items():
-                if os.path.isfile(base + suffix):
-                    return spec_for_path(fullname, base + suffix, driver, self.overrides)
+                candidate = os.path.join(directory, name + suffix)
+                if (names is None or name + suffix in names) and os.path.isfile(candidate):
+                    return spec_for_path(fullname, candidate, driver, self.overrides)
         return None
 
     def invalidate_caches(self) -> None:
-        """Nothing to forget: every lookup stats afresh."""
+        """Forget the directory listings (``importlib.invalidate_caches()`` calls this)."""
+        self.listings.clear()
 
     def __repr__(self) -> str:
         return f"<nativeimport.NativeFinder {self.overrides or ''}>"
@@ -74,10 +113,10 @@ class DirectoryFinder:
     """Finds project directories (``name/Cargo.toml``) for drivers that build whole directories.
 
     It must sit before Python's PathFinder, which would otherwise import such a
-    directory as an empty namespace package. That costs one stat per
-    ``sys.path`` entry for each import reaching PathFinder, and only while a
-    registered driver claims directories. A directory holding ``__init__.py``
-    stays a Python package.
+    directory as an empty namespace package. With the shared directory
+    listings that costs one stat per ``sys.path`` entry for each import
+    reaching PathFinder, and only while a registered driver claims directories.
+    A directory holding ``__init__.py`` stays a Python package.
     """
 
     def __init__(self, files: NativeFinder) -> None:
@@ -92,7 +131,11 @@ class DirectoryFinder:
         for directory in sys.path if path is None else path:
             if not isinstance(directory, str):
                 continue
-            base = os.path.join(directory or os.getcwd(), name)
+            directory = directory or os.getcwd()
+            names = self.files.listings.names(directory)
+            if names is not None and name not in names:
+                continue
+            base = os.path.join(directory, name)
             for driver in registry.with_marker:
                 assert driver.directory_marker is not None
                 if os.path.isfile(os.path.join(base, driver.directory_marker)):
@@ -102,7 +145,7 @@ class DirectoryFinder:
         return None
 
     def invalidate_caches(self) -> None:
-        """Nothing to forget: every lookup stats afresh."""
+        """The listings belong to the NativeFinder, which forgets them."""
 
 
 def discover_drivers(overrides: dict[str, Any]) -> Registry:

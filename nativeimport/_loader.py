@@ -95,17 +95,14 @@ def _overlay_fast(entry: str, namespace: dict[str, Any], module_name: str, setti
     """
     if sys.implementation.name != "cpython" or settings.binder == "cffi":
         return {}
-    import importlib.util
-    from importlib.machinery import EXTENSION_SUFFIXES, ExtensionFileLoader
+    from importlib.machinery import EXTENSION_SUFFIXES, ExtensionFileLoader, ModuleSpec
 
     path = os.path.join(entry, f"fast{EXTENSION_SUFFIXES[0]}")
     missing = not os.path.exists(path)
     if missing and (os.path.exists(f"{path}.unavailable") or not _build_fast(entry, module_name, settings)):
         return {}
     loader = ExtensionFileLoader("_nativeimport_fast", path)
-    spec = importlib.util.spec_from_loader("_nativeimport_fast", loader)
-    assert spec is not None
-    extension = importlib.util.module_from_spec(spec)
+    extension = loader.create_module(ModuleSpec("_nativeimport_fast", loader, origin=path))
     kept, released = extension.bind(os.path.join(entry, LIBRARY_FILE), module_name, namespace)
     namespace.update(kept)
     return dict(released)

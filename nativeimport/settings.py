@@ -8,7 +8,10 @@ import reads it, and importing :mod:`dataclasses` alone costs several ms.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = ["Settings"]
 
