@@ -171,9 +171,9 @@ def _root_or_none(overrides: dict[str, Any]) -> Optional[str]:
 
 def spec_for_path(fullname: str, source: str, driver: DriverInfo, overrides: dict[str, Any]) -> ModuleSpec:
     """A module spec whose loader builds ``source`` with ``driver``; ``__file__`` is the source."""
-    from ._loader import NativeLoader
-
     from importlib.machinery import ModuleSpec
+
+    from ._loader import NativeLoader
 
     source = os.path.abspath(source)
     spec = ModuleSpec(fullname, NativeLoader(source, driver, overrides), origin=source)  # type: ignore[arg-type]
