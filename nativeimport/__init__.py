@@ -143,3 +143,10 @@ def _driver_for(path: Union[str, Path], overrides: dict[str, Any]) -> tuple[Path
         raise SourceError(f"no nativeimport driver builds {source.name}; `nativeimport doctor` lists the drivers",
                           path=str(source))
     return source, driver
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext nativeimport`` (see :mod:`nativeimport.ipython`)."""
+    from .ipython import load_ipython_extension as load_extension
+
+    load_extension(ipython)

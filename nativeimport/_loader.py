@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ._fresh import Snapshot
     from ._registry import DriverInfo
 
-__all__ = ["NativeLoader", "bind_module", "obtain_entry"]
+__all__ = ["NativeLoader", "bind_module", "is_stale", "obtain_entry"]
 
 KEY_SCHEMA = "nativeimport-key-1"
 
@@ -83,6 +83,7 @@ def bind_module(module: types.ModuleType, entry: str, settings: Settings) -> Non
     module.__dict__.update(namespace)
     module.__native_exports__ = tuple(namespace)  # type: ignore[attr-defined]
     module.__native_library__ = os.path.join(entry, LIBRARY_FILE)  # type: ignore[attr-defined]
+    module.__native_key__ = os.path.basename(entry)  # type: ignore[attr-defined]
     module.__all__ = [name for name in namespace if not name.startswith("_")]  # type: ignore[attr-defined]
     for name, reason in skipped:
         warnings.warn(f"{module.__name__}.{name} was left out: {reason}", NativeImportWarning, stacklevel=4)
@@ -117,6 +118,20 @@ def _build_fast(entry: str, module_name: str, settings: Settings) -> bool:
 
     interface = Interface.from_json(json.loads(Path(entry, "interface.json").read_text(encoding="utf-8")))
     return build_fast(Path(entry), interface, module_name, settings.build_timeout) is not None
+
+
+def is_stale(module: types.ModuleType) -> bool:
+    """Whether ``module``'s source or one of its dependencies changed since it was bound.
+
+    Only stats; a changed file whose content hashes to the same build counts as
+    stale too, and reloading it is then a cheap cache hit.
+    """
+    loader = getattr(module, "__loader__", None)
+    if not isinstance(loader, NativeLoader):
+        return False
+    settings = Settings.from_env(**loader.overrides)
+    key = fresh_key(cache_root(settings), loader.source, loader.driver.token())
+    return key != getattr(module, "__native_key__", None)
 
 
 def obtain_entry(source: str, driver: DriverInfo, settings: Settings, module_name: str) -> str:
