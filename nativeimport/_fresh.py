@@ -126,8 +126,8 @@ def read_lines(path: StrPath, kind: str) -> Optional[list[list[str]]]:
     space-separated, escaped fields: parsing them needs no module at all.
     """
     try:
-        with open(path, encoding="ascii") as stream:
-            lines = stream.read().split("\n")
+        with open(path, "rb") as stream:  # bytes and UTF-8: no codec module to import
+            lines = stream.read().decode().split("\n")
     except (OSError, ValueError):
         return None
     if not lines or lines[0] != f"nativeimport-{kind} {SCHEMA}":
@@ -150,7 +150,9 @@ def escape(text: str) -> str:
 
 
 def unescape(field: str) -> str:
-    return "" if field == "\\x00" else field.encode("ascii").decode("unicode_escape")
+    if "\\" not in field:  # the common case, without the unicode_escape codec's import
+        return field
+    return "" if field == "\\x00" else field.encode("latin-1").decode("unicode_escape")
 
 
 def _write_atomically(path: StrPath, text: str) -> None:
@@ -194,16 +196,21 @@ def stats_match(recorded: Sequence[Sequence[Any]]) -> bool:
     return True
 
 
+def _checksum(text: str) -> str:
+    # Two cheap checksums, where hashlib would load OpenSSL (milliseconds) on every import.
+    data = text.encode("utf-8", "surrogateescape")
+    return f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}{len(data):x}"
+
+
 def _record_path(root: str, source: str) -> str:
-    # Two cheap checksums name the file; the record holds the full path and is checked against it.
-    data = source.encode("utf-8", "surrogateescape")
-    return os.path.join(root, "fresh", f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}")
+    # The record holds the full path and is checked against it: a clash only costs a rebuild.
+    return os.path.join(root, "fresh", _checksum(source))
 
 
 def fresh_key(root: str, source: str, token: str) -> Optional[str]:
     """The key recorded for ``source`` if it, its dependencies and its compiler still have the recorded stats."""
     rows = read_lines(_record_path(root, source), "fresh")
-    if rows is None or len(rows) < 3 or rows[0] != ["source", source] or rows[1] != ["token", token]:
+    if rows is None or len(rows) < 3 or rows[0] != ["source", source] or rows[1] != ["token", _checksum(token)]:
         return None
     key = rows[2][1] if rows[2][0] == "key" else ""
     for row in rows[3:]:
@@ -238,7 +245,7 @@ def mark_used(entry: str) -> bool:
 
 def remember_fresh(root: str, source: str, token: str, stats: Snapshot, key: str) -> None:
     """Record that ``source`` with these stats (taken before hashing) gave ``key``."""
-    rows = [["source", source], ["token", token], ["key", key]]
+    rows = [["source", source], ["token", _checksum(token)], ["key", key]]
     rows += [["stat", str(mtime), str(size), path] for path, mtime, size in stats]
     write_lines(_record_path(root, source), "fresh", rows)
 

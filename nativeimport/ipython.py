@@ -60,11 +60,11 @@ class NativeMagics(Magics):
     """The ``%%native`` cell magic and the ``%native_autoreload`` line magic."""
 
     def __init__(self, shell: Any) -> None:
-        super().__init__(shell)
+        super().__init__(shell)  # type: ignore[no-untyped-call]
         self.autoreload = True
         self.failed: dict[str, str] = {}  # module -> the error already shown for its current files
 
-    @cell_magic
+    @cell_magic  # type: ignore[untyped-decorator]
     def native(self, line: str, cell: str) -> None:
         """%%native LANG [NAME]: compile the cell with the LANG driver (c, rust, zig, ...) and bind it.
 
@@ -88,12 +88,13 @@ class NativeMagics(Magics):
             raise UsageError(_cell_diagnostics(exc, source)) from None
         except NativeImportError as exc:
             raise UsageError(f"%%native: {exc}") from None
+        namespace = self.shell.user_ns  # type: ignore[union-attr]
         if name is not None:
-            self.shell.user_ns[name] = module
+            namespace[name] = module
         else:
-            self.shell.user_ns.update({attr: getattr(module, attr) for attr in module.__all__})
+            namespace.update({attr: getattr(module, attr) for attr in module.__all__})
 
-    @line_magic
+    @line_magic  # type: ignore[untyped-decorator]
     def native_autoreload(self, line: str) -> None:
         """%native_autoreload on|off: rebuild and reload edited native modules before each cell (default on)."""
         choice = line.strip().lower()

@@ -39,3 +39,17 @@ def test_zig_vector_demo(tmp_path: Path) -> None:
     out = run_demo(DEMOS / "zig_vector" / "demo.py", tmp_path)
     assert "y[:5] = [1.0, 3.0, 5.0, 7.0, 9.0]" in out
     assert "normalize([3, 4]) -> old length 5.0, now [0.6, 0.8]" in out
+
+
+def test_the_demo_notebook_executes_and_plots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    nbformat = pytest.importorskip("nbformat", reason="the jupyter test dependencies are not installed")
+    nbclient = pytest.importorskip("nbclient", reason="the jupyter test dependencies are not installed")
+    monkeypatch.setenv("NATIVEIMPORT_CACHE_DIR", str(tmp_path / "cache"))
+    notebook = nbformat.read(DEMOS / "notebook.ipynb", as_version=4)
+    nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    images = [o for c in notebook.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) == 2
+    text = "".join(o.get("text", "") for c in notebook.cells for o in c.get("outputs", []))
+    assert "C: " in text and "NumPy: " in text
+    assert "Escape-time Mandelbrot" in text
