@@ -112,11 +112,11 @@ class NativeFinder:
 class DirectoryFinder:
     """Finds project directories (``name/Cargo.toml``) for drivers that build whole directories.
 
-    It must sit before Python's PathFinder, which would otherwise import such a
-    directory as an empty namespace package. With the shared directory
-    listings that costs one stat per ``sys.path`` entry for each import
-    reaching PathFinder, and only while a registered driver claims directories.
-    A directory holding ``__init__.py`` stays a Python package.
+    Python's PathFinder would import such a directory as an empty namespace
+    package, so this finder sits just before it and asks it first: a module or
+    a regular package Python finds is returned as is (the import costs one
+    extra call, not one extra stat), and only a namespace package is checked
+    for a marker file. A directory holding ``__init__.py`` stays a Python package.
     """
 
     def __init__(self, files: NativeFinder) -> None:
@@ -127,25 +127,20 @@ class DirectoryFinder:
         registry = self.files.registry
         if registry is None or not registry.with_marker:
             return None
-        name = fullname.rpartition(".")[2]
-        for directory in sys.path if path is None else path:
-            if not isinstance(directory, str):
-                continue
-            directory = directory or os.getcwd()
-            names = self.files.listings.names(directory)
-            if names is not None and name not in names:
-                continue
-            base = os.path.join(directory, name)
+        from importlib.machinery import PathFinder
+
+        spec = PathFinder.find_spec(fullname, path, target)
+        if spec is None or spec.origin not in (None, "namespace") or not spec.submodule_search_locations:
+            return spec  # Python's answer, whatever it is, except a namespace package
+        for location in spec.submodule_search_locations:
             for driver in registry.with_marker:
                 assert driver.directory_marker is not None
-                if os.path.isfile(os.path.join(base, driver.directory_marker)):
-                    if os.path.exists(os.path.join(base, "__init__.py")):
-                        return None
-                    return spec_for_path(fullname, base, driver, self.files.overrides)
-        return None
+                if os.path.isfile(os.path.join(location, driver.directory_marker)):
+                    return spec_for_path(fullname, location, driver, self.files.overrides)
+        return spec
 
     def invalidate_caches(self) -> None:
-        """The listings belong to the NativeFinder, which forgets them."""
+        """PathFinder and the NativeFinder keep the caches; nothing here."""
 
 
 def discover_drivers(overrides: dict[str, Any]) -> Registry:
