@@ -61,11 +61,11 @@ class Dependency:
 
 @dataclasses.dataclass(frozen=True)
 class EntryInfo:
-    """One cache entry as the CLI shows it."""
+    """One cache entry as the CLI shows it. ``manifest`` is None when it does not parse (a damaged entry)."""
 
     key: str
     path: Path
-    manifest: dict[str, Any]
+    manifest: Optional[dict[str, Any]]
     size: int
     last_used: float
 
@@ -190,15 +190,36 @@ class Cache:
             return []
         for path in sorted(directory.iterdir()):
             manifest = read_record(path / MANIFEST)
-            if manifest is None:
-                continue
-            size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
             try:
+                size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
                 last_used = (path / LAST_USED).stat().st_mtime
-            except OSError:
-                last_used = manifest.get("created", 0.0)
+            except OSError:  # removed meanwhile, or never used since it was built
+                size = 0 if not path.exists() else size
+                last_used = (manifest or {}).get("created", 0.0)
             found.append(EntryInfo(path.name, path, manifest, size, last_used))
         return found
+
+    def prune(self, older_than: Optional[float] = None, max_size: Optional[int] = None) -> list[EntryInfo]:
+        """Remove damaged entries, those unused for ``older_than`` seconds, then the least recently
+        used until the cache holds at most ``max_size`` bytes. Returns what was removed.
+
+        Safe while other processes import: an entry is renamed away in one step, and an import
+        that loses its entry that way builds it again.
+        """
+        now = time.time()
+        entries = sorted(self.entries(), key=lambda e: e.last_used)
+        doomed = [e for e in entries if e.manifest is None
+                  or (older_than is not None and now - e.last_used > older_than)]
+        kept = [e for e in entries if e not in doomed]
+        if max_size is not None:
+            total = sum(e.size for e in kept)
+            while kept and total > max_size:
+                oldest = kept.pop(0)
+                doomed.append(oldest)
+                total -= oldest.size
+        for entry in doomed:
+            self.remove(entry.key)
+        return doomed
 
     def remove(self, key: str) -> None:
         """Delete one entry (renamed aside first, so no reader sees it half gone)."""

@@ -20,6 +20,7 @@ __all__ = [
     "BINDING_FILE",
     "LIBRARY_FILE",
     "BufferSpec",
+    "check_elf",
     "StructType",
     "as_buffer",
     "as_string",
@@ -219,10 +220,40 @@ def retry(ffi: Any, exc: Exception, native: Any, function: str,
     raise exc
 
 
+def check_elf(path: str) -> None:
+    """Raise ValueError unless ``path`` holds every byte its ELF headers promise.
+
+    dlopen maps a library's segments from the file; a truncated file makes the
+    process die of SIGBUS when a page past its end is touched. Checking the
+    headers first turns that into an error the loader recovers from.
+    """
+    with open(path, "rb") as stream:
+        header = stream.read(64)
+        size = os.fstat(stream.fileno()).st_size
+        if len(header) < 64 or header[:4] != b"\x7fELF" or header[4] != 2 or header[5] != 1:
+            raise ValueError(f"{path} is not a 64-bit little-endian ELF library")
+
+        def number(data: bytes, at: int, width: int) -> int:
+            return int.from_bytes(data[at : at + width], "little")
+
+        phoff, shoff = number(header, 32, 8), number(header, 40, 8)
+        phentsize, phnum = number(header, 54, 2), number(header, 56, 2)
+        shentsize, shnum = number(header, 58, 2), number(header, 60, 2)
+        if phoff + phentsize * phnum > size or shoff + shentsize * shnum > size:
+            raise ValueError(f"{path} is truncated ({size} bytes)")
+        stream.seek(phoff)
+        table = stream.read(phentsize * phnum)
+        for at in range(0, len(table), phentsize):
+            loaded = number(table, at, 4) == 1  # PT_LOAD
+            if loaded and number(table, at + 8, 8) + number(table, at + 32, 8) > size:
+                raise ValueError(f"{path} is truncated ({size} bytes)")
+
+
 def load_binding(entry: str, module_name: str) -> tuple[dict[str, Any], tuple[tuple[str, str], ...]]:
     """Import an entry's binding module and bind its library: (namespace, exports left out and why)."""
     import types
 
+    check_elf(os.path.join(entry, LIBRARY_FILE))
     binding = types.ModuleType(f"_nativeimport_cffi_{os.path.basename(entry)[:16]}")
     binding.__file__ = os.path.join(entry, BINDING_FILE)
     exec(_binding_code(entry), binding.__dict__)

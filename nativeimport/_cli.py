@@ -69,6 +69,12 @@ def _parser() -> argparse.ArgumentParser:
     clear.add_argument("sources", nargs="*", type=Path, metavar="SOURCE")
     clear.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     clear.set_defaults(handler=_cache_clear)
+    prune = cache_commands.add_parser("prune", parents=[common],
+                                      help="delete damaged builds, old ones, and the least recently used beyond a size")
+    prune.add_argument("--older-than", type=float, metavar="DAYS", help="builds not used for this many days")
+    prune.add_argument("--max-size", type=_parse_size, metavar="SIZE", help="keep at most this much (e.g. 500M, 2G)")
+    prune.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    prune.set_defaults(handler=_cache_prune)
 
     build_parser = commands.add_parser("build", parents=[common], help="build sources ahead of time")
     build_parser.add_argument("paths", nargs="+", type=Path, metavar="PATH")
@@ -92,21 +98,22 @@ def _cache_dir(args: argparse.Namespace) -> tuple[int, Result]:
 def _cache_list(args: argparse.Namespace) -> tuple[int, Result]:
     cache = Cache(Path(cache_root(_settings(args))))
     now = time.time()
-    rows = [
-        {
+    rows = []
+    for e in cache.entries():
+        manifest = e.manifest or {}
+        rows.append({
             "key": e.key,
-            "module": e.manifest.get("module"),
-            "source": e.manifest.get("source"),
-            "language": e.manifest.get("language"),
+            "module": manifest.get("module", "(damaged: prune removes it)"),
+            "source": manifest.get("source"),
+            "language": manifest.get("language", "?"),
             "size": e.size,
-            "age_seconds": round(now - e.manifest.get("created", now)),
+            "age_seconds": round(now - manifest.get("created", now)),
             "last_used_seconds_ago": round(now - e.last_used),
-            "interpreters": [e.manifest.get("built_by")],
-            "toolchain": e.manifest.get("toolchain", {}).get("version"),
+            "interpreters": [manifest.get("built_by")],
+            "toolchain": manifest.get("toolchain", {}).get("version"),
             "path": str(e.path),
-        }
-        for e in cache.entries()
-    ]
+            "damaged": e.manifest is None,
+        })
     return 0, (rows, _render_list)
 
 
@@ -125,7 +132,7 @@ def _render_list(rows: list[dict[str, Any]]) -> str:
 def _cache_clear(args: argparse.Namespace) -> tuple[int, Result]:
     cache = Cache(Path(cache_root(_settings(args))))
     wanted = {str(p.absolute()) for p in args.sources}
-    doomed = [e for e in cache.entries() if not wanted or e.manifest.get("source") in wanted]
+    doomed = [e for e in cache.entries() if not wanted or (e.manifest or {}).get("source") in wanted]
     if doomed and not args.yes:
         if not sys.stdin.isatty():
             print("error: refusing to delete without confirmation; pass --yes", file=sys.stderr)
@@ -138,6 +145,37 @@ def _cache_clear(args: argparse.Namespace) -> tuple[int, Result]:
     if not wanted:
         cache.clear_records()
     return 0, ({"removed": len(doomed)}, lambda data: f"removed {data['removed']} cached build(s)")
+
+
+def _cache_prune(args: argparse.Namespace) -> tuple[int, Result]:
+    cache = Cache(Path(cache_root(_settings(args))))
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("error: refusing to delete without confirmation; pass --yes", file=sys.stderr)
+            return 1, ({"removed": []}, lambda data: "")
+        answer = input(f"prune the cache at {cache.root}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            return 1, ({"removed": []}, lambda data: "nothing deleted")
+    older_than = args.older_than * 86400 if args.older_than is not None else None
+    removed = cache.prune(older_than=older_than, max_size=args.max_size)
+    rows = [{"key": e.key, "module": (e.manifest or {}).get("module", "(damaged)"), "size": e.size} for e in removed]
+    left = sum(e.size for e in cache.entries())
+
+    def render(data: list[dict[str, Any]]) -> str:
+        freed = sum(row["size"] for row in data)
+        return f"removed {len(data)} cached build(s), {_size(freed)}; {_size(left)} left"
+
+    return 0, (rows, render)
+
+
+def _parse_size(text: str) -> int:
+    """``500M``, ``2G``, ``1.5GiB``, ``4096`` -> bytes."""
+    import re
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*", text, re.IGNORECASE)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 500M or 2G)")
+    return int(float(match[1]) * 1024 ** "_KMGT".index(match[2].upper() or "_"))
 
 
 def _build(args: argparse.Namespace) -> tuple[int, Result]:

@@ -13,9 +13,9 @@ import sys
 import types
 import warnings
 
-from ._cffi_runtime import LIBRARY_FILE, load_binding
+from ._cffi_runtime import LIBRARY_FILE, check_elf, load_binding
 from ._fresh import cache_root, entry_dir, forget_fresh, fresh_key, remember_fresh, snapshot
-from .errors import BindingError, NativeImportError, NativeImportWarning, SourceError
+from .errors import BindingError, CacheError, NativeImportError, NativeImportWarning, SourceError
 from .settings import Settings
 
 TYPE_CHECKING = False
@@ -102,6 +102,7 @@ def _overlay_fast(entry: str, namespace: dict[str, Any], module_name: str, setti
     missing = not os.path.exists(path)
     if missing and (os.path.exists(f"{path}.unavailable") or not _build_fast(entry, module_name, settings)):
         return {}
+    check_elf(path)
     loader = ExtensionFileLoader("_nativeimport_fast", path)
     extension = loader.create_module(ModuleSpec("_nativeimport_fast", loader, origin=path))
     kept, released = extension.bind(os.path.join(entry, LIBRARY_FILE), module_name, namespace)
@@ -155,20 +156,32 @@ def _check_or_build(root: str, source_name: str, info: DriverInfo, token: str, s
     cache = Cache(Path(root))
     source = Path(source_name)
     driver = info.load()
-    fingerprint = cache.fingerprint(token, driver)
     source_stats = snapshot([source_name, driver.toolchain().path])
     source_bytes = _read_source(driver.read_source, source)
-    source_key = _digest(KEY_SCHEMA, fingerprint, source_bytes)
-    key, dep_stats = cache.match(source_key, _source_dir(source))
-    if key is None:
-        with cache.lock(source_key, settings, what=f"{module_name} ({source})"):
-            key, dep_stats = cache.match(source_key, _source_dir(source))
-            if key is None:
-                log.debug("building %s: no cached build of this content (source key %s)", source, source_key[:16])
-                key, dep_stats = _build(cache, info, settings, source, source_bytes, source_key, module_name)
-    else:
-        log.debug("%s: changed on disk, but its content matches cached build %s", source, key[:16])
-    remember_fresh(root, source_name, token, source_stats + dep_stats, key)
+    if not source_bytes.strip():
+        raise SourceError(f"{source} is empty: there is nothing to import")
+    try:
+        fingerprint = cache.fingerprint(token, driver)
+        source_key = _digest(KEY_SCHEMA, fingerprint, source_bytes)
+        key, dep_stats = cache.match(source_key, _source_dir(source))
+        if key is None:
+            with cache.lock(source_key, settings, what=f"{module_name} ({source})"):
+                key, dep_stats = cache.match(source_key, _source_dir(source))
+                if key is None:
+                    log.debug("building %s: no cached build of this content (source key %s)", source,
+                              source_key[:16])
+                    key, dep_stats = _build(cache, info, settings, source, source_bytes, source_key, module_name)
+        else:
+            log.debug("%s: changed on disk, but its content matches cached build %s", source, key[:16])
+    except OSError as exc:  # a read-only cache, a full disk: nothing was published, say what to do
+        raise CacheError(
+            f"cannot write the build cache {root}: {exc.strerror or exc}; free some space, make it writable, "
+            "or set NATIVEIMPORT_CACHE_DIR to another directory"
+        ) from exc
+    try:
+        remember_fresh(root, source_name, token, source_stats + dep_stats, key)
+    except OSError:
+        pass  # only the next import's shortcut is lost: it hashes again
     return entry_dir(root, key)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from conftest import Runner
+from helpers import Runner
 
 SOURCE = r"""
 #include <stdbool.h>

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import Runner
+from helpers import Runner
 
 
 def test_cache_dir_build_list_show_and_clear(runner: Runner) -> None:

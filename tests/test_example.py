@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import Runner
+from helpers import Runner
 
 MYMATH = Path(__file__).parents[1] / "demos" / "mymath" / "mymath.c"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
-from conftest import Runner
+from helpers import Runner
 
 HEADER_C = """
 #include "scale.h"

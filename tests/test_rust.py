@@ -6,7 +6,7 @@ import json
 import shutil
 
 import pytest
-from conftest import Runner
+from helpers import Runner
 
 if shutil.which("rustc") is None or shutil.which("cargo") is None:
     pytest.skip("rustc and cargo are not installed (https://rustup.rs)", allow_module_level=True)

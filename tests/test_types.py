@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import Runner
+from helpers import Runner
 
 TYPES_C = r"""
 #include <stdbool.h>

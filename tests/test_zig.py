@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import Runner
+from helpers import Runner
 
 try:
     from nativeimport.compilers.zig import zig_executable

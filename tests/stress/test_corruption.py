@@ -1,0 +1,60 @@
+"""A damaged cache entry is detected at load, evicted and rebuilt once; the interpreter never crashes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from stress_helpers import StressRunner, count
+
+SOURCE = "/* Doubles. */\nint twice(int v) { return 2 * v; }\n"
+IMPORT = "import json, nativeimport; nativeimport.install(); import sturdy; print(json.dumps(sturdy.twice(21)))"
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 3])
+
+
+def garbage(path: Path) -> None:
+    path.write_bytes(b"\x7fELF" + bytes(range(256)) * 8)
+
+
+DAMAGE: dict[str, Callable[[Path], None]] = {
+    "truncated library": lambda entry: truncate(entry / "library.so"),
+    "overwritten library": lambda entry: garbage(entry / "library.so"),
+    "deleted library": lambda entry: (entry / "library.so").unlink(),
+    "truncated cffi binding": lambda entry: truncate(entry / "binding_cffi.py"),
+    "overwritten cffi binding": lambda entry: (entry / "binding_cffi.py").write_text("this is not python ("),
+    "damaged compiled binding": lambda entry: [garbage(p) for p in entry.glob("binding_cffi.*.code")],
+    "truncated fast wrapper": lambda entry: [truncate(p) for p in entry.glob("fast.*.so")],
+    "deleted fast wrapper": lambda entry: [p.unlink() for p in entry.glob("fast.*.so")],
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_damaged_entries_are_rebuilt(stress: StressRunner, damage: str) -> None:
+    stress.write("sturdy.c", SOURCE)
+    assert stress.json(IMPORT) == 42
+    (entry,) = stress.entries()
+    DAMAGE[damage](entry)
+    done = stress.run(IMPORT)
+    assert json.loads(done.stdout) == 42, done.stderr
+    assert done.returncode == 0
+    assert stress.json(IMPORT) == 42
+    count("damaged entries recovered")
+
+
+def test_a_damaged_manifest_is_listed_and_pruned(stress: StressRunner) -> None:
+    stress.write("sturdy.c", SOURCE)
+    assert stress.json(IMPORT) == 42
+    (entry,) = stress.entries()
+    (entry / "manifest.json").write_text("{ not json")
+    assert stress.json(IMPORT) == 42, "loading never needs the manifest"
+    rows = json.loads(stress.cli("cache", "list", "--json").stdout)
+    assert [r["damaged"] for r in rows] == [True]
+    assert "removed 1" in stress.cli("cache", "prune", "--yes").stdout
+    assert stress.entries() == []
+    assert stress.json(IMPORT) == 42
+    count("damaged manifests pruned")
