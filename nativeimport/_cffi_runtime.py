@@ -213,6 +213,8 @@ def retry(ffi: Any, exc: Exception, native: Any, function: str,
         if spec is None:
             continue
         name, cdecl, spelled, _ = spec
+        if value is None:  # ffi.new takes None as "zero", a call does not
+            raise TypeError(f"{function}() argument {name!r} ({spelled}): a number is required, not NoneType")
         try:
             ffi.new(cdecl + " *", value)
         except (TypeError, OverflowError) as culprit:

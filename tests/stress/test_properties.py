@@ -18,9 +18,9 @@ import pytest
 hypothesis = pytest.importorskip("hypothesis", reason="hypothesis is not installed")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+from stress_helpers import count  # noqa: E402
 
 import nativeimport  # noqa: E402
-from stress_helpers import count  # noqa: E402
 
 INTS = {
     "int8_t": (ctypes.c_int8, -(2**7), 2**7 - 1), "uint8_t": (ctypes.c_uint8, 0, 2**8 - 1),
@@ -85,7 +85,7 @@ def call(function: Any, args: list[Any]) -> Any:
 def same(a: Any, b: Any) -> bool:
     if isinstance(a, float) and isinstance(b, float):
         return a == b or (math.isnan(a) and math.isnan(b))
-    return a == b and type(a) is type(b) or (isinstance(a, bool) and a == b)
+    return (a == b and type(a) is type(b)) or (isinstance(a, bool) and a == b)
 
 
 @pytest.fixture(scope="module")
