@@ -58,3 +58,32 @@ def test_a_damaged_manifest_is_listed_and_pruned(stress: StressRunner) -> None:
     assert stress.entries() == []
     assert stress.json(IMPORT) == 42
     count("damaged manifests pruned")
+
+
+def test_pruning_while_another_process_imports(stress: StressRunner) -> None:
+    stress.write("sturdy.c", SOURCE)
+    assert stress.json(IMPORT) == 42
+    loop = stress.script("loop.py", """
+        import importlib, json, sys, nativeimport
+        nativeimport.install()
+        import sturdy
+        results = []
+        for _ in range(300):
+            importlib.reload(sturdy)
+            results.append(sturdy.twice(21))
+        print(json.dumps(results))
+    """)
+    import subprocess
+    import sys
+
+    importer = subprocess.Popen([sys.executable, str(loop)], cwd=stress.project, env=stress.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    prunes = 0
+    while importer.poll() is None:
+        stress.cli("cache", "prune", "--max-size", "0", "--yes")
+        prunes += 1
+    out, err = importer.communicate()
+    assert importer.returncode == 0, err
+    assert json.loads(out) == [42] * 300
+    assert prunes >= 3
+    count("prunes of the whole cache while another process imported", prunes)
