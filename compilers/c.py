@@ -42,9 +42,11 @@ class CDriver(Driver):
 
     def find_toolchain(self) -> Toolchain:
         candidates = []
-        python_cc = (sysconfig.get_config_var("CC") or "").strip()
+        python_cc = shlex.split(sysconfig.get_config_var("CC") or "")
         if python_cc:
-            candidates.append(python_cc)
+            # The program only: flags like -pthread differ between interpreters, and would keep
+            # CPython and PyPy from sharing one build of the same source.
+            candidates.append(python_cc[0])
         candidates += ["cc", "gcc", "clang"]
         try:
             command = find_program("CC", candidates, install_hint=INSTALL_HINT, language="C")

@@ -10,7 +10,8 @@ text). It runs on any interpreter with cffi, so one entry serves them all.
 
 from __future__ import annotations
 
-import io
+import os
+import tempfile
 from collections.abc import Iterator
 
 from .errors import InterfaceError
@@ -31,9 +32,13 @@ def generate(interface: Interface, *, where: str = "") -> str:
         ffi.cdef(interface.cdef())
     except CDefError as exc:  # a name or type cffi cannot express
         raise InterfaceError(f"{where}: cffi cannot declare the library's exports: {exc}", path=where) from None
-    emitted = io.StringIO()
-    make_py_source(ffi, "_nativeimport_ffi", emitted)
-    return emitted.getvalue() + "\n" + "\n".join(_wrappers(interface)) + "\n"
+    with tempfile.TemporaryDirectory(prefix="nativeimport-cffi-") as scratch:
+        # A path, not a StringIO: cffi before 1.16 (PyPy 3.9's built-in one) only writes to files.
+        target = os.path.join(scratch, "_nativeimport_ffi.py")
+        make_py_source(ffi, "_nativeimport_ffi", target)
+        with open(target, encoding="utf-8") as stream:
+            emitted = stream.read()
+    return emitted + "\n" + "\n".join(_wrappers(interface)) + "\n"
 
 
 def _wrappers(interface: Interface) -> Iterator[str]:

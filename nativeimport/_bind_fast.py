@@ -23,6 +23,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 import sysconfig
 import tempfile
 from collections.abc import Iterator
@@ -30,7 +31,7 @@ from pathlib import Path
 
 from .interface import CType, Function, Interface, python_name
 
-__all__ = ["FastBuild", "build_fast", "expressible", "fast_file"]
+__all__ = ["FastBuild", "build_fast", "expressible", "fast_file", "unavailable_marker"]
 
 log = logging.getLogger("nativeimport")
 
@@ -40,6 +41,17 @@ def fast_file(entry: Path) -> Path:
     from importlib.machinery import EXTENSION_SUFFIXES
 
     return entry / f"fast{EXTENSION_SUFFIXES[0]}"
+
+
+def unavailable_marker(wrapper: str) -> str:
+    """Where this interpreter notes that it cannot build ``wrapper``.
+
+    Per interpreter, not per ABI tag: two installations share a tag, and one may
+    have the headers the other lacks; the wrapper either builds serves both.
+    """
+    import zlib
+
+    return f"{wrapper}.unavailable-{zlib.crc32(sys.executable.encode()):08x}"
 
 
 def expressible(function: Function) -> bool:
@@ -121,7 +133,7 @@ class FastBuild:
         if self.problem != "no function it can serve":
             log.info("fast binder unavailable for %s (%s); using the cffi binder", self.module_name, self.problem)
         try:
-            self.target.with_name(self.target.name + ".unavailable").write_text(self.problem, encoding="utf-8")
+            Path(unavailable_marker(str(self.target))).write_text(self.problem, encoding="utf-8")
         except OSError:
             pass
         return None

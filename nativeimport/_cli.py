@@ -109,7 +109,8 @@ def _cache_list(args: argparse.Namespace) -> tuple[int, Result]:
             "size": e.size,
             "age_seconds": round(now - manifest.get("created", now)),
             "last_used_seconds_ago": round(now - e.last_used),
-            "interpreters": [manifest.get("built_by")],
+            "built_by": manifest.get("built_by"),
+            "interpreters": _served(e.path),
             "toolchain": manifest.get("toolchain", {}).get("version"),
             "path": str(e.path),
             "damaged": e.manifest is None,
@@ -117,13 +118,24 @@ def _cache_list(args: argparse.Namespace) -> tuple[int, Result]:
     return 0, (rows, _render_list)
 
 
+def _served(entry: Path) -> list[str]:
+    """The interpreters that have used an entry: each leaves its compiled binding (and fast wrapper) there."""
+    served = []
+    for path in sorted(entry.glob("binding_cffi.*.code")):
+        tag = path.name[len("binding_cffi."):-len(".code")]
+        fast = [p for p in entry.glob("fast.*.so") if tag.replace("-", "") in p.name.replace("-", "")]
+        served.append(f"{tag} (fast binder)" if fast else tag)
+    return served
+
+
 def _render_list(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "the cache is empty"
-    lines = [f"{'MODULE':<20} {'LANG':<5} {'SIZE':>8} {'AGE':>6}  SOURCE"]
+    lines = [f"{'MODULE':<20} {'LANG':<5} {'SIZE':>8} {'AGE':>6}  {'INTERPRETERS':<32} SOURCE"]
     for row in rows:
+        served = ", ".join(row["interpreters"]) or "-"
         lines.append(f"{row['module']:<20} {row['language']:<5} {_size(row['size']):>8} "
-                     f"{_age(row['age_seconds']):>6}  {row['source']}")
+                     f"{_age(row['age_seconds']):>6}  {served:<32} {row['source']}")
     total = sum(row["size"] for row in rows)
     lines.append(f"{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}, {_size(total)}")
     return "\n".join(lines)
@@ -221,12 +233,15 @@ def _doctor(args: argparse.Namespace) -> tuple[int, Result]:
         "nativeimport": __version__,
         "python": f"{sys.implementation.name} {sys.version.split()[0]}",
         "executable": sys.executable,
+        "interpreter_tag": sys.implementation.cache_tag,
+        "binders": _binders(),
         "cache_dir": cache_root(settings),
         "drivers": drivers,
     }
 
     def render(d: dict[str, Any]) -> str:
-        lines = [f"nativeimport {d['nativeimport']} on {d['python']} ({d['executable']})", f"cache: {d['cache_dir']}"]
+        lines = [f"nativeimport {d['nativeimport']} on {d['python']} ({d['executable']})",
+                 f"binders: {d['binders']}", f"cache: {d['cache_dir']}"]
         for row in d["drivers"]:
             suffixes = " ".join(row["suffixes"])
             if row["found"]:
@@ -238,6 +253,16 @@ def _doctor(args: argparse.Namespace) -> tuple[int, Result]:
         return "\n".join(lines)
 
     return 0, (data, render)
+
+
+def _binders() -> str:
+    """Which binders serve this interpreter, and why the fast one does not when it does not."""
+    if sys.implementation.name != "cpython":
+        return f"cffi ({sys.implementation.name}: the fast binder is for CPython; cffi calls are cheap under a JIT)"
+    from ._bind_fast import _missing_prerequisite
+
+    problem = _missing_prerequisite()
+    return "fast (METH_FASTCALL wrappers) + cffi" if problem is None else f"cffi only: {problem}"
 
 
 def _show(args: argparse.Namespace) -> tuple[int, Result]:

@@ -99,8 +99,7 @@ def _overlay_fast(entry: str, namespace: dict[str, Any], module_name: str, setti
     from importlib.machinery import EXTENSION_SUFFIXES, ExtensionFileLoader, ModuleSpec
 
     path = os.path.join(entry, f"fast{EXTENSION_SUFFIXES[0]}")
-    missing = not os.path.exists(path)
-    if missing and (os.path.exists(f"{path}.unavailable") or not _build_fast(entry, module_name, settings)):
+    if not os.path.exists(path) and not _build_fast(entry, path, module_name, settings):
         return {}
     check_elf(path)
     loader = ExtensionFileLoader("_nativeimport_fast", path)
@@ -110,13 +109,16 @@ def _overlay_fast(entry: str, namespace: dict[str, Any], module_name: str, setti
     return dict(released)
 
 
-def _build_fast(entry: str, module_name: str, settings: Settings) -> bool:
+def _build_fast(entry: str, wrapper: str, module_name: str, settings: Settings) -> bool:
+    """Build this interpreter's wrapper into an existing entry, unless it already found it cannot."""
     import json
     from pathlib import Path
 
-    from ._bind_fast import build_fast
+    from ._bind_fast import build_fast, unavailable_marker
     from .interface import Interface
 
+    if os.path.exists(unavailable_marker(wrapper)):
+        return False
     interface = Interface.from_json(json.loads(Path(entry, "interface.json").read_text(encoding="utf-8")))
     return build_fast(Path(entry), interface, module_name, settings.build_timeout) is not None
 

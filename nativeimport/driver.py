@@ -174,9 +174,18 @@ class Driver:
         return found
 
     def fingerprint(self) -> str:
-        """Everything about the toolchain and its options that changes the output."""
+        """Everything about the toolchain and its options that changes the output.
+
+        The same compiler reached by another name (``gcc``, ``x86_64-linux-gnu-gcc``, the one
+        each interpreter was built with) gives the same fingerprint, so every interpreter on
+        the machine shares one build.
+        """
         toolchain = self.toolchain()
-        return "\n".join([self.name, shlex.join(toolchain.command), toolchain.version, shlex.join(self.flags())])
+        program = os.path.realpath(toolchain.command[0])
+        name, _, rest = toolchain.version.partition(" ")
+        version = rest if name == os.path.basename(toolchain.command[0]) else toolchain.version
+        return "\n".join([self.name, shlex.join([program, *toolchain.command[1:]]), version,
+                          shlex.join(self.flags())])
 
     def claims(self, path: Path) -> bool:
         """Whether this driver builds ``path``."""
