@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from helpers import Runner
 
 ROOT = Path(__file__).parents[1]
