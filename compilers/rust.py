@@ -35,21 +35,14 @@ from nativeimport.dwarf import read_interface
 from nativeimport.errors import CompileError, ToolchainNotFound
 from nativeimport.interface import CType, Function, Interface, Param
 
+from ._names import FLOATS, INTEGERS
+
 __all__ = ["RustDriver", "rust_exports"]
 
 INSTALL_HINT = "Install Rust with rustup (https://rustup.rs), or set RUSTC (and CARGO) to the compiler."
 EDITION = "2021"
 
-_INTEGERS = {
-    "i8": ("int8_t", "int8_t"), "u8": ("uint8_t", "uint8_t"), "i16": ("int16_t", "int16_t"),
-    "u16": ("uint16_t", "uint16_t"), "i32": ("int32_t", "int32_t"), "u32": ("uint32_t", "uint32_t"),
-    "i64": ("int64_t", "int64_t"), "u64": ("uint64_t", "uint64_t"), "isize": ("int64_t", "ptrdiff_t"),
-    "usize": ("uint64_t", "size_t"), "c_schar": ("int8_t", "signed char"), "c_uchar": ("uint8_t", "unsigned char"),
-    "c_short": ("int16_t", "short"), "c_ushort": ("uint16_t", "unsigned short"), "c_int": ("int32_t", "int"),
-    "c_uint": ("uint32_t", "unsigned int"), "c_long": ("int64_t", "long"), "c_ulong": ("uint64_t", "unsigned long"),
-    "c_longlong": ("int64_t", "long long"), "c_ulonglong": ("uint64_t", "unsigned long long"),
-}
-_FLOATS = {"f32": "float", "f64": "double", "c_float": "float", "c_double": "double"}
+
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,13 +224,11 @@ def _rust_type(text: str, structs: set[str], enums: dict[str, CType]) -> CType:
     name = text.rsplit("::", 1)[-1]
     if name in ("()", ""):
         return CType.void()
-    if name in _INTEGERS:
-        canonical, spelling = _INTEGERS[name]
+    if name in INTEGERS:
+        canonical, spelling = INTEGERS[name]
         return CType.integer(canonical, spelling)
-    if name == "c_char":
-        return CType.integer("int8_t", "char")
-    if name in _FLOATS:
-        return CType.floating(_FLOATS[name])
+    if name in FLOATS:
+        return CType.floating(FLOATS[name])
     if name == "bool":
         return CType.boolean()
     if name in structs:

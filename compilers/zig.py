@@ -21,20 +21,12 @@ from nativeimport.driver import BuildRequest, BuildResult, Driver, Toolchain, do
 from nativeimport.errors import CompileError, ToolchainNotFound
 from nativeimport.interface import CType, Enum, Field, Function, Interface, Param, Skipped, Struct
 
+from ._names import FLOATS, INTEGERS
+
 __all__ = ["ZigDriver", "read_zig_interface", "zig_executable"]
 
 INSTALL_HINT = "Install Zig with `pip install nativeimport[zig]` (the ziglang wheel), or set ZIG to a zig binary."
 
-_INTEGERS = {
-    "i8": ("int8_t", "int8_t"), "u8": ("uint8_t", "uint8_t"), "i16": ("int16_t", "int16_t"),
-    "u16": ("uint16_t", "uint16_t"), "i32": ("int32_t", "int32_t"), "u32": ("uint32_t", "uint32_t"),
-    "i64": ("int64_t", "int64_t"), "u64": ("uint64_t", "uint64_t"), "isize": ("int64_t", "ptrdiff_t"),
-    "usize": ("uint64_t", "size_t"), "c_char": ("int8_t", "char"), "c_short": ("int16_t", "short"),
-    "c_ushort": ("uint16_t", "unsigned short"), "c_int": ("int32_t", "int"), "c_uint": ("uint32_t", "unsigned int"),
-    "c_long": ("int64_t", "long"), "c_ulong": ("uint64_t", "unsigned long"), "c_longlong": ("int64_t", "long long"),
-    "c_ulonglong": ("uint64_t", "unsigned long long"),
-}
-_FLOATS = {"f32": "float", "f64": "double"}
 _TOKEN = re.compile(r"""\s+|//[^\n]*|"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|@?[A-Za-z_]\w*|\d[\w.]*|\[\*c\]|\S""")
 
 
@@ -164,9 +156,9 @@ def read_zig_interface(paths: list[Path]) -> Interface:
         _scan(_tokenize(path.read_text(encoding="utf-8", errors="replace")), path, declarations, exports=index == 0)
     enums = {}
     for name, (representation, members, line, path) in declarations.enums.items():
-        if representation not in _INTEGERS:
+        if representation not in INTEGERS:
             continue
-        canonical, spelling = _INTEGERS[representation]
+        canonical, spelling = INTEGERS[representation]
         enums[name] = Enum(name, CType.integer(canonical, spelling), tuple(members), doc_comment_above(path, line))
     structs: dict[str, Struct] = {}
     skipped = []
@@ -348,11 +340,11 @@ def _parse_type(tokens: _Tokens, found: _Declarations, enums: dict[str, Enum],
         return CType.void()
     if name == "bool":
         return CType.boolean()
-    if name in _INTEGERS:
-        canonical, spelling = _INTEGERS[name]
+    if name in INTEGERS:
+        canonical, spelling = INTEGERS[name]
         return CType.integer(canonical, spelling)
-    if name in _FLOATS:
-        return CType.floating(_FLOATS[name])
+    if name in FLOATS:
+        return CType.floating(FLOATS[name])
     if name in enums:
         return CType.enum(name, enums[name].representation)
     if (structs is None or name in structs) and name in found.structs:
