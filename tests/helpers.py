@@ -44,6 +44,21 @@ class Runner:
         done = self.run(code, **kwargs)
         return json.loads(done.stdout.strip().splitlines()[-1])
 
+    def import_error(self, module: str, error: str, *, env: Optional[dict[str, str]] = None) -> str:
+        """Import ``module`` with the hook installed; the message of the ``nativeimport.<error>`` it must raise."""
+        message = self.json(f"""
+            import json, nativeimport
+            nativeimport.install()
+            try:
+                import {module}
+            except nativeimport.{error} as exc:
+                print(json.dumps(str(exc)))
+            else:
+                print(json.dumps(None))
+        """, env=env)
+        assert message is not None, f"importing {module} raised no {error}"
+        return str(message)
+
     def cli(self, *args: str, check: bool = True, input: Optional[str] = None) -> subprocess.CompletedProcess[str]:
         done = subprocess.run([sys.executable, "-m", "nativeimport", *args], cwd=self.project, env=self.env,
                               capture_output=True, text=True, timeout=300, check=False, input=input)

@@ -109,28 +109,14 @@ def test_a_compile_error_shows_diagnostics_and_caches_nothing(runner: Runner) ->
 
 def test_a_missing_compiler_says_what_to_install(runner: Runner) -> None:
     runner.write("tiny.c", "int one(void) { return 1; }\n")
-    result = runner.json("""
-        import json, nativeimport
-        nativeimport.install()
-        try:
-            import tiny
-        except nativeimport.ToolchainNotFound as exc:
-            print(json.dumps(str(exc)))
-    """, env={"CC": "/nonexistent/cc"})
+    result = runner.import_error("tiny", "ToolchainNotFound", env={"CC": "/nonexistent/cc"})
     assert "CC='/nonexistent/cc'" in result
     assert "apt-get install gcc" in result
 
 
 def test_limited_debug_info_is_refused(runner: Runner) -> None:
     runner.write("tiny.c", "int one(void) { return 1; }\n")
-    result = runner.json("""
-        import json, nativeimport
-        nativeimport.install()
-        try:
-            import tiny
-        except nativeimport.InterfaceError as exc:
-            print(json.dumps(str(exc)))
-    """, env={"CFLAGS": "-g1"})
+    result = runner.import_error("tiny", "InterfaceError", env={"CFLAGS": "-g1"})
     assert "limited debug info" in result
 
 

@@ -137,14 +137,7 @@ def test_a_cargo_crate_directory_imports_and_is_left_untouched(runner: Runner) -
 
 def test_rust_compile_errors_carry_file_and_line(runner: Runner) -> None:
     runner.write("oops.rs", '#[no_mangle]\npub extern "C" fn f() -> i32 {\n    missing_value\n}\n')
-    message = runner.json("""
-        import json, nativeimport
-        nativeimport.install()
-        try:
-            import oops
-        except nativeimport.CompileError as exc:
-            print(json.dumps(str(exc)))
-    """)
+    message = runner.import_error("oops", "CompileError")
     assert "oops.rs:3:5" in message
     assert "cannot find value `missing_value`" in message
     assert runner.entries() == []
@@ -152,14 +145,7 @@ def test_rust_compile_errors_carry_file_and_line(runner: Runner) -> None:
 
 def test_a_missing_rustc_says_to_install_rustup(runner: Runner) -> None:
     runner.write("tiny.rs", '#[no_mangle]\npub extern "C" fn one() -> i32 { 1 }\n')
-    message = runner.json("""
-        import json, nativeimport
-        nativeimport.install()
-        try:
-            import tiny
-        except nativeimport.ToolchainNotFound as exc:
-            print(json.dumps(str(exc)))
-    """, env={"RUSTC": "/nonexistent/rustc"})
+    message = runner.import_error("tiny", "ToolchainNotFound", env={"RUSTC": "/nonexistent/rustc"})
     assert "rustup" in message
 
 

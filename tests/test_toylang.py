@@ -89,14 +89,7 @@ def test_a_toy_module_imports_with_the_binding_rules_of_c(toy: Runner) -> None:
 ])
 def test_toy_errors_read_like_a_compilers(toy: Runner, source: str, diagnostic: str) -> None:
     toy.write("bad.toy", source)
-    message = toy.json("""
-        import json, nativeimport
-        nativeimport.install()
-        try:
-            import bad
-        except nativeimport.CompileError as exc:
-            print(json.dumps(str(exc)))
-    """)
+    message = toy.import_error("bad", "CompileError")
     assert diagnostic in message.splitlines()
     assert toy.entries() == []
 

@@ -88,28 +88,14 @@ def test_a_zig_file_behaves_like_a_c_module(runner: Runner) -> None:
 
 def test_zig_compile_errors_carry_file_and_line(runner: Runner) -> None:
     runner.write("bad.zig", "export fn f() i32 {\n    return missing;\n}\n")
-    result = runner.json("""
-        import json, nativeimport
-        nativeimport.install()
-        try:
-            import bad
-        except nativeimport.CompileError as exc:
-            print(json.dumps(str(exc)))
-    """)
+    result = runner.import_error("bad", "CompileError")
     assert "bad.zig:2:12: error: use of undeclared identifier 'missing'" in result
     assert runner.entries() == []
 
 
 def test_a_missing_zig_says_what_to_install(runner: Runner) -> None:
     runner.write("tiny.zig", "export fn one() i32 { return 1; }\n")
-    message = runner.json("""
-        import json, nativeimport
-        nativeimport.install()
-        try:
-            import tiny
-        except nativeimport.ToolchainNotFound as exc:
-            print(json.dumps(str(exc)))
-    """, env={"ZIG": "/nonexistent/zig"})
+    message = runner.import_error("tiny", "ToolchainNotFound", env={"ZIG": "/nonexistent/zig"})
     assert "pip install nativeimport[zig]" in message
 
 

@@ -69,44 +69,40 @@ def load_extension(name: str, path: Path) -> Any:
     return module
 
 
-def cffi_api_module(work: Workspace) -> Any:
-    from cffi import FFI
+CDEF = ("double add(double, double); int64_t add3(int64_t, int64_t, int64_t); void nothing(void);"
+        "double sum(const double *, size_t);")
 
-    builder = FFI()
-    builder.cdef("double add(double, double); int64_t add3(int64_t, int64_t, int64_t); void nothing(void);"
-                 "double sum(const double *, size_t);")
-    builder.set_source("_kernels_api", (work.src / "kernels.c").read_text())
-    built = builder.compile(tmpdir=str(work.root / "cffi-api"), verbose=False)
-    module = load_extension("_kernels_api", Path(built))
 
-    lib, ffi = module.lib, module.ffi
+def cffi_tool(ffi: Any, lib: Any) -> Any:
+    """The functions as a user of cffi calls them: buffers through ffi.from_buffer."""
 
-    class Api:
+    class Tool:
         add, add3, nothing = lib.add, lib.add3, lib.nothing
 
         @staticmethod
         def sum(xs: Any, n: int) -> float:
             return lib.sum(ffi.from_buffer("double[]", xs), n)  # type: ignore[no-any-return]
 
-    return Api
+    return Tool
+
+
+def cffi_api_module(work: Workspace) -> Any:
+    from cffi import FFI
+
+    builder = FFI()
+    builder.cdef(CDEF)
+    builder.set_source("_kernels_api", (work.src / "kernels.c").read_text())
+    built = builder.compile(tmpdir=str(work.root / "cffi-api"), verbose=False)
+    module = load_extension("_kernels_api", Path(built))
+    return cffi_tool(module.ffi, module.lib)
 
 
 def cffi_abi_module(work: Workspace) -> Any:
     from cffi import FFI
 
     ffi = FFI()
-    ffi.cdef("double add(double, double); int64_t add3(int64_t, int64_t, int64_t); void nothing(void);"
-             "double sum(const double *, size_t);")
-    lib = ffi.dlopen(str(work.plain_lib))
-
-    class Abi:
-        add, add3, nothing = lib.add, lib.add3, lib.nothing
-
-        @staticmethod
-        def sum(xs: Any, n: int) -> float:
-            return lib.sum(ffi.from_buffer("double[]", xs), n)  # type: ignore[no-any-return]
-
-    return Abi
+    ffi.cdef(CDEF)
+    return cffi_tool(ffi, ffi.dlopen(str(work.plain_lib)))
 
 
 def ctypes_module(work: Workspace) -> Any:

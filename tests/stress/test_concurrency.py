@@ -70,14 +70,7 @@ def test_a_lock_wait_times_out_naming_the_lock(stress: StressRunner) -> None:
         deadline = time.monotonic() + 60
         while not started.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-        message = stress.json("""
-            import json, nativeimport
-            nativeimport.install()
-            try:
-                import slow
-            except nativeimport.LockTimeout as exc:
-                print(json.dumps(str(exc)))
-        """, env={"NATIVEIMPORT_LOCK_TIMEOUT": "1"})
+        message = stress.import_error("slow", "LockTimeout", env={"NATIVEIMPORT_LOCK_TIMEOUT": "1"})
     finally:
         holder.kill()
         holder.wait()

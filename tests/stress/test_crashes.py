@@ -38,14 +38,7 @@ def test_sigkill_of_the_importing_process_mid_build(stress: StressRunner) -> Non
 
 def test_sigkill_of_the_compiler(stress: StressRunner) -> None:
     stress.write("victim.c", SOURCE)
-    message = stress.json("""
-        import json, nativeimport
-        nativeimport.install()
-        try:
-            import victim
-        except nativeimport.CompileError as exc:
-            print(json.dumps(str(exc)))
-    """, env={"STRESS_DIE": "1"})
+    message = stress.import_error("victim", "CompileError", env={"STRESS_DIE": "1"})
     assert "killed by SIGKILL" in message
     assert stress.entries() == []
     assert stress.json(IMPORT) == 7
@@ -55,14 +48,7 @@ def test_sigkill_of_the_compiler(stress: StressRunner) -> None:
 def test_a_hanging_compiler_times_out(stress: StressRunner) -> None:
     stress.write("victim.c", SOURCE)
     started = time.monotonic()
-    message = stress.json("""
-        import json, nativeimport
-        nativeimport.install()
-        try:
-            import victim
-        except nativeimport.CompileError as exc:
-            print(json.dumps(str(exc)))
-    """, env={"STRESS_SLEEP": "120", "NATIVEIMPORT_BUILD_TIMEOUT": "2"})
+    message = stress.import_error("victim", "CompileError", env={"STRESS_SLEEP": "120", "NATIVEIMPORT_BUILD_TIMEOUT": "2"})
     assert time.monotonic() - started < 60
     assert "timed out after 2 s" in message and "NATIVEIMPORT_BUILD_TIMEOUT" in message
     assert stress.entries() == []
