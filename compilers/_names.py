@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-__all__ = ["FLOATS", "INTEGERS"]
+from typing import Optional
+
+from nativeimport.interface import CType
+
+__all__ = ["FLOATS", "INTEGERS", "primitive"]
 
 #: name -> (canonical integer type, how C spells it, for help())
 INTEGERS: dict[str, tuple[str, str]] = {
@@ -17,3 +21,15 @@ INTEGERS: dict[str, tuple[str, str]] = {
 }
 #: name -> canonical floating type
 FLOATS: dict[str, str] = {"f32": "float", "f64": "double", "c_float": "float", "c_double": "double"}
+
+
+def primitive(name: str) -> Optional[CType]:
+    """The C type of a primitive named the Rust/Zig way (``usize``, ``f64``, ``c_int``, ``bool``), or None."""
+    if name in INTEGERS:
+        canonical, spelling = INTEGERS[name]
+        return CType.integer(canonical, spelling)
+    if name in FLOATS:
+        return CType.floating(FLOATS[name])
+    if name == "bool":
+        return CType.boolean()
+    return None

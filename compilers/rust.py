@@ -35,7 +35,7 @@ from nativeimport.dwarf import read_interface
 from nativeimport.errors import CompileError, ToolchainNotFound
 from nativeimport.interface import CType, Function, Interface, Param
 
-from ._names import FLOATS, INTEGERS
+from ._names import primitive
 
 __all__ = ["RustDriver", "rust_exports"]
 
@@ -224,13 +224,9 @@ def _rust_type(text: str, structs: set[str], enums: dict[str, CType]) -> CType:
     name = text.rsplit("::", 1)[-1]
     if name in ("()", ""):
         return CType.void()
-    if name in INTEGERS:
-        canonical, spelling = INTEGERS[name]
-        return CType.integer(canonical, spelling)
-    if name in FLOATS:
-        return CType.floating(FLOATS[name])
-    if name == "bool":
-        return CType.boolean()
+    scalar = primitive(name)
+    if scalar is not None:
+        return scalar
     if name in structs:
         return CType.struct(name)
     if name in enums:

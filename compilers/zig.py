@@ -21,7 +21,7 @@ from nativeimport.driver import BuildRequest, BuildResult, Driver, Toolchain, do
 from nativeimport.errors import CompileError, ToolchainNotFound
 from nativeimport.interface import CType, Enum, Field, Function, Interface, Param, Skipped, Struct
 
-from ._names import FLOATS, INTEGERS
+from ._names import INTEGERS, primitive
 
 __all__ = ["ZigDriver", "read_zig_interface", "zig_executable"]
 
@@ -338,13 +338,9 @@ def _parse_type(tokens: _Tokens, found: _Declarations, enums: dict[str, Enum],
         name = tokens.take()
     if name == "void":
         return CType.void()
-    if name == "bool":
-        return CType.boolean()
-    if name in INTEGERS:
-        canonical, spelling = INTEGERS[name]
-        return CType.integer(canonical, spelling)
-    if name in FLOATS:
-        return CType.floating(FLOATS[name])
+    scalar = primitive(name)
+    if scalar is not None:
+        return scalar
     if name in enums:
         return CType.enum(name, enums[name].representation)
     if (structs is None or name in structs) and name in found.structs:

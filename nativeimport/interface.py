@@ -270,9 +270,8 @@ class Interface:
 
     def cdef(self) -> str:
         """Declarations for ``cffi.FFI.cdef``; enums are declared by their integer type."""
-        structs = [s for s in self.structs]
-        lines = [f"struct {s.name};" for s in structs]
-        lines += [s.cdef() for s in structs if s.fields is not None]
+        lines = [f"struct {s.name};" for s in self.structs]  # declared first: fields may point to any of them
+        lines += [s.cdef() for s in self.structs if s.fields is not None]
         lines += [f.cdef() for f in self.functions]
         return "\n".join(lines) + "\n"
 
