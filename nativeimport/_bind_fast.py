@@ -31,7 +31,7 @@ from pathlib import Path
 
 from .interface import CType, Function, Interface, python_name
 
-__all__ = ["FastBuild", "build_fast", "expressible", "fast_file", "unavailable_marker"]
+__all__ = ["FastBuild", "PrecompiledHeader", "build_fast", "expressible", "fast_file", "unavailable_marker"]
 
 log = logging.getLogger("nativeimport")
 
@@ -77,9 +77,84 @@ def _param_kind(ctype: CType) -> str | None:
     return None
 
 
-def build_fast(entry: Path, interface: Interface, module_name: str, timeout: float) -> Path | None:
+def build_fast(entry: Path, interface: Interface, module_name: str, timeout: float,
+               scratch: Path) -> Path | None:
     """Compile this interpreter's wrapper into ``entry``; None (and a note in the entry) if it cannot be built."""
-    return FastBuild(entry, interface, module_name).finish(timeout)
+    header = PrecompiledHeader(scratch)
+    built = FastBuild(entry, interface, module_name, header).finish(timeout)
+    header.build_in_background()
+    return built
+
+
+_FLAGS = ("-O2", "-fPIC", "-fvisibility=hidden")
+_HEADER = "".join(f"{line}\n" for line in ("#define PY_SSIZE_T_CLEAN", "#include <Python.h>", "#include <dlfcn.h>",
+                                            "#include <stdint.h>", "#include <string.h>"))
+
+
+class PrecompiledHeader:
+    """``Python.h`` parsed once per interpreter and compiler (GCC's ``.gch``), kept in the cache.
+
+    Parsing ``Python.h`` is half of a wrapper's compile time. The first build
+    compiles without it and then leaves the header compiling in the background
+    (so that first build waits for nothing); later builds find it. With another
+    compiler, or a stale ``.gch``, GCC simply reads the header.
+    """
+
+    def __init__(self, scratch: Path) -> None:
+        import zlib
+
+        self.compiler = _compiler()
+        self.include = sysconfig.get_paths().get("include", "")
+        program = os.path.realpath(shutil.which(self.compiler[0]) or self.compiler[0]) if self.compiler else ""
+        try:
+            stamp = os.stat(program).st_mtime_ns
+        except OSError:
+            stamp = 0
+        parts = [program, *(self.compiler or [])[1:], str(stamp), self.include, fast_file(Path()).name, *_FLAGS]
+        self.directory = scratch / f"{zlib.crc32(chr(0).join(parts).encode()):08x}"
+        self.header = self.directory / "ni_python.h"
+        self.gch = self.directory / "ni_python.h.gch"
+        self.is_gcc = "gcc" in os.path.basename(program)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if not self.header.exists():
+            _write_atomically(self.header, _HEADER)
+
+    def build_in_background(self) -> None:
+        """Start compiling the header if it is missing; the process outlives this one if need be."""
+        if self.compiler is None or not self.is_gcc or self.gch.exists():
+            return
+        temporary = self.directory / f".{os.getpid()}.gch"
+        command = [*self.compiler, *_FLAGS, f"-I{self.include}", "-x", "c-header", "-o", str(temporary),
+                   str(self.header)]
+        log.debug("compiling %s in the background", self.gch)
+        helper = subprocess.Popen([sys.executable, "-c", _DETACHED_COMPILE, str(temporary), str(self.gch), *command],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  start_new_session=True)
+        try:
+            helper.wait(timeout=30)  # only until it has forked away
+        except subprocess.TimeoutExpired:
+            helper.kill()
+            helper.wait()
+
+
+# Forks away from its parent (which returns at once), compiles, then renames the result into
+# place, so readers never see half a .gch and the importing process never waits for it.
+_DETACHED_COMPILE = """
+import os, subprocess, sys
+if os.fork():
+    os._exit(0)
+temporary, final, command = sys.argv[1], sys.argv[2], sys.argv[3:]
+if subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True).returncode == 0:
+    os.replace(temporary, final)
+elif os.path.exists(temporary):
+    os.unlink(temporary)
+"""
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
 
 
 class FastBuild:
@@ -89,7 +164,8 @@ class FastBuild:
     cffi binding while the C compiler runs.
     """
 
-    def __init__(self, directory: Path, interface: Interface, module_name: str) -> None:
+    def __init__(self, directory: Path, interface: Interface, module_name: str,
+                 header: PrecompiledHeader) -> None:
         self.target = fast_file(directory)
         self.module_name = module_name
         self.process: subprocess.Popen[bytes] | None = None
@@ -107,8 +183,8 @@ class FastBuild:
         self.built = self.work / self.target.name
         compiler = _compiler()
         assert compiler is not None
-        self.command = [*compiler, "-O2", "-fPIC", "-shared", "-fvisibility=hidden",
-                        f"-I{sysconfig.get_paths()['include']}", "-o", str(self.built), str(c_file), "-ldl"]
+        self.command = [*compiler, *_FLAGS, "-shared", f"-I{header.directory}", f"-I{sysconfig.get_paths()['include']}",
+                        "-o", str(self.built), str(c_file), "-ldl"]
         log.debug("running %s", shlex.join(self.command))
         self.process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, start_new_session=True)
@@ -164,11 +240,7 @@ def _compiler() -> list[str] | None:
 # -- code generation -----------------------------------------------------------------
 
 _PRELUDE = r"""
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <dlfcn.h>
-#include <stdint.h>
-#include <string.h>
+#include "ni_python.h"  /* Python.h and friends, precompiled when the compiler can */
 
 static PyObject *ni_fallbacks;  /* the cffi wrappers, by position: for arguments only cffi understands */
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _bind_cffi
-from ._bind_fast import FastBuild
+from ._bind_fast import FastBuild, PrecompiledHeader
 from ._cache import Cache, Dependency, digest_file
 from ._cffi_runtime import BINDING_FILE, LIBRARY_FILE
 from ._fresh import snapshot
@@ -66,10 +66,13 @@ def build_into(staging: Path, *, driver: Driver, cache: Cache, source: Path, sou
                           name=module_name, path=str(source))
     interface = _checked_interface(driver, request, result)
     # This interpreter's fast wrapper compiles while the cffi binding is generated.
-    fast_build = FastBuild(staging, interface, module_name) if fast else None
+    header = PrecompiledHeader(cache.scratch("fast-pch")) if fast else None
+    fast_build = FastBuild(staging, interface, module_name, header) if header is not None else None
     binding = _bind_cffi.generate(interface, where=str(source))
     if fast_build is not None:
         fast_build.finish(timeout)
+    if header is not None:
+        header.build_in_background()
 
     shutil.move(str(result.library), staging / LIBRARY_FILE)
     shutil.rmtree(output)

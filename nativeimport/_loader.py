@@ -120,7 +120,8 @@ def _build_fast(entry: str, wrapper: str, module_name: str, settings: Settings) 
     if os.path.exists(unavailable_marker(wrapper)):
         return False
     interface = Interface.from_json(json.loads(Path(entry, "interface.json").read_text(encoding="utf-8")))
-    return build_fast(Path(entry), interface, module_name, settings.build_timeout) is not None
+    scratch = Path(os.path.dirname(os.path.dirname(entry)), "scratch", "fast-pch")
+    return build_fast(Path(entry), interface, module_name, settings.build_timeout, scratch) is not None
 
 
 def is_stale(module: types.ModuleType) -> bool:
