@@ -237,9 +237,6 @@ class Cache:
         for name in ("index", "fresh", "toolchains"):
             shutil.rmtree(self.root / name, ignore_errors=True)
 
-    def read_manifest(self, key: str) -> Optional[dict[str, Any]]:
-        return read_record(self.entry(key) / MANIFEST)
-
     def write_manifest(self, staging: Path, manifest: dict[str, Any]) -> None:
         write_record(staging / MANIFEST, manifest)
 

@@ -275,21 +275,6 @@ class Interface:
         lines += [f.cdef() for f in self.functions]
         return "\n".join(lines) + "\n"
 
-    def struct(self, name: str) -> Struct:
-        for candidate in self.structs:
-            if candidate.name == name:
-                return candidate
-        raise KeyError(name)
-
-    def names(self) -> list[str]:
-        """Every attribute the bound module gets, in a stable order."""
-        names = [f.name for f in self.functions] + [s.name for s in self.structs if s.fields is not None]
-        for enum in self.enums:
-            if enum.name:
-                names.append(enum.name)
-            names.extend(member for member, _ in enum.members)
-        return names
-
     def stub(self) -> str:
         """A ``.pyi`` stub of the Python-facing module."""
         lines = [
