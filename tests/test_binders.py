@@ -146,3 +146,20 @@ def test_a_cache_hit_loads_the_stored_wrapper_and_release_gil_keeps_results(runn
         print(json.dumps([heavy, type(conv.add).__name__, out]))
     """)
     assert result == [[], "builtin_function_or_method", [499500.0] * 4]
+
+
+def test_without_python_headers_everything_stays_on_cffi(runner: Runner) -> None:
+    runner.write("conv.c", SOURCE)
+    # An interpreter whose headers are missing: the real import path, with sysconfig pointing nowhere.
+    result = runner.json("""
+        import json, sysconfig
+        real = sysconfig.get_paths
+        sysconfig.get_paths = lambda *a, **k: {**real(*a, **k), "include": "/nonexistent/include"}
+        import nativeimport
+        m = nativeimport.load("conv.c")
+        print(json.dumps([m.add(1, 2), type(m.add).__name__, m.i8(5)]))
+    """)
+    assert result == [3.0, "function", 5]
+    (entry,) = runner.entries()
+    assert list(entry.glob("fast.*.so")) == []
+    assert "no Python headers" in next(entry.glob("fast*.unavailable-*")).read_text()
