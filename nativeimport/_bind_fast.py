@@ -189,6 +189,14 @@ class FastBuild:
         self.process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, start_new_session=True)
 
+    def cancel(self) -> None:
+        """Stop the compiler: the build this wrapper belonged to failed."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.communicate()
+            self.process = None
+            shutil.rmtree(self.work, ignore_errors=True)
+
     def finish(self, timeout: float) -> Path | None:
         """Wait for the compiler; the wrapper's path, or None with a note left beside where it would be."""
         if self.process is not None:

@@ -68,7 +68,12 @@ def build_into(staging: Path, *, driver: Driver, cache: Cache, source: Path, sou
     # This interpreter's fast wrapper compiles while the cffi binding is generated.
     header = PrecompiledHeader(cache.scratch("fast-pch")) if fast else None
     fast_build = FastBuild(staging, interface, module_name, header) if header is not None else None
-    binding = _bind_cffi.generate(interface, where=str(source))
+    try:
+        binding = _bind_cffi.generate(interface, where=str(source))
+    except BaseException:
+        if fast_build is not None:
+            fast_build.cancel()
+        raise
     if fast_build is not None:
         fast_build.finish(timeout)
     if header is not None:
