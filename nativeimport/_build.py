@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from . import _bind_cffi
-from ._bind_fast import FastBuild, PrecompiledHeader
+from ._bind_fast import FastBuild, PrecompiledHeader, light_binding
 from ._cache import Cache, Dependency, digest_file
-from ._cffi_runtime import BINDING_FILE, LIBRARY_FILE
+from ._cffi_runtime import BINDING_FILE, LIBRARY_FILE, LIGHT_FILE
 from ._fresh import snapshot
 from .driver import BuildRequest, BuildResult, Driver
 from .errors import SourceError
@@ -82,6 +82,7 @@ def build_into(staging: Path, *, driver: Driver, cache: Cache, source: Path, sou
     shutil.move(str(result.library), staging / LIBRARY_FILE)
     shutil.rmtree(output)
     (staging / BINDING_FILE).write_text(binding, encoding="utf-8")
+    (staging / LIGHT_FILE).write_text(light_binding(interface), encoding="utf-8")
     (staging / INTERFACE_FILE).write_text(json.dumps(interface.to_json(), indent=1), encoding="utf-8")
     if result.diagnostics.strip():
         (staging / "build.log").write_text(result.diagnostics, encoding="utf-8")

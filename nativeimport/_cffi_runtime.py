@@ -19,11 +19,13 @@ if TYPE_CHECKING:
 __all__ = [
     "BINDING_FILE",
     "LIBRARY_FILE",
+    "LIGHT_FILE",
     "BufferSpec",
     "StructType",
     "as_buffer",
     "as_string",
     "check_elf",
+    "exec_stored",
     "int_enum",
     "load_binding",
     "retry",
@@ -36,6 +38,7 @@ __all__ = [
 _NEVER_UNLOADED: list[Any] = []
 
 BINDING_FILE = "binding_cffi.py"
+LIGHT_FILE = "binding_light.py"  # what a module needs when the fast wrapper serves every function
 LIBRARY_FILE = "library.so"
 
 _SIGNED = frozenset("bhilqn")
@@ -253,19 +256,25 @@ def check_elf(path: str) -> None:
 
 def load_binding(entry: str, module_name: str) -> tuple[dict[str, Any], tuple[tuple[str, str], ...]]:
     """Import an entry's binding module and bind its library: (namespace, exports left out and why)."""
-    import types
-
     check_elf(os.path.join(entry, LIBRARY_FILE))
-    binding = types.ModuleType(f"_nativeimport_cffi_{os.path.basename(entry)[:16]}")
-    binding.__file__ = os.path.join(entry, BINDING_FILE)
-    exec(_binding_code(entry), binding.__dict__)
+    binding = exec_stored(entry, BINDING_FILE)
     namespace: dict[str, Any] = binding.bind(os.path.join(entry, LIBRARY_FILE), module_name)
     _NEVER_UNLOADED.append(namespace["__lib__"])
     return namespace, binding.SKIPPED
 
 
-def _binding_code(entry: str) -> Any:
-    """The binding's code object, compiled once per interpreter and kept beside it in the entry.
+def exec_stored(entry: str, filename: str) -> Any:
+    """Run one of an entry's generated Python files as a fresh module object."""
+    import types
+
+    module = types.ModuleType(f"_nativeimport_{filename[:-3]}_{os.path.basename(entry)[:16]}")
+    module.__file__ = os.path.join(entry, filename)
+    exec(_binding_code(entry, filename), module.__dict__)
+    return module
+
+
+def _binding_code(entry: str, filename: str) -> Any:
+    """A generated file's code object, compiled once per interpreter and kept beside it in the entry.
 
     Kept by nativeimport rather than importlib's __pycache__ so PYTHONDONTWRITEBYTECODE does
     not make every hit recompile; a checksum guards against a damaged file.
@@ -273,7 +282,7 @@ def _binding_code(entry: str) -> Any:
     import marshal
     import zlib
 
-    compiled = os.path.join(entry, f"binding_cffi.{sys.implementation.cache_tag}.code")
+    compiled = os.path.join(entry, f"{filename[:-3]}.{sys.implementation.cache_tag}.code")
     try:
         with open(compiled, "rb") as stream:
             data = stream.read()
@@ -281,7 +290,7 @@ def _binding_code(entry: str) -> Any:
             return marshal.loads(data[4:])
     except (OSError, ValueError, EOFError, TypeError):
         pass
-    source = os.path.join(entry, BINDING_FILE)
+    source = os.path.join(entry, filename)
     with open(source, "rb") as stream:
         code = compile(stream.read(), source, "exec", dont_inherit=True)
     payload = marshal.dumps(code)

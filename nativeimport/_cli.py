@@ -121,8 +121,8 @@ def _cache_list(args: argparse.Namespace) -> tuple[int, Result]:
 def _served(entry: Path) -> list[str]:
     """The interpreters that have used an entry: each leaves its compiled binding (and fast wrapper) there."""
     served = []
-    for path in sorted(entry.glob("binding_cffi.*.code")):
-        tag = path.name[len("binding_cffi."):-len(".code")]
+    tags = sorted({path.name.split(".")[1] for path in entry.glob("binding_*.*.code")})
+    for tag in tags:
         fast = [p for p in entry.glob("fast.*.so") if tag.replace("-", "") in p.name.replace("-", "")]
         served.append(f"{tag} (fast binder)" if fast else tag)
     return served

@@ -14,7 +14,7 @@ import types
 import warnings
 
 from . import __version__
-from ._cffi_runtime import LIBRARY_FILE, check_elf, load_binding
+from ._cffi_runtime import LIBRARY_FILE, LIGHT_FILE, check_elf, exec_stored, int_enum, load_binding
 from ._fresh import cache_root, entry_dir, forget_fresh, fresh_key, remember_fresh, snapshot
 from .errors import BindingError, CacheError, NativeImportError, NativeImportWarning, SourceError
 from .settings import Settings
@@ -75,9 +75,19 @@ class NativeLoader:
 
 def bind_module(module: types.ModuleType, entry: str, settings: Settings) -> None:
     """Fill ``module`` with the entry's exports, dropping names a previous version had."""
-    namespace, skipped = load_binding(entry, module.__name__)
-    released = _overlay_fast(entry, namespace, module.__name__, settings)
-    namespace["__native_release_gil__"] = released
+    extension = _fast_extension(entry, module.__name__, settings)
+    light = exec_stored(entry, LIGHT_FILE) if extension is not None else None
+    if light is not None and light.ALL_FAST:
+        namespace, released = _bind_light(module, entry, extension, light)
+        skipped = light.SKIPPED
+    else:
+        namespace, skipped = load_binding(entry, module.__name__)
+        released = {}
+        if extension is not None:
+            wrappers = dict(namespace)  # the cffi wrappers, before the fast ones replace them
+            kept, released = extension.bind(os.path.join(entry, LIBRARY_FILE), module.__name__, lambda: wrappers)
+            namespace.update(kept)
+    namespace["__native_release_gil__"] = dict(released)
     for name in getattr(module, "__native_exports__", ()):
         if name not in namespace:
             module.__dict__.pop(name, None)
@@ -85,29 +95,58 @@ def bind_module(module: types.ModuleType, entry: str, settings: Settings) -> Non
     module.__native_exports__ = tuple(namespace)  # type: ignore[attr-defined]
     module.__native_library__ = os.path.join(entry, LIBRARY_FILE)  # type: ignore[attr-defined]
     module.__native_key__ = os.path.basename(entry)  # type: ignore[attr-defined]
-    module.__all__ = [name for name in namespace if not name.startswith("_")]  # type: ignore[attr-defined]
+    module.__all__ = [name for name in (*namespace, *_lazy_names(light)) if not name.startswith("_")]  # type: ignore[attr-defined]
     for name, reason in skipped:
         warnings.warn(f"{module.__name__}.{name} was left out: {reason}", NativeImportWarning, stacklevel=4)
 
 
-def _overlay_fast(entry: str, namespace: dict[str, Any], module_name: str, settings: Settings) -> dict[str, Any]:
-    """Serve what it can through this interpreter's fast wrapper, building it once if missing.
+def _bind_light(module: types.ModuleType, entry: str, extension: Any,
+                light: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Bind through the fast wrapper alone: cffi, and enum classes, load only when first needed."""
+    cffi: dict[str, Any] = {}
 
-    Returns the GIL-releasing variants, by name.
-    """
+    def provider() -> dict[str, Any]:
+        if not cffi:
+            cffi.update(load_binding(entry, module.__name__)[0])
+        return cffi
+
+    check_elf(os.path.join(entry, LIBRARY_FILE))
+    kept, released = extension.bind(os.path.join(entry, LIBRARY_FILE), module.__name__, provider)
+    namespace: dict[str, Any] = dict(kept)
+    enums = {name: (members, doc) for name, members, doc in light.ENUMS if name}
+    for _, members, _ in light.ENUMS:
+        namespace.update(members)
+
+    def __getattr__(name: str) -> Any:  # PEP 562: what the module makes only when asked
+        if name in enums:
+            members, doc = enums[name]
+            made = int_enum(name, members, module.__name__, doc)
+            setattr(module, name, made)
+            return made
+        if name in ("__ffi__", "__lib__"):
+            return provider()[name]
+        raise AttributeError(f"module {module.__name__!r} has no attribute {name!r}")
+
+    namespace["__getattr__"] = __getattr__
+    return namespace, released
+
+
+def _lazy_names(light: Any) -> tuple[str, ...]:
+    return tuple(name for name, _, _ in light.ENUMS if name) if light is not None and light.ALL_FAST else ()
+
+
+def _fast_extension(entry: str, module_name: str, settings: Settings) -> Any:
+    """This interpreter's fast wrapper module, building it once if missing; None where it cannot serve."""
     if sys.implementation.name != "cpython" or settings.binder == "cffi":
-        return {}
+        return None
     from importlib.machinery import EXTENSION_SUFFIXES, ExtensionFileLoader, ModuleSpec
 
     path = os.path.join(entry, f"fast{EXTENSION_SUFFIXES[0]}")
     if not os.path.exists(path) and not _build_fast(entry, path, module_name, settings):
-        return {}
+        return None
     check_elf(path)
     loader = ExtensionFileLoader("_nativeimport_fast", path)
-    extension = loader.create_module(ModuleSpec("_nativeimport_fast", loader, origin=path))
-    kept, released = extension.bind(os.path.join(entry, LIBRARY_FILE), module_name, namespace)
-    namespace.update(kept)
-    return dict(released)
+    return loader.create_module(ModuleSpec("_nativeimport_fast", loader, origin=path))
 
 
 def _build_fast(entry: str, wrapper: str, module_name: str, settings: Settings) -> bool:

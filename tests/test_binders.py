@@ -163,3 +163,28 @@ def test_without_python_headers_everything_stays_on_cffi(runner: Runner) -> None
     (entry,) = runner.entries()
     assert list(entry.glob("fast.*.so")) == []
     assert "no Python headers" in next(entry.glob("fast*.unavailable-*")).read_text()
+
+
+def test_a_module_the_fast_wrapper_serves_entirely_loads_cffi_only_when_asked(runner: Runner) -> None:
+    runner.write("light.c", """
+        #include <stddef.h>
+        enum Level { LOW = 1, HIGH = 9 };
+        double total(const double *xs, size_t n) { double s = 0; for (size_t i = 0; i < n; i++) s += xs[i]; return s; }
+        int level(enum Level l) { return (int)l * 2; }
+    """)
+    runner.json("import json, nativeimport; nativeimport.install(); import light; print(json.dumps(light.HIGH))")
+    result = runner.json("""
+        import array, json, sys, nativeimport
+        nativeimport.install()
+        import light
+        out = [light.total(array.array("d", [1, 2]), 2), light.level(light.HIGH), "_cffi_backend" in sys.modules]
+        out.append(int(light.Level.HIGH))                    # the enum class, made on first use
+        ffi = light.__ffi__                                  # cffi, loaded on first use
+        out.append("_cffi_backend" in sys.modules)
+        out.append(light.total(ffi.new("double[]", [3.0, 4.0]), 2))  # a cffi pointer: the cffi wrapper serves it
+        namespace = {}
+        exec("from light import *", namespace)
+        out.append(sorted(n for n in namespace if not n.startswith("__")))
+        print(json.dumps(out))
+    """)
+    assert result == [3.0, 18, False, 9, True, 7.0, ["HIGH", "LOW", "Level", "level", "total"]]

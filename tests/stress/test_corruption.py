@@ -27,7 +27,7 @@ DAMAGE: dict[str, Callable[[Path], None]] = {
     "deleted library": lambda entry: (entry / "library.so").unlink(),
     "truncated cffi binding": lambda entry: truncate(entry / "binding_cffi.py"),
     "overwritten cffi binding": lambda entry: (entry / "binding_cffi.py").write_text("this is not python ("),
-    "damaged compiled binding": lambda entry: [garbage(p) for p in entry.glob("binding_cffi.*.code")],
+    "damaged compiled binding": lambda entry: [garbage(p) for p in entry.glob("binding_*.*.code")],
     "truncated fast wrapper": lambda entry: [truncate(p) for p in entry.glob("fast.*.so")],
     "deleted fast wrapper": lambda entry: [p.unlink() for p in entry.glob("fast.*.so")],
 }
