@@ -95,14 +95,18 @@ def bind_module(module: types.ModuleType, entry: str, settings: Settings) -> Non
     module.__native_exports__ = tuple(namespace)  # type: ignore[attr-defined]
     module.__native_library__ = os.path.join(entry, LIBRARY_FILE)  # type: ignore[attr-defined]
     module.__native_key__ = os.path.basename(entry)  # type: ignore[attr-defined]
-    module.__all__ = [name for name in (*namespace, *_lazy_names(light)) if not name.startswith("_")]  # type: ignore[attr-defined]
+    module.__all__ = [name for name in namespace if not name.startswith("_")]  # type: ignore[attr-defined]
     for name, reason in skipped:
         warnings.warn(f"{module.__name__}.{name} was left out: {reason}", NativeImportWarning, stacklevel=4)
 
 
 def _bind_light(module: types.ModuleType, entry: str, extension: Any,
                 light: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Bind through the fast wrapper alone: cffi, and enum classes, load only when first needed."""
+    """Bind through the fast wrapper alone; cffi loads only if something needs it.
+
+    Not through a module ``__getattr__``: CPython stops specialising attribute
+    loads on a module that has one, which would cost every ``mod.f()`` call ~35 ns.
+    """
     cffi: dict[str, Any] = {}
 
     def provider() -> dict[str, Any]:
@@ -113,26 +117,26 @@ def _bind_light(module: types.ModuleType, entry: str, extension: Any,
     check_elf(os.path.join(entry, LIBRARY_FILE))
     kept, released = extension.bind(os.path.join(entry, LIBRARY_FILE), module.__name__, provider)
     namespace: dict[str, Any] = dict(kept)
-    enums = {name: (members, doc) for name, members, doc in light.ENUMS if name}
-    for _, members, _ in light.ENUMS:
+    for name, members, doc in light.ENUMS:
+        if name:
+            namespace[name] = int_enum(name, members, module.__name__, doc)
         namespace.update(members)
-
-    def __getattr__(name: str) -> Any:  # PEP 562: what the module makes only when asked
-        if name in enums:
-            members, doc = enums[name]
-            made = int_enum(name, members, module.__name__, doc)
-            setattr(module, name, made)
-            return made
-        if name in ("__ffi__", "__lib__"):
-            return provider()[name]
-        raise AttributeError(f"module {module.__name__!r} has no attribute {name!r}")
-
-    namespace["__getattr__"] = __getattr__
+    namespace["__ffi__"] = OnFirstUse(lambda: provider()["__ffi__"])
+    namespace["__lib__"] = OnFirstUse(lambda: provider()["__lib__"])
     return namespace, released
 
 
-def _lazy_names(light: Any) -> tuple[str, ...]:
-    return tuple(name for name, _, _ in light.ENUMS if name) if light is not None and light.ALL_FAST else ()
+class OnFirstUse:
+    """Stands for an object made the first time one of its attributes is used (``mod.__ffi__.new``)."""
+
+    def __init__(self, make: Any) -> None:
+        self._make = make
+        self._made: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._made is None:
+            self._made = self._make()
+        return getattr(self._made, name)
 
 
 def _fast_extension(entry: str, module_name: str, settings: Settings) -> Any:

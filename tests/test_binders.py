@@ -178,10 +178,10 @@ def test_a_module_the_fast_wrapper_serves_entirely_loads_cffi_only_when_asked(ru
         nativeimport.install()
         import light
         out = [light.total(array.array("d", [1, 2]), 2), light.level(light.HIGH), "_cffi_backend" in sys.modules]
-        out.append(int(light.Level.HIGH))                    # the enum class, made on first use
-        ffi = light.__ffi__                                  # cffi, loaded on first use
+        out.append(int(light.Level.HIGH))
+        pointer = light.__ffi__.new("double[]", [3.0, 4.0])  # cffi, loaded on first use
         out.append("_cffi_backend" in sys.modules)
-        out.append(light.total(ffi.new("double[]", [3.0, 4.0]), 2))  # a cffi pointer: the cffi wrapper serves it
+        out.append(light.total(pointer, 2))                  # a cffi pointer: the cffi wrapper serves it
         namespace = {}
         exec("from light import *", namespace)
         out.append(sorted(n for n in namespace if not n.startswith("__")))
