@@ -192,9 +192,11 @@ class Cache:
             manifest = read_record(path / MANIFEST)
             try:
                 size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+            except OSError:  # removed while we looked
+                size = 0
+            try:
                 last_used = (path / LAST_USED).stat().st_mtime
-            except OSError:  # removed meanwhile, or never used since it was built
-                size = 0 if not path.exists() else size
+            except OSError:  # never used since it was built
                 last_used = (manifest or {}).get("created", 0.0)
             found.append(EntryInfo(path.name, path, manifest, size, last_used))
         return found

@@ -51,11 +51,11 @@ _FOREIGN_ORDER = ">!" if sys.byteorder == "little" else "<"
 class BufferSpec:
     """What a pointer parameter accepts: its cffi array type and, unless any buffer will do, the item kind."""
 
-    __slots__ = ("array", "itemsize", "kind", "pointer", "what", "writable")
+    __slots__ = ("array", "itemsize", "kind", "what", "writable")
 
     def __init__(self, ffi: Any, cdecl: str, kind: str, itemsize: int, writable: bool, what: str) -> None:
+        # ``ffi`` is unused, but bindings already in caches pass it: the signature stays.
         self.array = cdecl + "[]"
-        self.pointer = ffi.typeof(cdecl + " *")
         self.kind = kind  # "int", "uint", "float", "bool" or "" for any buffer
         self.itemsize = itemsize
         self.writable = writable

@@ -186,12 +186,13 @@ def snapshot(files: Sequence[StrPath]) -> Snapshot:
 
 
 def stats_match(recorded: Sequence[Sequence[Any]]) -> bool:
+    """Whether every (path, mtime_ns, size) still holds; numbers may be ints or their text."""
     for name, mtime_ns, size in recorded:
         try:
             info = os.stat(name)
         except OSError:
             return False
-        if info.st_mtime_ns != mtime_ns or info.st_size != size:
+        if str(info.st_mtime_ns) != str(mtime_ns) or str(info.st_size) != str(size):
             return False
     return True
 
@@ -213,15 +214,10 @@ def fresh_key(root: str, source: str, token: str) -> Optional[str]:
     if rows is None or len(rows) < 3 or rows[0] != ["source", source] or rows[1] != ["token", _checksum(token)]:
         return None
     key = rows[2][1] if rows[2][0] == "key" else ""
-    for row in rows[3:]:
-        if len(row) != 4 or row[0] != "stat":
-            return None
-        try:
-            info = os.stat(row[3])
-        except OSError:
-            return None
-        if str(info.st_mtime_ns) != row[1] or str(info.st_size) != row[2]:
-            return None
+    if any(len(row) != 4 or row[0] != "stat" for row in rows[3:]):
+        return None
+    if not stats_match([(path, mtime_ns, size) for _, mtime_ns, size, path in rows[3:]]):
+        return None
     return key if key and mark_used(entry_dir(root, key)) else None
 
 
@@ -235,8 +231,8 @@ def mark_used(entry: str) -> bool:
         if not os.path.isdir(entry):
             return False
     try:
-        with open(marker, "w"):
-            pass  # reopening for writing updates the mtime
+        with open(marker, "a"):
+            pass  # creates it when missing
         os.utime(marker)
     except OSError:
         pass  # a read-only cache still serves hits

@@ -385,9 +385,6 @@ def _base_type(die: DIE, spelling: str) -> CType:
     raise Unsupported(f"{name} ({size * 8}-bit), which has no exact Python binding")
 
 
-_ALIGN = {"pointer": 8}
-
-
 def _layout(struct: Struct, structs: dict[str, Struct], offsets: list[int]) -> int:
     """The natural C size of ``struct``, checking each field's offset; -1 on a mismatch."""
     offset = 0
@@ -448,7 +445,7 @@ def _lang_is_c(cu: Any) -> bool:
 
 
 def _is_runtime_symbol(name: str) -> bool:
-    return (name.startswith("_") and name in {"_init", "_fini"}) or name.startswith("__")
+    return name in {"_init", "_fini"} or name.startswith("__")
 
 
 def _file_table(dwarf: DWARFInfo, cu: CompileUnit) -> list[Optional[Path]]:
