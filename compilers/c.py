@@ -58,8 +58,7 @@ class CDriver(Driver):
         return Toolchain("cc", command, tool_version(command))
 
     def flags(self) -> tuple[str, ...]:
-        cflags = shlex.split(os.environ.get("CFLAGS", ""))
-        return (*self._own_flags(), *cflags, "|", *shlex.split(os.environ.get("LDFLAGS", "")))
+        return (*self._own_flags(), *_env_flags("CFLAGS"), "|", *_env_flags("LDFLAGS"))
 
     def _own_flags(self) -> tuple[str, ...]:
         version = self.toolchain().version.lower()
@@ -72,14 +71,14 @@ class CDriver(Driver):
         command = [
             *request.toolchain.command,
             *self._own_flags(),
-            *shlex.split(os.environ.get("CFLAGS", "")),
+            *_env_flags("CFLAGS"),
             "-MD",
             "-MF",
             str(depfile),
             "-o",
             str(library),
             str(request.source),
-            *shlex.split(os.environ.get("LDFLAGS", "")),
+            *_env_flags("LDFLAGS"),
             "-lm",
         ]
         env = None
@@ -97,3 +96,7 @@ class CDriver(Driver):
             dependencies=tuple(p for p in absolute if p.resolve() != source),
             diagnostics=diagnostics,
         )
+
+
+def _env_flags(variable: str) -> list[str]:
+    return shlex.split(os.environ.get(variable, ""))
