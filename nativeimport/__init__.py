@@ -14,7 +14,6 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 import sys
-import types
 
 from .errors import (
     BindingError,
@@ -29,7 +28,8 @@ from .errors import (
 )
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # pathlib and typing cost milliseconds: `import nativeimport` stays light without them
+if TYPE_CHECKING:  # pathlib, typing and types cost milliseconds: `import nativeimport` stays light without them
+    import types
     from pathlib import Path
     from typing import Any, Optional, Union
 
@@ -55,14 +55,13 @@ def install(*, cache_dir: Union[str, Path, None] = None, verbose: Optional[bool]
             binder: Optional[str] = None) -> Any:
     """Let ``import name`` find ``name.c`` (``.rs``, ``.zig``, ...) on ``sys.path``. Idempotent.
 
-    Appends the finder to ``sys.meta_path`` (after Python's own) and returns it;
-    a second one, for drivers that build directories (Cargo crates), goes just
-    before Python's PathFinder.
+    Appends the finder to ``sys.meta_path`` (after Python's own, which answer
+    first) and returns it. For drivers that build whole directories (Cargo
+    crates), Python's finder for ``sys.path`` directories is replaced by a
+    subclass that knows them (see :class:`nativeimport._finder.ProjectFinder`).
     Keyword arguments override the ``NATIVEIMPORT_*`` environment variables.
     """
-    from importlib.machinery import PathFinder
-
-    from ._finder import DirectoryFinder, NativeFinder
+    from ._finder import NativeFinder, ProjectFinder
 
     overrides = {k: v for k, v in {"cache_dir": cache_dir, "verbose": verbose, "binder": binder}.items()
                  if v is not None}
@@ -72,16 +71,16 @@ def install(*, cache_dir: Union[str, Path, None] = None, verbose: Optional[bool]
             return finder
     finder = NativeFinder(overrides)
     sys.meta_path.append(finder)
-    before = sys.meta_path.index(PathFinder) if PathFinder in sys.meta_path else len(sys.meta_path) - 1
-    sys.meta_path.insert(before, DirectoryFinder(finder))
+    ProjectFinder.install(finder)
     return finder
 
 
 def uninstall() -> None:
-    """Remove the finder ``install()`` added. Modules already imported stay usable."""
-    from ._finder import DirectoryFinder, NativeFinder
+    """Remove the finders ``install()`` added. Modules already imported stay usable."""
+    from ._finder import NativeFinder, ProjectFinder
 
-    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, (NativeFinder, DirectoryFinder))]
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, NativeFinder)]
+    ProjectFinder.uninstall()
 
 
 def load(path: Union[str, Path], name: Optional[str] = None, **overrides: Any) -> types.ModuleType:
@@ -89,11 +88,13 @@ def load(path: Union[str, Path], name: Optional[str] = None, **overrides: Any) -
 
     The module is not added to ``sys.modules``. ``name`` defaults to the file's stem.
     """
+    from types import ModuleType
+
     from ._finder import spec_for_path
 
     source, driver = _driver_for(path, overrides)
     spec = spec_for_path(name or source.stem, str(source), driver, overrides)
-    module = types.ModuleType(spec.name)
+    module = ModuleType(spec.name)
     module.__spec__ = spec
     module.__file__ = spec.origin
     module.__loader__ = spec.loader

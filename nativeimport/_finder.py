@@ -7,44 +7,70 @@ import os
 import sys
 import time
 
+# importlib.machinery's names, without importing importlib (and warnings) into every process
+from _frozen_importlib_external import (
+    BYTECODE_SUFFIXES,
+    EXTENSION_SUFFIXES,
+    SOURCE_SUFFIXES,
+    ExtensionFileLoader,
+    FileFinder,
+    SourceFileLoader,
+    SourcelessFileLoader,
+)
+
 from ._registry import DriverInfo, Registry
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
     from importlib.machinery import ModuleSpec
     from typing import Any, Optional
 
-__all__ = ["DirectoryFinder", "Listings", "NativeFinder", "discover_drivers", "spec_for_path"]
+__all__ = ["Listings", "NativeFinder", "ProjectFinder", "discover_drivers", "spec_for_path"]
+
+_RECENT_NS = 2_000_000_000
 
 
 class Listings:
     """The names in each directory, read again when the directory's mtime changes.
 
-    One stat per directory and a set lookup replace a stat per candidate file
-    (most of which fail, raising an exception each), as CPython's FileFinder
-    does. A directory changed in the last two seconds gets no listing (None):
+    Each listing holds the directory's entries and the stems of those with one
+    of ``suffixes`` (``mymath`` for ``mymath.c``), so asking whether a
+    directory has anything of a name is one set lookup. One stat per directory
+    replaces a stat per candidate file (most of which fail, raising an
+    exception each), as CPython's FileFinder does. A directory changed in the last two seconds gets no listing (None):
     a file created in the same clock tick as the listing would be missed, so
-    the caller stats its candidates instead.
+    the caller stats its candidates instead. A path entry that does not exist
+    is remembered as empty until :meth:`clear`, as Python's PathFinder
+    remembers it until ``importlib.invalidate_caches()``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, suffixes: Iterable[str]) -> None:
+        self.suffixes = tuple(suffixes)
         self._cache: dict[str, tuple[int, frozenset[str]]] = {}
 
     def names(self, directory: str) -> Optional[frozenset[str]]:
+        cached = self._cache.get(directory)
+        if cached is not None and cached[0] < 0:
+            return cached[1]  # missing, or not a directory
         try:
             mtime = os.stat(directory).st_mtime_ns
         except OSError:
+            self._cache[directory] = (-1, frozenset())
             return frozenset()
-        cached = self._cache.get(directory)
         if cached is not None and cached[0] == mtime:
             return cached[1]
-        if time.time_ns() - mtime < 2_000_000_000:
+        if time.time_ns() - mtime < _RECENT_NS:
             return None
         try:
-            names = frozenset(os.listdir(directory))
+            entries = os.listdir(directory)
+        except NotADirectoryError:  # a zip file on sys.path
+            self._cache[directory] = (-1, frozenset())
+            return frozenset()
         except OSError:
             return frozenset()
+        stems = [entry[: -len(s)] for entry in entries for s in self.suffixes if entry.endswith(s)]
+        names = frozenset(entries).union(stems)
         self._cache[directory] = (mtime, names)
         return names
 
@@ -55,12 +81,12 @@ class Listings:
 class NativeFinder:
     """Finds ``<name><suffix>`` for every registered suffix on ``sys.path`` or a package's ``__path__``.
 
-    Appended to ``sys.meta_path``, so Python's own finders answer first and an
-    import nativeimport does not provide costs nothing until they have failed.
+    Appended to ``sys.meta_path``, so Python's own finders answer first; an
+    import that reaches it and finds nothing costs a stat per path directory.
     """
 
     def __init__(self, overrides: Optional[dict[str, Any]] = None, registry: Optional[Registry] = None) -> None:
-        self.listings = Listings()
+        self.listings = Listings(registry.by_suffix if registry is not None else ())
         self._registry = registry
         self._discovering = False
         self._lock = _thread.RLock()  # _thread, not threading: this is on every import's path
@@ -77,7 +103,9 @@ class NativeFinder:
                 if self._registry is None and not self._discovering:
                     self._discovering = True
                     try:
-                        self._registry = Registry.discover(_root_or_none(self.overrides))
+                        registry = Registry.discover(_root_or_none(self.overrides))
+                        self.listings = Listings(registry.by_suffix)
+                        self._registry = registry
                     finally:
                         self._discovering = False
         return self._registry
@@ -95,6 +123,8 @@ class NativeFinder:
                 continue
             directory = directory or os.getcwd()
             names = self.listings.names(directory)
+            if names is not None and name not in names:
+                continue  # the common case: nothing of that name here
             for suffix, driver in registry.by_suffix.items():
                 candidate = os.path.join(directory, name + suffix)
                 if (names is None or name + suffix in names) and os.path.isfile(candidate):
@@ -109,38 +139,58 @@ class NativeFinder:
         return f"<nativeimport.NativeFinder {self.overrides or ''}>"
 
 
-class DirectoryFinder:
-    """Finds project directories (``name/Cargo.toml``) for drivers that build whole directories.
+class ProjectFinder(FileFinder):
+    """Python's finder for one ``sys.path`` directory, which also knows project directories.
 
-    Python's PathFinder would import such a directory as an empty namespace
-    package, so this finder sits just before it and asks it first: a module or
-    a regular package Python finds is returned as is (the import costs one
-    extra call, not one extra stat), and only a namespace package is checked
-    for a marker file. A directory holding ``__init__.py`` stays a Python package.
+    A directory such as a Cargo crate (``name/Cargo.toml``, no ``__init__.py``)
+    would otherwise import as an empty namespace package. Installed as a path
+    hook rather than a meta-path finder ahead of Python's, so an import pays
+    one method call here, not a second search of ``sys.path``. A project
+    directory is found as a regular package is: in ``sys.path`` order.
     """
 
-    def __init__(self, files: NativeFinder) -> None:
+    def __init__(self, path: str, files: NativeFinder) -> None:
+        super().__init__(path, (ExtensionFileLoader, EXTENSION_SUFFIXES), (SourceFileLoader, SOURCE_SUFFIXES),
+                         (SourcelessFileLoader, BYTECODE_SUFFIXES))
         self.files = files
 
-    def find_spec(self, fullname: str, path: Optional[Sequence[str]] = None,
-                  target: Any = None) -> Optional[ModuleSpec]:
+    def find_spec(self, fullname: str, target: Any = None) -> Optional[ModuleSpec]:
+        spec = super().find_spec(fullname, target)
+        if spec is None or spec.loader is not None or not spec.submodule_search_locations:
+            return spec  # Python's answer, whatever it is, except a namespace package's portion
         registry = self.files.registry
-        if registry is None or not registry.with_marker:
-            return None
-        from importlib.machinery import PathFinder
-
-        spec = PathFinder.find_spec(fullname, path, target)
-        if spec is None or spec.origin not in (None, "namespace") or not spec.submodule_search_locations:
-            return spec  # Python's answer, whatever it is, except a namespace package
-        for location in spec.submodule_search_locations:
-            for driver in registry.with_marker:
-                assert driver.directory_marker is not None
+        for driver in registry.with_marker if registry is not None else ():
+            assert driver.directory_marker is not None
+            for location in spec.submodule_search_locations:
                 if os.path.isfile(os.path.join(location, driver.directory_marker)):
                     return spec_for_path(fullname, location, driver, self.files.overrides)
         return spec
 
-    def invalidate_caches(self) -> None:
-        """PathFinder and the NativeFinder keep the caches; nothing here."""
+    @classmethod
+    def install(cls, files: NativeFinder) -> None:
+        """Become the path hook for directories, in place of Python's FileFinder."""
+        def project_finder_hook(path: str) -> ProjectFinder:
+            if not os.path.isdir(path or "."):
+                raise ImportError("only directories are supported", path=path)
+            return cls(path, files)
+
+        cls.uninstall()
+        hooks = sys.path_hooks
+        python = [i for i, hook in enumerate(hooks) if "FileFinder" in getattr(hook, "__qualname__", "")]
+        hooks.insert(python[0] if python else len(hooks), project_finder_hook)
+        cls._forget(FileFinder)
+
+    @classmethod
+    def uninstall(cls) -> None:
+        sys.path_hooks[:] = [h for h in sys.path_hooks if getattr(h, "__name__", "") != "project_finder_hook"]
+        cls._forget(cls)
+
+    @staticmethod
+    def _forget(kind: type) -> None:
+        """Drop cached finders of exactly ``kind``: Python asks the path hooks again for those directories."""
+        cache = sys.path_importer_cache
+        for path in [path for path, finder in cache.items() if type(finder) is kind]:
+            del cache[path]
 
 
 def discover_drivers(overrides: dict[str, Any]) -> Registry:
@@ -166,7 +216,7 @@ def _root_or_none(overrides: dict[str, Any]) -> Optional[str]:
 
 def spec_for_path(fullname: str, source: str, driver: DriverInfo, overrides: dict[str, Any]) -> ModuleSpec:
     """A module spec whose loader builds ``source`` with ``driver``; ``__file__`` is the source."""
-    from importlib.machinery import ModuleSpec
+    from _frozen_importlib import ModuleSpec  # importlib.machinery's, without importing importlib (and warnings)
 
     from ._loader import NativeLoader
 

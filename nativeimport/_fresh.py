@@ -1,7 +1,7 @@
 """What a cache hit needs, and nothing more: the cache root and per-source freshness records.
 
 Every import goes through here, so it imports only modules Python has loaded
-at start-up anyway (plus json and zlib); hashing, locking and building live in
+at start-up anyway; hashing, locking and building live in
 ``_cache`` and ``_build``, which only a miss imports.
 
 A freshness record says: this source path, with these stats of itself, its
@@ -15,8 +15,6 @@ import os
 import stat
 import sys
 import time
-import warnings
-import zlib
 
 from .errors import CacheError, NativeImportWarning
 
@@ -60,6 +58,7 @@ def cache_root(settings: Settings) -> str:
     if problem is None:
         return root
     import tempfile
+    import warnings
 
     fallback = os.path.join(tempfile.gettempdir(), f"nativeimport-{os.getuid()}")
     warnings.warn(f"nativeimport: not using cache {root}: it {problem}; using {fallback} instead",
@@ -197,10 +196,16 @@ def stats_match(recorded: Sequence[Sequence[Any]]) -> bool:
     return True
 
 
+_PRIME_61 = (1 << 61) - 1
+_PRIME_31 = (1 << 31) - 1
+
+
 def _checksum(text: str) -> str:
-    # Two cheap checksums, where hashlib would load OpenSSL (milliseconds) on every import.
+    # The text as one integer, reduced modulo two Mersenne primes: deterministic across processes
+    # (unlike hash()) and without importing zlib or hashlib, which load shared libraries on every import.
     data = text.encode("utf-8", "surrogateescape")
-    return f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}{len(data):x}"
+    number = int.from_bytes(data, "little")
+    return f"{number % _PRIME_61:016x}{number % _PRIME_31:08x}{len(data):x}"
 
 
 def _record_path(root: str, source: str) -> str:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-import types
-import warnings
 
 from . import __version__
 from ._cffi_runtime import LIBRARY_FILE, LIGHT_FILE, check_elf, exec_stored, int_enum, load_binding
@@ -21,6 +19,7 @@ from .settings import Settings
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import types
     from pathlib import Path
     from typing import Any, Optional
 
@@ -96,8 +95,11 @@ def bind_module(module: types.ModuleType, entry: str, settings: Settings) -> Non
     module.__native_library__ = os.path.join(entry, LIBRARY_FILE)  # type: ignore[attr-defined]
     module.__native_key__ = os.path.basename(entry)  # type: ignore[attr-defined]
     module.__all__ = [name for name in namespace if not name.startswith("_")]  # type: ignore[attr-defined]
-    for name, reason in skipped:
-        warnings.warn(f"{module.__name__}.{name} was left out: {reason}", NativeImportWarning, stacklevel=4)
+    if skipped:
+        import warnings
+
+        for name, reason in skipped:
+            warnings.warn(f"{module.__name__}.{name} was left out: {reason}", NativeImportWarning, stacklevel=4)
 
 
 def _bind_light(module: types.ModuleType, entry: str, extension: Any,
@@ -143,7 +145,9 @@ def _fast_extension(entry: str, module_name: str, settings: Settings) -> Any:
     """This interpreter's fast wrapper module, building it once if missing; None where it cannot serve."""
     if sys.implementation.name != "cpython" or settings.binder == "cffi":
         return None
-    from importlib.machinery import EXTENSION_SUFFIXES, ExtensionFileLoader, ModuleSpec
+    # importlib.machinery's classes, without importing importlib (and warnings) on every hit
+    from _frozen_importlib import ModuleSpec
+    from _frozen_importlib_external import EXTENSION_SUFFIXES, ExtensionFileLoader
 
     path = os.path.join(entry, f"fast{EXTENSION_SUFFIXES[0]}")
     if not os.path.exists(path) and not _build_fast(entry, path, module_name, settings):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import sys
-import warnings
 
 from ._fresh import read_lines, write_lines
 
@@ -130,6 +129,7 @@ def _split(joined: str) -> list[str]:
 
 
 def _from_entry_points() -> list[DriverInfo]:
+    import warnings
     from importlib import metadata
 
     if sys.version_info >= (3, 10):
