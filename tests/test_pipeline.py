@@ -158,6 +158,37 @@ def test_packages_load_and_auto_install(runner: Runner) -> None:
     assert result == [False, 42, "pkg.fast", 3, False, 1, 1, 0, False]
 
 
+def test_the_path_hook_is_python_s_finder_plus_project_directories(runner: Runner) -> None:
+    # Installing replaces Python's finder for sys.path directories by a subclass (once, however often
+    # install() runs); modules, packages, namespace packages and pkgutil behave as before; uninstall()
+    # puts Python's back.
+    runner.write("plain.py", "VALUE = 1\n")
+    runner.write("regular/__init__.py", "VALUE = 2\n")
+    runner.write("spaced/inner.py", "VALUE = 3\n")
+    result = runner.json("""
+        import json, pkgutil, sys
+        from importlib.machinery import FileFinder
+        import nativeimport
+        def kinds():
+            return sorted({type(f).__name__ for f in sys.path_importer_cache.values() if isinstance(f, FileFinder)})
+        nativeimport.install()
+        nativeimport.install()
+        import plain, regular, spaced.inner
+        hooks = sum(getattr(h, "__name__", "") == "project_finder_hook" for h in sys.path_hooks)
+        listed = {m.name for m in pkgutil.iter_modules() if m.name in ("plain", "regular", "spaced")}
+        installed = kinds()
+        nativeimport.uninstall()
+        import colorsys  # a directory looked up again: Python's own finder serves it
+        print(json.dumps([hooks, installed, sorted(listed), plain.VALUE, regular.VALUE, spaced.inner.VALUE,
+                          spaced.__file__, kinds(), len(sys.path_hooks)]))
+    """)
+    hooks, installed, listed, *values, after, hook_count = result
+    assert hooks == 1 and installed == ["ProjectFinder"]
+    assert listed == ["plain", "regular"]  # pkgutil lists no namespace packages, with or without the hook
+    assert values == [1, 2, 3, None]
+    assert after == ["FileFinder"] and hook_count == 2
+
+
 def test_a_damaged_library_is_evicted_and_rebuilt_once(runner: Runner) -> None:
     runner.write("tiny.c", "int one(void) { return 1; }\n")
     code = "import json, nativeimport; nativeimport.install(); import tiny; print(json.dumps(tiny.one()))"
