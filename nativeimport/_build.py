@@ -18,8 +18,7 @@ from typing import Any
 from . import _bind_cffi
 from ._bind_fast import FastBuild, PrecompiledHeader, light_binding
 from ._cache import Cache, Dependency, digest_file
-from ._cffi_runtime import BINDING_FILE, LIBRARY_FILE, LIGHT_FILE
-from ._fresh import snapshot
+from ._fresh import BINDING_FILE, LIBRARY_FILE, LIGHT_FILE, snapshot
 from .driver import BuildRequest, BuildResult, Driver
 from .errors import SourceError
 from .interface import Interface

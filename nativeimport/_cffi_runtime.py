@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import sys
 
+from ._fresh import BINDING_FILE, LIBRARY_FILE, check_elf, exec_stored
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import enum
@@ -17,15 +19,10 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = [
-    "BINDING_FILE",
-    "LIBRARY_FILE",
-    "LIGHT_FILE",
     "BufferSpec",
     "StructType",
     "as_buffer",
     "as_string",
-    "check_elf",
-    "exec_stored",
     "int_enum",
     "load_binding",
     "retry",
@@ -37,9 +34,6 @@ __all__ = [
 # reload, functions, pointers and strings obtained from the old version must not dangle.
 _NEVER_UNLOADED: list[Any] = []
 
-BINDING_FILE = "binding_cffi.py"
-LIGHT_FILE = "binding_light.py"  # what a module needs when the fast wrapper serves every function
-LIBRARY_FILE = "library.so"
 
 _SIGNED = frozenset("bhilqn")
 _UNSIGNED = frozenset("BHILQN")
@@ -225,35 +219,6 @@ def retry(ffi: Any, exc: Exception, native: Any, function: str,
     raise exc
 
 
-def check_elf(path: str) -> None:
-    """Raise ValueError unless ``path`` holds every byte its ELF headers promise.
-
-    dlopen maps a library's segments from the file; a truncated file makes the
-    process die of SIGBUS when a page past its end is touched. Checking the
-    headers first turns that into an error the loader recovers from.
-    """
-    with open(path, "rb") as stream:
-        header = stream.read(64)
-        size = os.fstat(stream.fileno()).st_size
-        if len(header) < 64 or header[:4] != b"\x7fELF" or header[4] != 2 or header[5] != 1:
-            raise ValueError(f"{path} is not a 64-bit little-endian ELF library")
-
-        def number(data: bytes, at: int, width: int) -> int:
-            return int.from_bytes(data[at : at + width], "little")
-
-        phoff, shoff = number(header, 32, 8), number(header, 40, 8)
-        phentsize, phnum = number(header, 54, 2), number(header, 56, 2)
-        shentsize, shnum = number(header, 58, 2), number(header, 60, 2)
-        if phoff + phentsize * phnum > size or shoff + shentsize * shnum > size:
-            raise ValueError(f"{path} is truncated ({size} bytes)")
-        stream.seek(phoff)
-        table = stream.read(phentsize * phnum)
-        for at in range(0, len(table), phentsize):
-            loaded = number(table, at, 4) == 1  # PT_LOAD
-            if loaded and number(table, at + 8, 8) + number(table, at + 32, 8) > size:
-                raise ValueError(f"{path} is truncated ({size} bytes)")
-
-
 def load_binding(entry: str, module_name: str) -> tuple[dict[str, Any], tuple[tuple[str, str], ...]]:
     """Import an entry's binding module and bind its library: (namespace, exports left out and why)."""
     check_elf(os.path.join(entry, LIBRARY_FILE))
@@ -261,47 +226,3 @@ def load_binding(entry: str, module_name: str) -> tuple[dict[str, Any], tuple[tu
     namespace: dict[str, Any] = binding.bind(os.path.join(entry, LIBRARY_FILE), module_name)
     _NEVER_UNLOADED.append(namespace["__lib__"])
     return namespace, binding.SKIPPED
-
-
-def exec_stored(entry: str, filename: str) -> Any:
-    """Run one of an entry's generated Python files as a fresh module object."""
-    import types
-
-    module = types.ModuleType(f"_nativeimport_{filename[:-3]}_{os.path.basename(entry)[:16]}")
-    module.__file__ = os.path.join(entry, filename)
-    exec(_binding_code(entry, filename), module.__dict__)
-    return module
-
-
-def _binding_code(entry: str, filename: str) -> Any:
-    """A generated file's code object, compiled once per interpreter and kept beside it in the entry.
-
-    Kept by nativeimport rather than importlib's __pycache__ so PYTHONDONTWRITEBYTECODE does
-    not make every hit recompile; a checksum guards against a damaged file.
-    """
-    import marshal
-    import zlib
-
-    compiled = os.path.join(entry, f"{filename[:-3]}.{sys.implementation.cache_tag}.code")
-    try:
-        with open(compiled, "rb") as stream:
-            data = stream.read()
-        if len(data) > 4 and int.from_bytes(data[:4], "little") == zlib.crc32(data[4:]):
-            return marshal.loads(data[4:])
-    except (OSError, ValueError, EOFError, TypeError):
-        pass
-    source = os.path.join(entry, filename)
-    with open(source, "rb") as stream:
-        code = compile(stream.read(), source, "exec", dont_inherit=True)
-    payload = marshal.dumps(code)
-    temporary = f"{compiled}.{os.getpid()}.tmp"
-    try:
-        with open(temporary, "wb") as stream:
-            stream.write(zlib.crc32(payload).to_bytes(4, "little") + payload)
-        os.replace(temporary, compiled)
-    except OSError:  # a read-only cache: compile again next time
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-    return code

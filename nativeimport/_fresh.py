@@ -1,4 +1,4 @@
-"""What a cache hit needs, and nothing more: the cache root and per-source freshness records.
+"""What a cache hit needs, and nothing more: the cache root, per-source freshness records, an entry's files.
 
 Every import goes through here, so it imports only modules Python has loaded
 at start-up anyway; hashing, locking and building live in
@@ -29,11 +29,17 @@ if TYPE_CHECKING:  # typing costs milliseconds at run time; only the type checke
     StrPath = Union[str, os.PathLike[str]]
 
 __all__ = [
+    "BINDING_FILE",
     "LAST_USED",
+    "LIBRARY_FILE",
+    "LIGHT_FILE",
     "SCHEMA",
     "cache_root",
+    "check_elf",
+    "checksum",
     "entry_dir",
     "escape",
+    "exec_stored",
     "forget_fresh",
     "fresh_key",
     "mark_used",
@@ -49,6 +55,9 @@ __all__ = [
 
 SCHEMA = 1
 LAST_USED = "last-used"
+BINDING_FILE = "binding_cffi.py"
+LIGHT_FILE = "binding_light.py"  # what a module needs when the fast wrapper serves every function
+LIBRARY_FILE = "library.so"
 
 
 def cache_root(settings: Settings) -> str:
@@ -82,8 +91,15 @@ def _default_root() -> str:
 def _unsafe(root: str) -> Optional[str]:
     """Why ``root`` must not be used (shared, foreign, not a directory), after creating it if missing."""
     try:
-        os.makedirs(root, mode=0o700, exist_ok=True)
         info = os.stat(root)
+    except FileNotFoundError:
+        info = None
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    try:
+        if info is None:
+            os.makedirs(root, mode=0o700, exist_ok=True)
+            info = os.stat(root)
     except OSError as exc:
         return f"cannot be created ({exc.strerror})"
     if not stat.S_ISDIR(info.st_mode):
@@ -200,12 +216,19 @@ _PRIME_61 = (1 << 61) - 1
 _PRIME_31 = (1 << 31) - 1
 
 
-def _checksum(text: str) -> str:
-    # The text as one integer, reduced modulo two Mersenne primes: deterministic across processes
-    # (unlike hash()) and without importing zlib or hashlib, which load shared libraries on every import.
-    data = text.encode("utf-8", "surrogateescape")
+def checksum(data: bytes) -> str:
+    """A cheap checksum of ``data``, the same in every process: for names and damage, not for security.
+
+    The bytes as one integer, reduced modulo two Mersenne primes: unlike hash() it
+    is not salted per process, and unlike zlib or hashlib it loads no shared
+    library into every process that imports.
+    """
     number = int.from_bytes(data, "little")
     return f"{number % _PRIME_61:016x}{number % _PRIME_31:08x}{len(data):x}"
+
+
+def _checksum(text: str) -> str:
+    return checksum(text.encode("utf-8", "surrogateescape"))
 
 
 def _record_path(root: str, source: str) -> str:
@@ -256,3 +279,74 @@ def forget_fresh(root: str, source: str) -> None:
         os.unlink(_record_path(root, source))
     except OSError:
         pass
+
+
+def check_elf(path: str) -> None:
+    """Raise ValueError unless ``path`` holds every byte its ELF headers promise.
+
+    dlopen maps a library's segments from the file; a truncated file makes the
+    process die of SIGBUS when a page past its end is touched. Checking the
+    headers first turns that into an error the loader recovers from.
+    """
+    with open(path, "rb") as stream:
+        header = stream.read(64)
+        size = os.fstat(stream.fileno()).st_size
+        if len(header) < 64 or header[:4] != b"\x7fELF" or header[4] != 2 or header[5] != 1:
+            raise ValueError(f"{path} is not a 64-bit little-endian ELF library")
+
+        def number(data: bytes, at: int, width: int) -> int:
+            return int.from_bytes(data[at : at + width], "little")
+
+        phoff, shoff = number(header, 32, 8), number(header, 40, 8)
+        phentsize, phnum = number(header, 54, 2), number(header, 56, 2)
+        shentsize, shnum = number(header, 58, 2), number(header, 60, 2)
+        if phoff + phentsize * phnum > size or shoff + shentsize * shnum > size:
+            raise ValueError(f"{path} is truncated ({size} bytes)")
+        stream.seek(phoff)
+        table = stream.read(phentsize * phnum)
+        for at in range(0, len(table), phentsize):
+            loaded = number(table, at, 4) == 1  # PT_LOAD
+            if loaded and number(table, at + 8, 8) + number(table, at + 32, 8) > size:
+                raise ValueError(f"{path} is truncated ({size} bytes)")
+
+
+def exec_stored(entry: str, filename: str) -> Any:
+    """Run one of an entry's generated Python files as a fresh module object."""
+    module = type(sys)(f"_nativeimport_{filename[:-3]}_{os.path.basename(entry)[:16]}")
+    module.__file__ = os.path.join(entry, filename)
+    exec(_binding_code(entry, filename), module.__dict__)
+    return module
+
+
+def _binding_code(entry: str, filename: str) -> Any:
+    """A generated file's code object, compiled once per interpreter and kept beside it in the entry.
+
+    Kept by nativeimport rather than importlib's __pycache__ so PYTHONDONTWRITEBYTECODE does
+    not make every hit recompile; a checksum guards against a damaged file.
+    """
+    import marshal
+
+    compiled = os.path.join(entry, f"{filename[:-3]}.{sys.implementation.cache_tag}.code")
+    try:
+        with open(compiled, "rb") as stream:
+            data = stream.read()
+        stamp, _, payload = data.partition(b"\n")
+        if stamp == checksum(payload).encode():
+            return marshal.loads(payload)
+    except (OSError, ValueError, EOFError, TypeError):
+        pass
+    source = os.path.join(entry, filename)
+    with open(source, "rb") as stream:
+        code = compile(stream.read(), source, "exec", dont_inherit=True)
+    payload = marshal.dumps(code)
+    temporary = f"{compiled}.{os.getpid()}.tmp"
+    try:
+        with open(temporary, "wb") as stream:
+            stream.write(checksum(payload).encode() + b"\n" + payload)
+        os.replace(temporary, compiled)
+    except OSError:  # a read-only cache: compile again next time
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+    return code

@@ -12,8 +12,18 @@ import os
 import sys
 
 from . import __version__
-from ._cffi_runtime import LIBRARY_FILE, LIGHT_FILE, check_elf, exec_stored, int_enum, load_binding
-from ._fresh import cache_root, entry_dir, forget_fresh, fresh_key, remember_fresh, snapshot
+from ._fresh import (
+    LIBRARY_FILE,
+    LIGHT_FILE,
+    cache_root,
+    check_elf,
+    entry_dir,
+    exec_stored,
+    forget_fresh,
+    fresh_key,
+    remember_fresh,
+    snapshot,
+)
 from .errors import BindingError, CacheError, NativeImportError, NativeImportWarning, SourceError
 from .settings import Settings
 
@@ -80,6 +90,8 @@ def bind_module(module: types.ModuleType, entry: str, settings: Settings) -> Non
         namespace, released = _bind_light(module, entry, extension, light)
         skipped = light.SKIPPED
     else:
+        from ._cffi_runtime import load_binding
+
         namespace, skipped = load_binding(entry, module.__name__)
         released = {}
         if extension is not None:
@@ -113,16 +125,21 @@ def _bind_light(module: types.ModuleType, entry: str, extension: Any,
 
     def provider() -> dict[str, Any]:
         if not cffi:
+            from ._cffi_runtime import load_binding
+
             cffi.update(load_binding(entry, module.__name__)[0])
         return cffi
 
     check_elf(os.path.join(entry, LIBRARY_FILE))
     kept, released = extension.bind(os.path.join(entry, LIBRARY_FILE), module.__name__, provider)
     namespace: dict[str, Any] = dict(kept)
-    for name, members, doc in light.ENUMS:
-        if name:
-            namespace[name] = int_enum(name, members, module.__name__, doc)
-        namespace.update(members)
+    if light.ENUMS:
+        from ._cffi_runtime import int_enum  # the runtime module loads only for what needs it
+
+        for name, members, doc in light.ENUMS:
+            if name:
+                namespace[name] = int_enum(name, members, module.__name__, doc)
+            namespace.update(members)
     namespace["__ffi__"] = OnFirstUse(lambda: provider()["__ffi__"])
     namespace["__lib__"] = OnFirstUse(lambda: provider()["__lib__"])
     return namespace, released
