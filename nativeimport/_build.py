@@ -54,6 +54,7 @@ def build_into(staging: Path, *, driver: Driver, cache: Cache, source: Path, sou
                module_name: str, timeout: float, fast: bool) -> Built:
     """Build ``source`` into ``staging``; raise on any failure (the caller discards ``staging``)."""
     started = time.perf_counter()
+    _import_in_background(_LATER_MODULES)
     output = staging / "build"
     output.mkdir()
     toolchain = driver.toolchain()
@@ -110,6 +111,31 @@ def build_into(staging: Path, *, driver: Driver, cache: Cache, source: Path, sou
     if result.diagnostics.strip():
         log.warning("%s: compiler output:\n%s", source, result.diagnostics.rstrip())
     return Built(dependencies, stats, manifest)
+
+
+# Imported by the steps after compiling (DWARF, the cffi binding): tens of ms that a thread spends
+# while the main thread waits for the compiler, instead of after it.
+_LATER_MODULES = ("elftools.elf.elffile", "elftools.dwarf.dwarfinfo", "cffi", "cffi.cparser", "cffi.recompiler")
+
+
+def _import_in_background(names: tuple[str, ...]) -> None:
+    """Start importing ``names`` in a daemon thread.
+
+    An import that fails there fails again where the module is used, and is
+    reported there. Third-party modules only: they never import nativeimport,
+    so no import cycle runs across threads.
+    """
+    import importlib
+    import threading
+
+    def work() -> None:
+        for name in names:
+            try:
+                importlib.import_module(name)
+            except Exception:
+                pass
+
+    threading.Thread(target=work, name="nativeimport-imports", daemon=True).start()
 
 
 def _checked_interface(driver: Driver, request: BuildRequest, result: BuildResult) -> Interface:

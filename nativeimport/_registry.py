@@ -84,8 +84,9 @@ class Registry:
         if rows is not None and [row for row in rows if row[0] == "stamp"] == stamp:
             return cls([DriverInfo(name, tuple(_split(suffixes)), marker or None, tuple(_split(environment)), target)
                         for _, name, suffixes, marker, environment, target in (r for r in rows if r[0] == "driver")])
-        registry = cls(_from_entry_points())
-        if table is not None:
+        loaded, complete = _from_entry_points()
+        registry = cls(loaded)
+        if table is not None and complete:  # a driver that failed to load is tried again next time
             drivers = [["driver", d.name, ",".join(d.suffixes), d.directory_marker or "", ",".join(d.environment),
                         d.target] for d in registry.drivers]
             try:
@@ -111,11 +112,12 @@ class Registry:
 
 
 def _stamp() -> list[list[str]]:
-    """What the table depends on: nativeimport's version and every sys.path directory's mtime."""
+    """What the table depends on: this nativeimport (version and folder) and every sys.path directory's mtime."""
     from . import __version__
 
-    # sys.path[0] is the script's folder: distributions are not installed there, and it changes often.
-    stamp = [["stamp", "nativeimport", __version__]]
+    # sys.path[0] is the script's folder: distributions are not installed there, and it changes often. But a
+    # checkout of nativeimport there shadows the installed one, whose drivers it may lack: its folder counts.
+    stamp = [["stamp", "nativeimport", __version__, os.path.dirname(os.path.abspath(__file__))]]
     for entry in sys.path[1:]:
         try:
             stamp.append(["stamp", entry, str(os.stat(entry).st_mtime_ns)])
@@ -128,7 +130,8 @@ def _split(joined: str) -> list[str]:
     return joined.split(",") if joined else []
 
 
-def _from_entry_points() -> list[DriverInfo]:
+def _from_entry_points() -> tuple[list[DriverInfo], bool]:
+    """The drivers that load, and whether all of them did."""
     import warnings
     from importlib import metadata
 
@@ -138,6 +141,7 @@ def _from_entry_points() -> list[DriverInfo]:
         entry_points = list(metadata.entry_points().get(ENTRY_POINT_GROUP, ()))
     infos = []
     seen = set()
+    complete = True
     for entry_point in entry_points:
         if entry_point.value in seen:  # the same distribution seen twice on sys.path
             continue
@@ -147,6 +151,7 @@ def _from_entry_points() -> list[DriverInfo]:
             infos.append(DriverInfo(driver.name or entry_point.name, tuple(driver.suffixes), driver.directory_marker,
                                     tuple(driver.environment), entry_point.value, driver))
         except Exception as exc:  # a broken plugin must not break every import
+            complete = False
             warnings.warn(f"nativeimport: driver {entry_point.name!r} ({entry_point.value}) failed to load: {exc}",
                           RuntimeWarning, stacklevel=2)
-    return infos
+    return infos, complete

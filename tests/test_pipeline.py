@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 from helpers import Runner
 
@@ -187,6 +188,37 @@ def test_the_path_hook_is_python_s_finder_plus_project_directories(runner: Runne
     assert listed == ["plain", "regular"]  # pkgutil lists no namespace packages, with or without the hook
     assert values == [1, 2, 3, None]
     assert after == ["FileFinder"] and hook_count == 2
+
+
+def test_a_driver_that_fails_to_load_is_not_remembered_as_missing(runner: Runner, tmp_path: Path) -> None:
+    # The driver table is kept between runs; a plugin that failed to import must be tried again once fixed,
+    # even though no sys.path directory changed (the fix is inside a package folder).
+    plugins = tmp_path / "plugins"
+    (plugins / "late_plugin-1.0.dist-info").mkdir(parents=True)
+    (plugins / "late_plugin-1.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: late-plugin\n"
+                                                                   "Version: 1.0\n")
+    (plugins / "late_plugin-1.0.dist-info" / "entry_points.txt").write_text(
+        "[nativeimport.compilers]\nlate = late_plugin.driver:LateDriver\n")
+    (plugins / "late_plugin").mkdir()
+    (plugins / "late_plugin" / "__init__.py").write_text("")
+    driver = plugins / "late_plugin" / "driver.py"
+    driver.write_text("raise RuntimeError('not ready yet')\n")
+    code = """
+        import json, warnings
+        from nativeimport._finder import discover_drivers
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            names = [d.name for d in discover_drivers({}).drivers]
+        print(json.dumps([names, [str(w.message) for w in caught]]))
+    """
+    env = {"PYTHONPATH": str(plugins)}
+    names, warned = runner.json(code, env=env)
+    assert "late" not in names and "c" in names
+    assert any("'late'" in message and "not ready yet" in message for message in warned)
+    driver.write_text("from nativeimport.compilers.c import CDriver\n\n\n"
+                      "class LateDriver(CDriver):\n    name = 'late'\n    suffixes = ('.late',)\n")
+    names, warned = runner.json(code, env=env)
+    assert "late" in names and warned == []
 
 
 def test_a_damaged_library_is_evicted_and_rebuilt_once(runner: Runner) -> None:
