@@ -13,6 +13,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+import os
 import sys
 
 from .errors import (
@@ -93,7 +94,7 @@ def load(path: Union[str, Path], name: Optional[str] = None, **overrides: Any) -
     from ._finder import spec_for_path
 
     source, driver = _driver_for(path, overrides)
-    spec = spec_for_path(name or source.stem, str(source), driver, overrides)
+    spec = spec_for_path(name or os.path.splitext(os.path.basename(source))[0], source, driver, overrides)
     module = ModuleType(spec.name)
     module.__spec__ = spec
     module.__file__ = spec.origin
@@ -128,21 +129,21 @@ def build(path: Union[str, Path], **overrides: Any) -> Path:
     from .settings import Settings
 
     source, driver = _driver_for(path, overrides)
-    return Path(obtain_entry(str(source), driver, Settings.from_env(**overrides), source.stem))
+    stem = os.path.splitext(os.path.basename(source))[0]
+    return Path(obtain_entry(source, driver, Settings.from_env(**overrides), stem))
 
 
-def _driver_for(path: Union[str, Path], overrides: dict[str, Any]) -> tuple[Path, Any]:
-    from pathlib import Path
-
+def _driver_for(path: Union[str, Path], overrides: dict[str, Any]) -> tuple[str, Any]:
+    # os.path, not pathlib: importing pathlib costs several ms, more than the cache hit itself
     from ._finder import discover_drivers
 
-    source = Path(path).absolute()
-    if not source.exists():
-        raise SourceError(f"{source} does not exist", path=str(source))
-    driver = discover_drivers(overrides).for_path(str(source))
+    source = os.path.abspath(os.fspath(path))
+    if not os.path.exists(source):
+        raise SourceError(f"{source} does not exist", path=source)
+    driver = discover_drivers(overrides).for_path(source)
     if driver is None:
-        raise SourceError(f"no nativeimport driver builds {source.name}; `nativeimport doctor` lists the drivers",
-                          path=str(source))
+        raise SourceError(f"no nativeimport driver builds {os.path.basename(source)}; `nativeimport doctor` lists "
+                          "the drivers", path=source)
     return source, driver
 
 
