@@ -218,40 +218,36 @@ def measure_imports(work: Workspace) -> dict[str, dict[str, float]]:
 
 
 def measure_unrelated_imports() -> dict[str, float]:
-    """Microseconds an import spends in sys.meta_path, without and with nativeimport installed.
+    """Microseconds an import spends finding a module, without and with nativeimport installed.
 
-    Run from a directory nobody writes to, as a project folder is between edits: a directory
-    changed in the last two seconds costs the finder a few more stats.
+    One process, interleaved rounds (installed, uninstalled, ...) and medians, so the machine's
+    drift does not land on one side. Run from a directory nobody writes to, as a project folder
+    is between edits: a directory changed in the last two seconds costs the finder a few more stats.
     """
     code = textwrap.dedent("""
-        import sys, time
-        {install}
+        import statistics, sys, time
+        import nativeimport
         names = ["colorsys", "this_module_does_not_exist", "wave", "no_such_thing_either"]
-        best = {{}}
-        for name in names:
-            laps = []
-            for _ in range(2000):
-                t = time.perf_counter()
-                for finder in sys.meta_path:
-                    if finder.find_spec(name, None) is not None:
-                        break
-                laps.append(time.perf_counter() - t)
-            best[name] = sorted(laps)[len(laps) // 2] * 1e6
-        print(best)
+        laps = {(name, on): [] for name in names for on in (False, True)}
+        for round_ in range(20):
+            for on in (round_ % 2 == 0, round_ % 2 == 1):
+                nativeimport.install() if on else nativeimport.uninstall()
+                for name in names:
+                    for _ in range(300):
+                        t = time.perf_counter()
+                        for finder in sys.meta_path:
+                            if finder.find_spec(name, None) is not None:
+                                break
+                        laps[name, on].append(time.perf_counter() - t)
+        print({name: [statistics.median(laps[name, on]) * 1e6 for on in (False, True)] for name in names})
     """)
     with tempfile.TemporaryDirectory(prefix="nativeimport-quiet-") as quiet:
         time.sleep(2.5)
-
-        def run(install: str) -> dict[str, float]:
-            done = subprocess.run([sys.executable, "-c", code.format(install=install)], capture_output=True,
-                                  text=True, check=True, cwd=quiet)
-            return eval(done.stdout)  # type: ignore[no-any-return]
-
-        without = run("")
-        with_ = run("import nativeimport; nativeimport.install()")
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=quiet)
+    measured: dict[str, list[float]] = eval(done.stdout)
     return {f"{name} ({'found by Python' if name in ('colorsys', 'wave') else 'not found'}; "
-            f"Python's finders alone: {without[name]:.1f} µs)": round(with_[name] - without[name], 2)
-            for name in without}
+            f"Python's finders alone: {without:.1f} µs)": round(with_ - without, 2)
+            for name, (without, with_) in measured.items()}
 
 
 def render(calls: dict[str, dict[str, float]], imports: dict[str, dict[str, float]], unrelated: dict[str, float],
