@@ -38,9 +38,10 @@ class Listings:
     of ``suffixes`` (``mymath`` for ``mymath.c``), so asking whether a
     directory has anything of a name is one set lookup. One stat per directory
     replaces a stat per candidate file (most of which fail, raising an
-    exception each), as CPython's FileFinder does. A directory changed in the last two seconds gets no listing (None):
-    a file created in the same clock tick as the listing would be missed, so
-    the caller stats its candidates instead. A path entry that does not exist
+    exception each), as CPython's FileFinder does. A directory changed in the
+    last two seconds gets no listing (None): a file created in the same clock
+    tick as the listing would be missed, so the caller stats its candidates
+    instead. A path entry that does not exist
     is remembered as empty until :meth:`clear`, as Python's PathFinder
     remembers it until ``importlib.invalidate_caches()``.
     """
