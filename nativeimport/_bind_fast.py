@@ -50,9 +50,9 @@ def unavailable_marker(wrapper: str) -> str:
     Per interpreter, not per ABI tag: two installations share a tag, and one may
     have the headers the other lacks; the wrapper either builds serves both.
     """
-    import zlib
+    from ._fresh import checksum
 
-    return f"{wrapper}.unavailable-{zlib.crc32(sys.executable.encode()):08x}"
+    return f"{wrapper}.unavailable-{checksum(sys.executable.encode())}"
 
 
 def light_binding(interface: Interface) -> str:
@@ -118,7 +118,7 @@ class PrecompiledHeader:
     """
 
     def __init__(self, scratch: Path) -> None:
-        import zlib
+        from ._fresh import checksum
 
         self.compiler = _compiler()
         self.include = sysconfig.get_paths().get("include", "")
@@ -128,7 +128,7 @@ class PrecompiledHeader:
         except OSError:
             stamp = 0
         parts = [program, *(self.compiler or [])[1:], str(stamp), self.include, fast_file(Path()).name, *_FLAGS]
-        self.directory = scratch / f"{zlib.crc32(chr(0).join(parts).encode()):08x}"
+        self.directory = scratch / checksum(chr(0).join(parts).encode())
         self.header = self.directory / "ni_python.h"
         self.gch = self.directory / "ni_python.h.gch"
         self.is_gcc = "gcc" in os.path.basename(program)

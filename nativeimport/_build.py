@@ -92,7 +92,7 @@ def build_into(staging: Path, *, driver: Driver, cache: Cache, source: Path, sou
     if result.diagnostics.strip():
         (staging / "build.log").write_text(result.diagnostics, encoding="utf-8")
 
-    source_dir = source.parent if source.is_file() else source
+    source_dir = _source_dir(source)
     files = sorted(set(result.dependencies))
     stats = snapshot(files)  # before hashing: an edit racing with us is seen next time
     dependencies = [Dependency(dependency_of(f, source_dir), digest_file(f)) for f in files]
