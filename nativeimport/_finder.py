@@ -22,7 +22,7 @@ from ._registry import DriverInfo, Registry
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
     from importlib.machinery import ModuleSpec
     from typing import Any, Optional
 
@@ -30,34 +30,65 @@ __all__ = ["Listings", "NativeFinder", "ProjectFinder", "discover_drivers", "spe
 
 _RECENT_NS = 2_000_000_000
 
+# Python's own path hook for directories finds these: FileFinder(path, *_PYTHON_LOADERS)
+_PYTHON_LOADERS = ((ExtensionFileLoader, EXTENSION_SUFFIXES), (SourceFileLoader, SOURCE_SUFFIXES),
+                   (SourcelessFileLoader, BYTECODE_SUFFIXES))
+
+# FileFinder's listing of its directory: the mtime it was read at and the names (exact and case-folded)
+_LISTING = ("_path_mtime", "_path_cache", "_relaxed_path_cache")
+
 
 class Listings:
-    """The names in each directory, read again when the directory's mtime changes.
+    """The names in each directory, and the stems of those with one of ``suffixes`` (``mymath`` for ``mymath.c``).
 
-    Each listing holds the directory's entries and the stems of those with one
-    of ``suffixes`` (``mymath`` for ``mymath.c``), so asking whether a
-    directory has anything of a name is one set lookup. One stat per directory
-    replaces a stat per candidate file (most of which fail, raising an
-    exception each), as CPython's FileFinder does. A directory changed in the
-    last two seconds gets no listing (None): a file created in the same clock
-    tick as the listing would be missed, so the caller stats its candidates
-    instead. A path entry that does not exist
-    is remembered as empty until :meth:`clear`, as Python's PathFinder
-    remembers it until ``importlib.invalidate_caches()``.
+    Asking whether a directory has anything of a name is then one set lookup
+    instead of a stat per candidate file (most of which fail, raising an
+    exception each).
+
+    Where Python's FileFinder serves the directory (the usual case), its
+    listing is borrowed: NativeFinder runs after PathFinder, which has just
+    asked that FileFinder, so the listing is as fresh as Python's own answer,
+    and borrowing it costs no system call. Elsewhere a listing of our own is
+    read again when the directory's mtime changes: one stat per directory.
+
+    A directory changed in the last two seconds gets no listing (None): a file
+    created in the same clock tick as the listing would be missed, so the
+    caller stats its candidates instead. A path entry that does not exist is
+    remembered as empty until :meth:`clear`, as Python's PathFinder remembers
+    it until ``importlib.invalidate_caches()``.
     """
 
     def __init__(self, suffixes: Iterable[str]) -> None:
         self.suffixes = tuple(suffixes)
-        self._cache: dict[str, tuple[int, frozenset[str]]] = {}
+        self._own: dict[str, tuple[int, frozenset[str]]] = {}
+        self._borrowed: dict[str, tuple[set[str], frozenset[str]]] = {}
 
     def names(self, directory: str) -> Optional[frozenset[str]]:
-        cached = self._cache.get(directory)
+        finder = sys.path_importer_cache.get(directory)
+        if isinstance(finder, FileFinder):
+            # FileFinder's listing and the directory's mtime (seconds) when it was read; -1 until it has been
+            entries, mtime = getattr(finder, "_path_cache", None), getattr(finder, "_path_mtime", -1)
+            if isinstance(entries, set) and isinstance(mtime, float) and mtime != -1:
+                return self._borrow(directory, entries, mtime)
+        return self._read(directory)
+
+    def _borrow(self, directory: str, entries: set[str], mtime: float) -> Optional[frozenset[str]]:
+        if time.time() - mtime < _RECENT_NS / 1e9:
+            return None
+        borrowed = self._borrowed.get(directory)
+        if borrowed is None or borrowed[0] is not entries:  # FileFinder swaps in a new set when it reads again
+            borrowed = (entries, self._with_stems(entries))
+            self._borrowed[directory] = borrowed
+        return borrowed[1]
+
+    def _read(self, directory: str) -> Optional[frozenset[str]]:
+        cached = self._own.get(directory)
         if cached is not None and cached[0] < 0:
             return cached[1]  # missing, or not a directory
         try:
             mtime = os.stat(directory).st_mtime_ns
         except OSError:
-            self._cache[directory] = (-1, frozenset())
+            self._own[directory] = (-1, frozenset())
             return frozenset()
         if cached is not None and cached[0] == mtime:
             return cached[1]
@@ -66,24 +97,29 @@ class Listings:
         try:
             entries = os.listdir(directory)
         except NotADirectoryError:  # a zip file on sys.path
-            self._cache[directory] = (-1, frozenset())
+            self._own[directory] = (-1, frozenset())
             return frozenset()
         except OSError:
             return frozenset()
-        stems = [entry[: -len(s)] for entry in entries for s in self.suffixes if entry.endswith(s)]
-        names = frozenset(entries).union(stems)
-        self._cache[directory] = (mtime, names)
+        names = self._with_stems(entries)
+        self._own[directory] = (mtime, names)
         return names
 
+    def _with_stems(self, entries: Iterable[str]) -> frozenset[str]:
+        entries = frozenset(entries)
+        return entries.union(entry[: -len(s)] for entry in entries for s in self.suffixes if entry.endswith(s))
+
     def clear(self) -> None:
-        self._cache.clear()
+        self._own.clear()
+        self._borrowed.clear()
 
 
 class NativeFinder:
     """Finds ``<name><suffix>`` for every registered suffix on ``sys.path`` or a package's ``__path__``.
 
     Appended to ``sys.meta_path``, so Python's own finders answer first; an
-    import that reaches it and finds nothing costs a stat per path directory.
+    import that reaches it and finds nothing costs a set lookup per path
+    directory (see :class:`Listings`).
     """
 
     def __init__(self, overrides: Optional[dict[str, Any]] = None, registry: Optional[Registry] = None) -> None:
@@ -151,8 +187,7 @@ class ProjectFinder(FileFinder):
     """
 
     def __init__(self, path: str, files: NativeFinder) -> None:
-        super().__init__(path, (ExtensionFileLoader, EXTENSION_SUFFIXES), (SourceFileLoader, SOURCE_SUFFIXES),
-                         (SourcelessFileLoader, BYTECODE_SUFFIXES))
+        super().__init__(path, *_PYTHON_LOADERS)
         self.files = files
 
     def find_spec(self, fullname: str, target: Any = None) -> Optional[ModuleSpec]:
@@ -179,19 +214,30 @@ class ProjectFinder(FileFinder):
         hooks = sys.path_hooks
         python = [i for i, hook in enumerate(hooks) if "FileFinder" in getattr(hook, "__qualname__", "")]
         hooks.insert(python[0] if python else len(hooks), project_finder_hook)
-        cls._forget(FileFinder)
+        _replace_finders(FileFinder, lambda path: cls(path, files))
 
     @classmethod
     def uninstall(cls) -> None:
         sys.path_hooks[:] = [h for h in sys.path_hooks if getattr(h, "__name__", "") != "project_finder_hook"]
-        cls._forget(cls)
+        _replace_finders(cls, lambda path: FileFinder(path, *_PYTHON_LOADERS))
 
-    @staticmethod
-    def _forget(kind: type) -> None:
-        """Drop cached finders of exactly ``kind``: Python asks the path hooks again for those directories."""
-        cache = sys.path_importer_cache
-        for path in [path for path, finder in cache.items() if type(finder) is kind]:
-            del cache[path]
+
+def _replace_finders(kind: type, make: Callable[[str], FileFinder]) -> None:
+    """Replace each cached finder of exactly ``kind`` by ``make(path)``, handing over the listing it has read.
+
+    Installing must not make every directory be listed again: at start-up
+    Python has just listed each ``sys.path`` directory to find nativeimport.
+    Should a later Python rename those attributes, nothing is handed over and
+    the new finder simply lists its directory on first use.
+    """
+    cache = sys.path_importer_cache
+    for path, finder in list(cache.items()):
+        if isinstance(finder, FileFinder) and type(finder) is kind:
+            replacement = make(finder.path)
+            for attribute in _LISTING:
+                if attribute in vars(finder):
+                    setattr(replacement, attribute, getattr(finder, attribute))
+            cache[path] = replacement
 
 
 def discover_drivers(overrides: dict[str, Any]) -> Registry:

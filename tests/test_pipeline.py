@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 from helpers import Runner
@@ -188,6 +189,49 @@ def test_the_path_hook_is_python_s_finder_plus_project_directories(runner: Runne
     assert listed == ["plain", "regular"]  # pkgutil lists no namespace packages, with or without the hook
     assert values == [1, 2, 3, None]
     assert after == ["FileFinder"] and hook_count == 2
+
+
+def test_installing_keeps_python_s_listings_and_a_miss_asks_the_system_nothing_more(runner: Runner) -> None:
+    # install() hands each directory's listing to the finder that replaces Python's, so no directory is
+    # listed twice; NativeFinder borrows those listings, so an import nobody serves costs Python's own
+    # system calls and not one stat or listdir more.
+    runner.write("lib/first.py", "")
+    runner.write("lib/second.py", "")
+    runner.write("lib/native_one.c", "int one(void) { return 1; }\n")
+    time.sleep(2.2)  # a directory changed in the last two seconds is deliberately stat'ed file by file
+    result = runner.json("""
+        import json, os, posix, sys
+        sys.path[0] = os.path.abspath("lib")  # in place of the script's folder, which writing the script just changed
+        import first  # Python's finder lists lib/
+        import nativeimport
+        nativeimport.install()
+        calls = []
+        def spy(module, name):
+            real = getattr(module, name)
+            def call(path=".", *args, **kwargs):
+                calls.append([module.__name__, name, os.fspath(path)])
+                return real(path, *args, **kwargs)
+            setattr(module, name, call)
+        spy(posix, "listdir")  # Python's FileFinder lists through posix
+        spy(os, "stat")  # nativeimport stats through os
+        import second
+        listed_again = [path for _, _, path in calls]
+        import native_one
+        try:
+            import no_such_module_anywhere
+        except ImportError:
+            pass
+        del calls[:]
+        try:
+            import no_such_module_either
+        except ImportError:
+            pass
+        print(json.dumps([listed_again, native_one.one(), calls]))
+    """)
+    listed_again, one, miss_calls = result
+    assert listed_again == []
+    assert one == 1
+    assert miss_calls == []
 
 
 def test_a_driver_that_fails_to_load_is_not_remembered_as_missing(runner: Runner, tmp_path: Path) -> None:
