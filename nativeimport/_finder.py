@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Listings", "NativeFinder", "ProjectFinder", "discover_drivers", "spec_for_path"]
 
-_RECENT_NS = 2_000_000_000
+_RECENT_SECONDS = 2.0
 
 # Python's own path hook for directories finds these: FileFinder(path, *_PYTHON_LOADERS)
 _PYTHON_LOADERS = ((ExtensionFileLoader, EXTENSION_SUFFIXES), (SourceFileLoader, SOURCE_SUFFIXES),
@@ -63,25 +63,23 @@ class Listings:
         self._own: dict[str, tuple[int, frozenset[str]]] = {}
         self._borrowed: dict[str, tuple[set[str], frozenset[str]]] = {}
 
-    def names(self, directory: str) -> Optional[frozenset[str]]:
+    def names(self, directory: str, now: float) -> Optional[frozenset[str]]:
+        """The names in ``directory``; None when they must be stat'ed one by one. ``now`` is ``time.time()``."""
         finder = sys.path_importer_cache.get(directory)
         if isinstance(finder, FileFinder):
             # FileFinder's listing and the directory's mtime (seconds) when it was read; -1 until it has been
             entries, mtime = getattr(finder, "_path_cache", None), getattr(finder, "_path_mtime", -1)
             if isinstance(entries, set) and isinstance(mtime, float) and mtime != -1:
-                return self._borrow(directory, entries, mtime)
-        return self._read(directory)
+                if now - mtime < _RECENT_SECONDS:
+                    return None
+                borrowed = self._borrowed.get(directory)
+                if borrowed is None or borrowed[0] is not entries:  # FileFinder swaps in a new set when it reads
+                    borrowed = (entries, self._with_stems(entries))
+                    self._borrowed[directory] = borrowed
+                return borrowed[1]
+        return self._read(directory, now)
 
-    def _borrow(self, directory: str, entries: set[str], mtime: float) -> Optional[frozenset[str]]:
-        if time.time() - mtime < _RECENT_NS / 1e9:
-            return None
-        borrowed = self._borrowed.get(directory)
-        if borrowed is None or borrowed[0] is not entries:  # FileFinder swaps in a new set when it reads again
-            borrowed = (entries, self._with_stems(entries))
-            self._borrowed[directory] = borrowed
-        return borrowed[1]
-
-    def _read(self, directory: str) -> Optional[frozenset[str]]:
+    def _read(self, directory: str, now: float) -> Optional[frozenset[str]]:
         cached = self._own.get(directory)
         if cached is not None and cached[0] < 0:
             return cached[1]  # missing, or not a directory
@@ -92,7 +90,7 @@ class Listings:
             return frozenset()
         if cached is not None and cached[0] == mtime:
             return cached[1]
-        if time.time_ns() - mtime < _RECENT_NS:
+        if now - mtime / 1e9 < _RECENT_SECONDS:
             return None
         try:
             entries = os.listdir(directory)
@@ -155,11 +153,12 @@ class NativeFinder:
         registry = self.registry
         if registry is None:
             return None
+        now = time.time()
         for directory in sys.path if path is None else path:
             if not isinstance(directory, str):
                 continue
             directory = directory or os.getcwd()
-            names = self.listings.names(directory)
+            names = self.listings.names(directory, now)
             if names is not None and name not in names:
                 continue  # the common case: nothing of that name here
             for suffix, driver in registry.by_suffix.items():
