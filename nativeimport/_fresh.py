@@ -43,6 +43,7 @@ __all__ = [
     "forget_fresh",
     "fresh_key",
     "mark_used",
+    "read_bytes",
     "read_lines",
     "read_record",
     "remember_fresh",
@@ -141,8 +142,7 @@ def read_lines(path: StrPath, kind: str) -> Optional[list[list[str]]]:
     space-separated, escaped fields: parsing them needs no module at all.
     """
     try:
-        with open(path, "rb") as stream:  # bytes and UTF-8: no codec module to import
-            lines = stream.read().decode().split("\n")
+        lines = read_bytes(path).decode().split("\n")  # bytes and UTF-8: no codec module to import
     except (OSError, ValueError):
         return None
     if not lines or lines[0] != f"nativeimport-{kind} {SCHEMA}":
@@ -168,6 +168,19 @@ def unescape(field: str) -> str:
     if "\\" not in field:  # the common case, without the unicode_escape codec's import
         return field
     return "" if field == "\\x00" else field.encode("latin-1").decode("unicode_escape")
+
+
+def read_bytes(path: StrPath) -> bytes:
+    """A small file's bytes, through the file descriptor alone: a hit reads several, and a
+    buffered file object costs more to make than reading a few hundred bytes does."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _write_atomically(path: StrPath, text: str) -> None:
@@ -288,9 +301,10 @@ def check_elf(path: str) -> None:
     process die of SIGBUS when a page past its end is touched. Checking the
     headers first turns that into an error the loader recovers from.
     """
-    with open(path, "rb") as stream:
-        header = stream.read(64)
-        size = os.fstat(stream.fileno()).st_size
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        header = os.pread(fd, 64, 0)
+        size = os.fstat(fd).st_size
         if len(header) < 64 or header[:4] != b"\x7fELF" or header[4] != 2 or header[5] != 1:
             raise ValueError(f"{path} is not a 64-bit little-endian ELF library")
 
@@ -302,12 +316,13 @@ def check_elf(path: str) -> None:
         shentsize, shnum = number(header, 58, 2), number(header, 60, 2)
         if phoff + phentsize * phnum > size or shoff + shentsize * shnum > size:
             raise ValueError(f"{path} is truncated ({size} bytes)")
-        stream.seek(phoff)
-        table = stream.read(phentsize * phnum)
-        for at in range(0, len(table), phentsize):
-            loaded = number(table, at, 4) == 1  # PT_LOAD
-            if loaded and number(table, at + 8, 8) + number(table, at + 32, 8) > size:
-                raise ValueError(f"{path} is truncated ({size} bytes)")
+        table = os.pread(fd, phentsize * phnum, phoff)
+    finally:
+        os.close(fd)
+    for at in range(0, len(table), phentsize):
+        loaded = number(table, at, 4) == 1  # PT_LOAD
+        if loaded and number(table, at + 8, 8) + number(table, at + 32, 8) > size:
+            raise ValueError(f"{path} is truncated ({size} bytes)")
 
 
 def exec_stored(entry: str, filename: str) -> Any:
@@ -328,9 +343,7 @@ def _binding_code(entry: str, filename: str) -> Any:
 
     compiled = os.path.join(entry, f"{filename[:-3]}.{sys.implementation.cache_tag}.code")
     try:
-        with open(compiled, "rb") as stream:
-            data = stream.read()
-        stamp, _, payload = data.partition(b"\n")
+        stamp, _, payload = read_bytes(compiled).partition(b"\n")
         if stamp == checksum(payload).encode():
             return marshal.loads(payload)
     except (OSError, ValueError, EOFError, TypeError):
