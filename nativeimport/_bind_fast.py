@@ -29,9 +29,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from ._fast_c import HEADER, helpers_source, prelude
 from .interface import CType, Function, Interface, python_name
 
-__all__ = ["FastBuild", "PrecompiledHeader", "build_fast", "expressible", "fast_file", "light_binding",
+__all__ = ["FastBuild", "Prebuilt", "build_fast", "expressible", "fast_file", "light_binding",
            "unavailable_marker"]
 
 log = logging.getLogger("nativeimport")
@@ -97,24 +98,25 @@ def _param_kind(ctype: CType) -> str | None:
 def build_fast(entry: Path, interface: Interface, module_name: str, timeout: float,
                scratch: Path) -> Path | None:
     """Compile this interpreter's wrapper into ``entry``; None (and a note in the entry) if it cannot be built."""
-    header = PrecompiledHeader(scratch)
-    built = FastBuild(entry, interface, module_name, header).finish(timeout)
-    header.build_in_background()
+    prebuilt = Prebuilt(scratch)
+    built = FastBuild(entry, interface, module_name, prebuilt).finish(timeout)
+    prebuilt.build_in_background()
     return built
 
 
 _FLAGS = ("-O2", "-fPIC", "-fvisibility=hidden")
-_HEADER = "".join(f"{line}\n" for line in ("#define PY_SSIZE_T_CLEAN", "#include <Python.h>", "#include <dlfcn.h>",
-                                            "#include <stdint.h>", "#include <string.h>"))
 
 
-class PrecompiledHeader:
-    """``Python.h`` parsed once per interpreter and compiler (GCC's ``.gch``), kept in the cache.
+class Prebuilt:
+    """What every wrapper for one interpreter and compiler shares, built once and kept in the cache.
 
-    Parsing ``Python.h`` is half of a wrapper's compile time. The first build
-    compiles without it and then leaves the header compiling in the background
-    (so that first build waits for nothing); later builds find it. With another
-    compiler, or a stale ``.gch``, GCC simply reads the header.
+    Two parts, each about half of a wrapper's compile time: ``Python.h``
+    parsed (GCC's ``.gch``) and the helpers of :mod:`nativeimport._fast_c`
+    compiled to an object. The first build compiles without them and then
+    leaves them compiling in the background (so that first build waits for
+    nothing); later builds find them. With another compiler, or a stale
+    ``.gch``, GCC simply reads the header; a helpers object that fails to link
+    makes the wrapper build once more with the helpers inline.
     """
 
     def __init__(self, scratch: Path) -> None:
@@ -127,35 +129,52 @@ class PrecompiledHeader:
             stamp = os.stat(program).st_mtime_ns
         except OSError:
             stamp = 0
-        parts = [program, *(self.compiler or [])[1:], str(stamp), self.include, fast_file(Path()).name, *_FLAGS]
+        parts = [program, *(self.compiler or [])[1:], str(stamp), self.include, fast_file(Path()).name, *_FLAGS,
+                 HEADER, helpers_source()]  # another nativeimport's helpers get a folder of their own
         self.directory = scratch / checksum(chr(0).join(parts).encode())
         self.header = self.directory / "ni_python.h"
         self.gch = self.directory / "ni_python.h.gch"
+        self.helpers_c = self.directory / "ni_helpers.c"
+        self.helpers = self.directory / "ni_helpers.o"
         self.is_gcc = "gcc" in os.path.basename(program)
         self.directory.mkdir(parents=True, exist_ok=True)
-        if not self.header.exists():
-            _write_atomically(self.header, _HEADER)
+        for path, text in ((self.header, HEADER), (self.helpers_c, helpers_source())):
+            if not path.exists():
+                _write_atomically(path, text)
+
+    def helpers_object(self) -> Path | None:
+        """The compiled helpers, once the background build has put them in place."""
+        return self.helpers if self.helpers.exists() else None
 
     def build_in_background(self) -> None:
-        """Start compiling the header if it is missing; the process outlives this one if need be."""
-        if self.compiler is None or not self.is_gcc or self.gch.exists():
+        """Start compiling what is missing; the processes outlive this one if need be."""
+        if self.compiler is None:
             return
-        temporary = self.directory / f".{os.getpid()}.gch"
-        command = [*self.compiler, *_FLAGS, f"-I{self.include}", "-x", "c-header", "-o", str(temporary),
-                   str(self.header)]
-        log.debug("compiling %s in the background", self.gch)
-        helper = subprocess.Popen([sys.executable, "-c", _DETACHED_COMPILE, str(temporary), str(self.gch), *command],
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  start_new_session=True)
-        try:
-            helper.wait(timeout=30)  # only until it has forked away
-        except subprocess.TimeoutExpired:
-            helper.kill()
-            helper.wait()
+        include = f"-I{self.include}"
+        if self.is_gcc and not self.gch.exists():
+            temporary = self.directory / f".{os.getpid()}.gch"
+            _compile_detached(self.gch, temporary, [*self.compiler, *_FLAGS, include, "-x", "c-header", "-o",
+                                                    str(temporary), str(self.header)])
+        if not self.helpers.exists():
+            temporary = self.directory / f".{os.getpid()}.o"
+            _compile_detached(self.helpers, temporary, [*self.compiler, *_FLAGS, f"-I{self.directory}", include, "-c",
+                                                        "-o", str(temporary), str(self.helpers_c)])
+
+
+def _compile_detached(final: Path, temporary: Path, command: list[str]) -> None:
+    log.debug("compiling %s in the background", final)
+    helper = subprocess.Popen([sys.executable, "-c", _DETACHED_COMPILE, str(temporary), str(final), *command],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        helper.wait(timeout=30)  # only until it has forked away
+    except subprocess.TimeoutExpired:
+        helper.kill()
+        helper.wait()
 
 
 # Forks away from its parent (which returns at once), compiles, then renames the result into
-# place, so readers never see half a .gch and the importing process never waits for it.
+# place, so readers never see half a file and the importing process never waits for it.
 _DETACHED_COMPILE = """
 import os, subprocess, sys
 if os.fork():
@@ -181,29 +200,35 @@ class FastBuild:
     cffi binding while the C compiler runs.
     """
 
-    def __init__(self, directory: Path, interface: Interface, module_name: str,
-                 header: PrecompiledHeader) -> None:
+    def __init__(self, directory: Path, interface: Interface, module_name: str, prebuilt: Prebuilt) -> None:
         self.target = fast_file(directory)
         self.module_name = module_name
+        self.prebuilt = prebuilt
         self.process: subprocess.Popen[bytes] | None = None
         self.problem: str | None = None
-        functions = [f for f in interface.functions if expressible(f)]
-        if not functions:
+        self.functions = [f for f in interface.functions if expressible(f)]
+        if not self.functions:
             self.problem = "no function it can serve"
             return
         self.problem = _missing_prerequisite()
         if self.problem is not None:
             return
         self.work = Path(tempfile.mkdtemp(dir=directory, prefix=".fast-"))
-        c_file = self.work / "fast.c"
-        c_file.write_text(generate(functions, module_name), encoding="utf-8")
         self.built = self.work / self.target.name
+        self._start(prebuilt.helpers_object())
+
+    def _start(self, helpers: Path | None) -> None:
+        """Run the compiler, linking the prebuilt ``helpers`` object if given, else with the helpers inline."""
+        self.linked = helpers
+        c_file = self.work / "fast.c"
+        c_file.write_text(generate(self.functions, self.module_name, shared=helpers is not None), encoding="utf-8")
         compiler = _compiler()
         assert compiler is not None
-        self.command = [*compiler, *_FLAGS, "-shared", f"-I{header.directory}", f"-I{sysconfig.get_paths()['include']}",
-                        "-o", str(self.built), str(c_file), "-ldl"]
-        log.debug("running %s", shlex.join(self.command))
-        self.process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        command = [*compiler, *_FLAGS, "-shared", f"-I{self.prebuilt.directory}",
+                   f"-I{sysconfig.get_paths()['include']}", "-o", str(self.built), str(c_file),
+                   *([str(helpers)] if helpers is not None else []), "-ldl"]
+        log.debug("running %s", shlex.join(command))
+        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, start_new_session=True)
 
     def cancel(self) -> None:
@@ -218,15 +243,7 @@ class FastBuild:
         """Wait for the compiler; the wrapper's path, or None with a note left beside where it would be."""
         if self.process is not None:
             try:
-                output, _ = self.process.communicate(timeout=timeout)
-                if self.process.returncode == 0:
-                    os.replace(self.built, self.target)  # atomic: another process may build the same wrapper
-                else:
-                    self.problem = f"the C compiler failed: {output.decode(errors='replace').strip()[:2000]}"
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.communicate()
-                self.problem = f"the C compiler took longer than {timeout:g} s"
+                self._wait(timeout)
             finally:
                 shutil.rmtree(self.work, ignore_errors=True)
         if self.problem is None:
@@ -238,6 +255,25 @@ class FastBuild:
         except OSError:
             pass
         return None
+
+    def _wait(self, timeout: float) -> None:
+        assert self.process is not None
+        try:
+            output, _ = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.communicate()
+            self.problem = f"the C compiler took longer than {timeout:g} s"
+            return
+        if self.process.returncode == 0:
+            os.replace(self.built, self.target)  # atomic: another process may build the same wrapper
+        elif self.linked is not None:  # a damaged or foreign helpers object: not a reason to give up
+            log.debug("linking %s failed; compiling the helpers inline: %s", self.linked,
+                      output.decode(errors="replace"))
+            self._start(None)
+            self._wait(timeout)
+        else:
+            self.problem = f"the C compiler failed: {output.decode(errors='replace').strip()[:2000]}"
 
 
 def _missing_prerequisite() -> str | None:
@@ -264,175 +300,6 @@ def _compiler() -> list[str] | None:
 
 # -- code generation -----------------------------------------------------------------
 
-_PRELUDE = r"""
-#include "ni_python.h"  /* Python.h and friends, precompiled when the compiler can */
-
-/* For arguments only cffi understands (a cffi pointer where a buffer was expected): the cffi
-   wrappers, by position, fetched from the provider the first time one is needed. */
-static PyObject *ni_provider;
-static PyObject *ni_fallbacks;
-static PyObject *ni_fall_back(int index, PyObject *const *args, Py_ssize_t nargs);
-
-static int ni_int_error(PyObject *o, const char *what, const char *ctype) {
-    if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
-        PyErr_Clear();
-        PyErr_Format(PyExc_OverflowError, "%s: integer %R does not fit '%s'", what, o, ctype);
-    } else if (PyErr_ExceptionMatches(PyExc_TypeError)) {
-        PyErr_Clear();
-        PyErr_Format(PyExc_TypeError, "%s: an integer is required, not %.200s", what, Py_TYPE(o)->tp_name);
-    }
-    return -1;
-}
-
-static inline int ni_signed(PyObject *o, long long lo, long long hi, long long *out, const char *what,
-                            const char *ctype) {
-    int overflow = 0;
-    long long v;
-    if (PyLong_Check(o)) {
-        v = PyLong_AsLongLongAndOverflow(o, &overflow);
-        if (v == -1 && PyErr_Occurred()) return ni_int_error(o, what, ctype);
-    } else {
-        PyObject *index = PyNumber_Index(o);
-        if (index == NULL) return ni_int_error(o, what, ctype);
-        v = PyLong_AsLongLongAndOverflow(index, &overflow);
-        Py_DECREF(index);
-        if (v == -1 && PyErr_Occurred()) return ni_int_error(o, what, ctype);
-    }
-    if (overflow || v < lo || v > hi) {
-        PyErr_Format(PyExc_OverflowError, "%s: integer %R does not fit '%s'", what, o, ctype);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-static inline int ni_unsigned(PyObject *o, unsigned long long hi, unsigned long long *out, const char *what,
-                              const char *ctype) {
-    unsigned long long v;
-    if (PyLong_Check(o)) {
-        v = PyLong_AsUnsignedLongLong(o);
-    } else {
-        PyObject *index = PyNumber_Index(o);
-        if (index == NULL) return ni_int_error(o, what, ctype);
-        v = PyLong_AsUnsignedLongLong(index);
-        Py_DECREF(index);
-    }
-    if (v == (unsigned long long)-1 && PyErr_Occurred()) return ni_int_error(o, what, ctype);
-    if (v > hi) {
-        PyErr_Format(PyExc_OverflowError, "%s: integer %R does not fit '%s'", what, o, ctype);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-static inline int ni_double(PyObject *o, double *out, const char *what) {
-    if (PyFloat_CheckExact(o)) { *out = PyFloat_AS_DOUBLE(o); return 0; }
-    double v = PyFloat_AsDouble(o);
-    if (v == -1.0 && PyErr_Occurred()) {
-        if (PyErr_ExceptionMatches(PyExc_TypeError)) {
-            PyErr_Clear();
-            PyErr_Format(PyExc_TypeError, "%s: must be real number, not %.200s", what, Py_TYPE(o)->tp_name);
-        }
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-static int ni_string(PyObject *o, const char **out, const char *what) {
-    Py_ssize_t size;
-    if (o == Py_None) { *out = NULL; return 0; }
-    if (PyUnicode_Check(o)) {
-        *out = PyUnicode_AsUTF8AndSize(o, &size);
-        if (*out == NULL) return -1;
-    } else if (PyBytes_Check(o)) {
-        *out = PyBytes_AS_STRING(o);
-        size = PyBytes_GET_SIZE(o);
-    } else {
-        PyErr_Format(PyExc_TypeError, "%s: expected str or bytes, not %.200s", what, Py_TYPE(o)->tp_name);
-        return -1;
-    }
-    if ((Py_ssize_t)strlen(*out) != size) {
-        PyErr_Format(PyExc_ValueError, "%s: embedded null character", what);
-        return -1;
-    }
-    return 0;
-}
-
-static const char *ni_kind_name(char kind) {
-    switch (kind) {
-    case 'i': return "signed integers";
-    case 'u': return "unsigned integers";
-    case 'f': return "floats";
-    case 'b': return "bools";
-    default: return "items of an unknown kind";
-    }
-}
-
-static char ni_format_kind(const char *format) {
-    if (format == NULL) return 'u';  /* no format means unsigned bytes */
-    if (*format == '>' || *format == '!') return '?';
-    if (*format == '@' || *format == '=' || *format == '<') format++;
-    if (format[0] == '\0' || format[1] != '\0') return '?';
-    if (strchr("bhilqn", format[0])) return 'i';
-    if (strchr("BHILQN", format[0])) return 'u';
-    if (strchr("efd", format[0])) return 'f';
-    if (format[0] == '?') return 'b';
-    return '?';
-}
-
-/* 0: filled *view (or NULL pointer for None); -1: error set. */
-static int ni_buffer(PyObject *o, Py_buffer *view, void **out, char kind, Py_ssize_t itemsize, int writable,
-                     const char *what) {
-    if (o == Py_None) { *out = NULL; view->obj = NULL; return 0; }
-    if (PyObject_GetBuffer(o, view, PyBUF_FORMAT | PyBUF_STRIDES) < 0) {
-        PyErr_Clear();
-        PyErr_Format(PyExc_TypeError, "%s: expected a buffer (array.array, bytearray, numpy array, ...), not %.200s",
-                     what, Py_TYPE(o)->tp_name);
-        return -1;
-    }
-    if (kind) {
-        char held = ni_format_kind(view->format);
-        if (held != kind || view->itemsize != itemsize) {
-            PyErr_Format(PyExc_TypeError, "%s: the buffer holds %zd-byte %s (format '%s'), not %zd-byte %s", what,
-                         view->itemsize, ni_kind_name(held), view->format ? view->format : "B", itemsize,
-                         ni_kind_name(kind));
-            PyBuffer_Release(view);
-            return -1;
-        }
-    }
-    if (writable && view->readonly) {
-        PyErr_Format(PyExc_TypeError, "%s: the function writes through this pointer; pass a writable buffer, "
-                     "not a read-only %.200s", what, Py_TYPE(o)->tp_name);
-        PyBuffer_Release(view);
-        return -1;
-    }
-    if (!PyBuffer_IsContiguous(view, 'C')) {
-        PyErr_Format(PyExc_ValueError, "%s: the buffer must be C-contiguous", what);
-        PyBuffer_Release(view);
-        return -1;
-    }
-    *out = view->buf;
-    return 0;
-}
-
-static inline void ni_release(Py_buffer *view) { if (view->obj != NULL) PyBuffer_Release(view); }
-
-static inline int ni_foreign(PyObject *o) { return o != Py_None && !PyObject_CheckBuffer(o); }
-
-static PyObject *ni_string_result(const char *s) {
-    if (s == NULL) Py_RETURN_NONE;
-    return PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "surrogateescape");
-}
-
-static PyObject *ni_count_error(const char *name, Py_ssize_t expected, Py_ssize_t given) {
-    PyErr_Format(PyExc_TypeError, "%s() takes %zd positional argument%s but %zd %s given", name, expected,
-                 expected == 1 ? "" : "s", given, given == 1 ? "was" : "were");
-    return NULL;
-}
-"""
-
 _INT_LIMITS = {
     "int8_t": ("INT8_MIN", "INT8_MAX"), "int16_t": ("INT16_MIN", "INT16_MAX"),
     "int32_t": ("INT32_MIN", "INT32_MAX"), "int64_t": ("INT64_MIN", "INT64_MAX"),
@@ -441,9 +308,9 @@ _INT_LIMITS = {
 }
 
 
-def generate(functions: list[Function], module_name: str) -> str:
-    """The C source of the wrapper extension for ``functions``."""
-    parts = [_PRELUDE]
+def generate(functions: list[Function], module_name: str, shared: bool = False) -> str:
+    """The C source of the wrapper extension for ``functions``; ``shared``: it links the helpers' object."""
+    parts = [prelude(shared), "static PyObject *ni_fall_back(int index, PyObject *const *args, Py_ssize_t nargs);"]
     for index, function in enumerate(functions):
         parts.append(f"static {_c_result(function.result)} (*ni_f_{index})({_c_params(function)});")
     for index, function in enumerate(functions):
@@ -591,6 +458,7 @@ def _module(functions: list[Function]) -> str:
         rows.append(f"    {{{_c_string(python_name(function.name))}, (PyCFunction)(void (*)(void))ni_w_{index}, "
                     f"{flags}, {_c_string(doc)}}},")
     symbols = ", ".join(_c_string(f.name) for f in functions)
+    slots = ", ".join(f"(void **)&ni_f_{i}" for i in range(len(functions)))
     return f"""
 static PyMethodDef ni_methods[] = {{
 {chr(10).join(rows)}
@@ -598,67 +466,14 @@ static PyMethodDef ni_methods[] = {{
 }};
 
 static const char *ni_symbols[] = {{{symbols}}};
-#define NI_COUNT {len(functions)}
+static void **ni_slots[] = {{{slots}}};
+static NiModule ni_this = {{ni_methods, ni_symbols, ni_slots, {len(functions)}, NULL, NULL}};
 
 static PyObject *ni_fall_back(int index, PyObject *const *args, Py_ssize_t nargs) {{
-    if (ni_fallbacks == NULL) {{
-        PyObject *namespace = PyObject_CallNoArgs(ni_provider);
-        if (namespace == NULL) return NULL;
-        PyObject *chosen = PyTuple_New(NI_COUNT);
-        for (int i = 0; chosen != NULL && i < NI_COUNT; i++) {{
-            PyObject *fallback = PyMapping_GetItemString(namespace, ni_methods[i].ml_name);
-            if (fallback == NULL) Py_CLEAR(chosen);
-            else PyTuple_SET_ITEM(chosen, i, fallback);
-        }}
-        Py_DECREF(namespace);
-        if (chosen == NULL) return NULL;
-        ni_fallbacks = chosen;
-    }}
-    return PyObject_Vectorcall(PyTuple_GET_ITEM(ni_fallbacks, index), args, nargs, NULL);
+    return ni_call_fallback(&ni_this, index, args, nargs);
 }}
 
-/* bind(library_path, module_name, provider) -> (functions, functions releasing the GIL);
-   provider() returns the cffi namespace, called only if an argument needs cffi. */
-static PyObject *ni_bind(PyObject *self, PyObject *args) {{
-    const char *path;
-    PyObject *module_name, *provider;
-    if (!PyArg_ParseTuple(args, "sUO", &path, &module_name, &provider)) return NULL;
-    void *library = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (library == NULL) {{
-        PyErr_Format(PyExc_OSError, "cannot load %s: %s", path, dlerror());
-        return NULL;
-    }}
-    void **slots[NI_COUNT] = {{{", ".join(f"(void **)&ni_f_{i}" for i in range(len(functions)))}}};
-    for (int i = 0; i < NI_COUNT; i++) {{
-        *slots[i] = dlsym(library, ni_symbols[i]);
-        if (*slots[i] == NULL) {{
-            PyErr_Format(PyExc_OSError, "%s does not export %s", path, ni_symbols[i]);
-            return NULL;
-        }}
-    }}
-    PyObject *previous = ni_provider;
-    Py_INCREF(provider);
-    ni_provider = provider;
-    Py_XDECREF(previous);
-    Py_CLEAR(ni_fallbacks);
-    PyObject *kept = PyDict_New(), *released = PyDict_New();
-    if (kept == NULL || released == NULL) goto fail;
-    for (int i = 0; i < 2 * NI_COUNT; i++) {{
-        /* self == NULL keeps the GIL during the call; any other self releases it */
-        PyObject *function = PyCFunction_NewEx(&ni_methods[i % NI_COUNT], i < NI_COUNT ? NULL : self,
-                                               module_name);
-        if (function == NULL) goto fail;
-        int failed = PyDict_SetItemString(i < NI_COUNT ? kept : released, ni_methods[i % NI_COUNT].ml_name,
-                                          function);
-        Py_DECREF(function);
-        if (failed) goto fail;
-    }}
-    return Py_BuildValue("(NN)", kept, released);
-fail:
-    Py_XDECREF(kept);
-    Py_XDECREF(released);
-    return NULL;
-}}
+static PyObject *ni_bind(PyObject *self, PyObject *args) {{ return ni_bind_module(&ni_this, self, args); }}
 
 static PyMethodDef ni_module_methods[] = {{
     {{"bind", ni_bind, METH_VARARGS, "bind(library_path, module_name, provider)"}},

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, _bind_cffi
-from ._bind_fast import FastBuild, PrecompiledHeader, light_binding
+from ._bind_fast import FastBuild, Prebuilt, light_binding
 from ._cache import Cache, Dependency, digest_file
 from ._fresh import BINDING_FILE, LIBRARY_FILE, LIGHT_FILE, entry_dir, forget_fresh, remember_fresh, snapshot
 from .driver import BuildRequest, BuildResult, Driver
@@ -71,8 +71,8 @@ def build_into(staging: Path, *, driver: Driver, cache: Cache, source: Path, sou
                           name=module_name, path=str(source))
     interface = _checked_interface(driver, request, result)
     # This interpreter's fast wrapper compiles while the cffi binding is generated.
-    header = PrecompiledHeader(cache.scratch("fast-pch")) if fast else None
-    fast_build = FastBuild(staging, interface, module_name, header) if header is not None else None
+    prebuilt = Prebuilt(cache.scratch("fast-pch")) if fast else None
+    fast_build = FastBuild(staging, interface, module_name, prebuilt) if prebuilt is not None else None
     try:
         binding = _bind_cffi.generate(interface, where=str(source))
     except BaseException:
@@ -81,8 +81,8 @@ def build_into(staging: Path, *, driver: Driver, cache: Cache, source: Path, sou
         raise
     if fast_build is not None:
         fast_build.finish(timeout)
-    if header is not None:
-        header.build_in_background()
+    if prebuilt is not None:
+        prebuilt.build_in_background()
 
     shutil.move(str(result.library), staging / LIBRARY_FILE)
     shutil.rmtree(output)

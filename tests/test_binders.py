@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from helpers import Runner
@@ -188,3 +192,33 @@ def test_a_module_the_fast_wrapper_serves_entirely_loads_cffi_only_when_asked(ru
         print(json.dumps(out))
     """)
     assert result == [3.0, 18, False, 9, True, 7.0, ["HIGH", "LOW", "Level", "level", "total"]]
+
+
+def test_later_wrappers_link_the_helpers_built_once_and_call_the_same(runner: Runner) -> None:
+    # The first wrapper compiles the shared helpers inline and leaves them compiling in the background;
+    # later wrappers link that object. A damaged object costs one inline build, never the fast binder.
+    runner.write("conv.c", SOURCE)
+    inline = run_table(runner, "auto")
+    helpers = _wait_for(lambda: list(runner.cache.glob("scratch/fast-pch/*/ni_helpers.o")))
+
+    def rebuilt(edit: str) -> tuple[list[list[object]], str]:
+        runner.write("conv.c", SOURCE + f"/* {edit} */\n")  # a new key: a fresh build
+        done = runner.run("import nativeimport\nm = nativeimport.load('conv.c')\n" + TABLE,
+                          env={"NATIVEIMPORT_VERBOSE": "1"})
+        return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
+
+    shared, log = rebuilt("edit 1")
+    assert shared == inline
+    assert "ni_helpers.o" in log  # linked, not compiled again
+    helpers[0].write_bytes(b"not an object file")
+    recovered, log = rebuilt("edit 2")
+    assert recovered == inline
+    assert "compiling the helpers inline" in log
+
+
+def _wait_for(found: Callable[[], list[Path]], seconds: float = 120.0) -> list[Path]:
+    deadline = time.monotonic() + seconds
+    while not (paths := found()):
+        assert time.monotonic() < deadline, "the background build never finished"
+        time.sleep(0.2)
+    return paths

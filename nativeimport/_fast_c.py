@@ -1,0 +1,278 @@
+"""The C every fast wrapper shares: argument conversions, errors, binding to the library.
+
+Compiling these helpers is half of a wrapper's compile time, and they never
+change for a given interpreter and compiler. So they are written once as
+``ni_helpers.c`` beside the precompiled ``Python.h`` and compiled in the
+background into an object every later wrapper links (``shared``). Until that
+object exists, a wrapper includes them as static functions (``inline``).
+
+The conversions called on every call (``ni_signed``, ``ni_unsigned``,
+``ni_double``) stay in each wrapper as static inline functions: a call across
+objects would cost the scalar calls the nanoseconds the binder exists to save.
+"""
+
+from __future__ import annotations
+
+__all__ = ["HEADER", "helpers_source", "prelude"]
+
+# ni_python.h: what every wrapper and the helpers include (precompiled when the compiler can)
+HEADER = "".join(f"{line}\n" for line in ("#define PY_SSIZE_T_CLEAN", "#include <Python.h>", "#include <dlfcn.h>",
+                                           "#include <stdint.h>", "#include <string.h>"))
+
+_DECLARATIONS = r"""
+/* One wrapper module's tables and state, handed to the shared binding helpers. */
+typedef struct {
+    PyMethodDef *methods;  /* one per function, in the order of symbols and slots */
+    const char **symbols;  /* each function's name in the library */
+    void ***slots;         /* where each function's address goes */
+    int count;
+    PyObject *provider;    /* returns the cffi namespace, for arguments only cffi understands */
+    PyObject *fallbacks;   /* the cffi wrappers by position, fetched the first time one is needed */
+} NiModule;
+
+NI_HELPER int ni_int_error(PyObject *o, const char *what, const char *ctype);
+NI_HELPER int ni_string(PyObject *o, const char **out, const char *what);
+NI_HELPER int ni_buffer(PyObject *o, Py_buffer *view, void **out, char kind, Py_ssize_t itemsize, int writable,
+                        const char *what);
+NI_HELPER PyObject *ni_string_result(const char *s);
+NI_HELPER PyObject *ni_count_error(const char *name, Py_ssize_t expected, Py_ssize_t given);
+NI_HELPER PyObject *ni_call_fallback(NiModule *module, int index, PyObject *const *args, Py_ssize_t nargs);
+NI_HELPER PyObject *ni_bind_module(NiModule *module, PyObject *self, PyObject *args);
+"""
+
+_HELPERS = r"""
+NI_HELPER int ni_int_error(PyObject *o, const char *what, const char *ctype) {
+    if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_OverflowError, "%s: integer %R does not fit '%s'", what, o, ctype);
+    } else if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s: an integer is required, not %.200s", what, Py_TYPE(o)->tp_name);
+    }
+    return -1;
+}
+
+NI_HELPER int ni_string(PyObject *o, const char **out, const char *what) {
+    Py_ssize_t size;
+    if (o == Py_None) { *out = NULL; return 0; }
+    if (PyUnicode_Check(o)) {
+        *out = PyUnicode_AsUTF8AndSize(o, &size);
+        if (*out == NULL) return -1;
+    } else if (PyBytes_Check(o)) {
+        *out = PyBytes_AS_STRING(o);
+        size = PyBytes_GET_SIZE(o);
+    } else {
+        PyErr_Format(PyExc_TypeError, "%s: expected str or bytes, not %.200s", what, Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    if ((Py_ssize_t)strlen(*out) != size) {
+        PyErr_Format(PyExc_ValueError, "%s: embedded null character", what);
+        return -1;
+    }
+    return 0;
+}
+
+static const char *ni_kind_name(char kind) {
+    switch (kind) {
+    case 'i': return "signed integers";
+    case 'u': return "unsigned integers";
+    case 'f': return "floats";
+    case 'b': return "bools";
+    default: return "items of an unknown kind";
+    }
+}
+
+static char ni_format_kind(const char *format) {
+    if (format == NULL) return 'u';  /* no format means unsigned bytes */
+    if (*format == '>' || *format == '!') return '?';
+    if (*format == '@' || *format == '=' || *format == '<') format++;
+    if (format[0] == '\0' || format[1] != '\0') return '?';
+    if (strchr("bhilqn", format[0])) return 'i';
+    if (strchr("BHILQN", format[0])) return 'u';
+    if (strchr("efd", format[0])) return 'f';
+    if (format[0] == '?') return 'b';
+    return '?';
+}
+
+/* 0: filled *view (or NULL pointer for None); -1: error set. */
+NI_HELPER int ni_buffer(PyObject *o, Py_buffer *view, void **out, char kind, Py_ssize_t itemsize, int writable,
+                        const char *what) {
+    if (o == Py_None) { *out = NULL; view->obj = NULL; return 0; }
+    if (PyObject_GetBuffer(o, view, PyBUF_FORMAT | PyBUF_STRIDES) < 0) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s: expected a buffer (array.array, bytearray, numpy array, ...), not %.200s",
+                     what, Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    if (kind) {
+        char held = ni_format_kind(view->format);
+        if (held != kind || view->itemsize != itemsize) {
+            PyErr_Format(PyExc_TypeError, "%s: the buffer holds %zd-byte %s (format '%s'), not %zd-byte %s", what,
+                         view->itemsize, ni_kind_name(held), view->format ? view->format : "B", itemsize,
+                         ni_kind_name(kind));
+            PyBuffer_Release(view);
+            return -1;
+        }
+    }
+    if (writable && view->readonly) {
+        PyErr_Format(PyExc_TypeError, "%s: the function writes through this pointer; pass a writable buffer, "
+                     "not a read-only %.200s", what, Py_TYPE(o)->tp_name);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    if (!PyBuffer_IsContiguous(view, 'C')) {
+        PyErr_Format(PyExc_ValueError, "%s: the buffer must be C-contiguous", what);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    *out = view->buf;
+    return 0;
+}
+
+NI_HELPER PyObject *ni_string_result(const char *s) {
+    if (s == NULL) Py_RETURN_NONE;
+    return PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "surrogateescape");
+}
+
+NI_HELPER PyObject *ni_count_error(const char *name, Py_ssize_t expected, Py_ssize_t given) {
+    PyErr_Format(PyExc_TypeError, "%s() takes %zd positional argument%s but %zd %s given", name, expected,
+                 expected == 1 ? "" : "s", given, given == 1 ? "was" : "were");
+    return NULL;
+}
+
+NI_HELPER PyObject *ni_call_fallback(NiModule *module, int index, PyObject *const *args, Py_ssize_t nargs) {
+    if (module->fallbacks == NULL) {
+        PyObject *namespace = PyObject_CallNoArgs(module->provider);
+        if (namespace == NULL) return NULL;
+        PyObject *chosen = PyTuple_New(module->count);
+        for (int i = 0; chosen != NULL && i < module->count; i++) {
+            PyObject *fallback = PyMapping_GetItemString(namespace, module->methods[i].ml_name);
+            if (fallback == NULL) Py_CLEAR(chosen);
+            else PyTuple_SET_ITEM(chosen, i, fallback);
+        }
+        Py_DECREF(namespace);
+        if (chosen == NULL) return NULL;
+        module->fallbacks = chosen;
+    }
+    return PyObject_Vectorcall(PyTuple_GET_ITEM(module->fallbacks, index), args, nargs, NULL);
+}
+
+/* bind(library_path, module_name, provider) -> (functions, functions releasing the GIL);
+   provider() returns the cffi namespace, called only if an argument needs cffi. */
+NI_HELPER PyObject *ni_bind_module(NiModule *module, PyObject *self, PyObject *args) {
+    const char *path;
+    PyObject *module_name, *provider;
+    if (!PyArg_ParseTuple(args, "sUO", &path, &module_name, &provider)) return NULL;
+    void *library = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (library == NULL) {
+        PyErr_Format(PyExc_OSError, "cannot load %s: %s", path, dlerror());
+        return NULL;
+    }
+    int count = module->count;
+    for (int i = 0; i < count; i++) {
+        *module->slots[i] = dlsym(library, module->symbols[i]);
+        if (*module->slots[i] == NULL) {
+            PyErr_Format(PyExc_OSError, "%s does not export %s", path, module->symbols[i]);
+            return NULL;
+        }
+    }
+    PyObject *previous = module->provider;
+    Py_INCREF(provider);
+    module->provider = provider;
+    Py_XDECREF(previous);
+    Py_CLEAR(module->fallbacks);
+    PyObject *kept = PyDict_New(), *released = PyDict_New();
+    if (kept == NULL || released == NULL) goto fail;
+    for (int i = 0; i < 2 * count; i++) {
+        /* self == NULL keeps the GIL during the call; any other self releases it */
+        PyMethodDef *method = &module->methods[i % count];
+        PyObject *function = PyCFunction_NewEx(method, i < count ? NULL : self, module_name);
+        if (function == NULL) goto fail;
+        int failed = PyDict_SetItemString(i < count ? kept : released, method->ml_name, function);
+        Py_DECREF(function);
+        if (failed) goto fail;
+    }
+    return Py_BuildValue("(NN)", kept, released);
+fail:
+    Py_XDECREF(kept);
+    Py_XDECREF(released);
+    return NULL;
+}
+"""
+
+_INLINE_HELPERS = r"""
+static inline int ni_signed(PyObject *o, long long lo, long long hi, long long *out, const char *what,
+                            const char *ctype) {
+    int overflow = 0;
+    long long v;
+    if (PyLong_Check(o)) {
+        v = PyLong_AsLongLongAndOverflow(o, &overflow);
+        if (v == -1 && PyErr_Occurred()) return ni_int_error(o, what, ctype);
+    } else {
+        PyObject *index = PyNumber_Index(o);
+        if (index == NULL) return ni_int_error(o, what, ctype);
+        v = PyLong_AsLongLongAndOverflow(index, &overflow);
+        Py_DECREF(index);
+        if (v == -1 && PyErr_Occurred()) return ni_int_error(o, what, ctype);
+    }
+    if (overflow || v < lo || v > hi) {
+        PyErr_Format(PyExc_OverflowError, "%s: integer %R does not fit '%s'", what, o, ctype);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static inline int ni_unsigned(PyObject *o, unsigned long long hi, unsigned long long *out, const char *what,
+                              const char *ctype) {
+    unsigned long long v;
+    if (PyLong_Check(o)) {
+        v = PyLong_AsUnsignedLongLong(o);
+    } else {
+        PyObject *index = PyNumber_Index(o);
+        if (index == NULL) return ni_int_error(o, what, ctype);
+        v = PyLong_AsUnsignedLongLong(index);
+        Py_DECREF(index);
+    }
+    if (v == (unsigned long long)-1 && PyErr_Occurred()) return ni_int_error(o, what, ctype);
+    if (v > hi) {
+        PyErr_Format(PyExc_OverflowError, "%s: integer %R does not fit '%s'", what, o, ctype);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static inline int ni_double(PyObject *o, double *out, const char *what) {
+    if (PyFloat_CheckExact(o)) { *out = PyFloat_AS_DOUBLE(o); return 0; }
+    double v = PyFloat_AsDouble(o);
+    if (v == -1.0 && PyErr_Occurred()) {
+        if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError, "%s: must be real number, not %.200s", what, Py_TYPE(o)->tp_name);
+        }
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static inline void ni_release(Py_buffer *view) { if (view->obj != NULL) PyBuffer_Release(view); }
+
+static inline int ni_foreign(PyObject *o) { return o != Py_None && !PyObject_CheckBuffer(o); }
+"""
+
+_INCLUDE = '#include "ni_python.h"  /* Python.h and friends, precompiled when the compiler can */\n'
+_HIDDEN = '#define NI_HELPER __attribute__((visibility("hidden")))  /* linked into each wrapper, never exported */\n'
+
+
+def helpers_source() -> str:
+    """``ni_helpers.c``: the shared helpers, compiled once into an object each wrapper links."""
+    return _INCLUDE + _HIDDEN + _DECLARATIONS + _HELPERS
+
+
+def prelude(shared: bool) -> str:
+    """What a wrapper's C starts with: the helpers' declarations, and their definitions unless ``shared``."""
+    if shared:
+        return _INCLUDE + _HIDDEN + _DECLARATIONS + _INLINE_HELPERS
+    return _INCLUDE + "#define NI_HELPER static\n" + _DECLARATIONS + _HELPERS + _INLINE_HELPERS
