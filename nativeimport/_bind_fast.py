@@ -104,7 +104,8 @@ def build_fast(entry: Path, interface: Interface, module_name: str, timeout: flo
     return built
 
 
-_FLAGS = ("-O2", "-fPIC", "-fvisibility=hidden")
+# -O1: a wrapper compiles a fifth faster than at -O2 and calls as fast, its hot conversions being always inlined
+_FLAGS = ("-O1", "-fPIC", "-fvisibility=hidden")
 
 
 class Prebuilt:

@@ -7,8 +7,8 @@ background into an object every later wrapper links (``shared``). Until that
 object exists, a wrapper includes them as static functions (``inline``).
 
 The conversions called on every call (``ni_signed``, ``ni_unsigned``,
-``ni_double``) stay in each wrapper as static inline functions: a call across
-objects would cost the scalar calls the nanoseconds the binder exists to save.
+``ni_double``) stay in each wrapper, always inlined: a call across objects
+would cost the scalar calls the nanoseconds the binder exists to save.
 """
 
 from __future__ import annotations
@@ -201,8 +201,10 @@ fail:
 """
 
 _INLINE_HELPERS = r"""
-static inline int ni_signed(PyObject *o, long long lo, long long hi, long long *out, const char *what,
-                            const char *ctype) {
+#define NI_HOT __attribute__((always_inline))  /* inlined whatever the optimisation level */
+
+static inline NI_HOT int ni_signed(PyObject *o, long long lo, long long hi, long long *out, const char *what,
+                                   const char *ctype) {
     int overflow = 0;
     long long v;
     if (PyLong_Check(o)) {
@@ -223,8 +225,8 @@ static inline int ni_signed(PyObject *o, long long lo, long long hi, long long *
     return 0;
 }
 
-static inline int ni_unsigned(PyObject *o, unsigned long long hi, unsigned long long *out, const char *what,
-                              const char *ctype) {
+static inline NI_HOT int ni_unsigned(PyObject *o, unsigned long long hi, unsigned long long *out,
+                                     const char *what, const char *ctype) {
     unsigned long long v;
     if (PyLong_Check(o)) {
         v = PyLong_AsUnsignedLongLong(o);
@@ -243,7 +245,7 @@ static inline int ni_unsigned(PyObject *o, unsigned long long hi, unsigned long 
     return 0;
 }
 
-static inline int ni_double(PyObject *o, double *out, const char *what) {
+static inline NI_HOT int ni_double(PyObject *o, double *out, const char *what) {
     if (PyFloat_CheckExact(o)) { *out = PyFloat_AS_DOUBLE(o); return 0; }
     double v = PyFloat_AsDouble(o);
     if (v == -1.0 && PyErr_Occurred()) {
