@@ -59,10 +59,10 @@ def install(*, cache_dir: Union[str, Path, None] = None, verbose: Optional[bool]
     Appends the finder to ``sys.meta_path`` (after Python's own, which answer
     first) and returns it. For drivers that build whole directories (Cargo
     crates), Python's finder for ``sys.path`` directories is replaced by a
-    subclass that knows them (see :class:`nativeimport._finder.ProjectFinder`).
+    subclass that knows them (see :class:`nativeimport._hook.ProjectFinder`).
     Keyword arguments override the ``NATIVEIMPORT_*`` environment variables.
     """
-    from ._finder import NativeFinder, ProjectFinder
+    from ._hook import NativeFinder, ProjectFinder
 
     overrides = {k: v for k, v in {"cache_dir": cache_dir, "verbose": verbose, "binder": binder}.items()
                  if v is not None}
@@ -78,7 +78,7 @@ def install(*, cache_dir: Union[str, Path, None] = None, verbose: Optional[bool]
 
 def uninstall() -> None:
     """Remove the finders ``install()`` added. Modules already imported stay usable."""
-    from ._finder import NativeFinder, ProjectFinder
+    from ._hook import NativeFinder, ProjectFinder
 
     sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, NativeFinder)]
     ProjectFinder.uninstall()
@@ -91,7 +91,7 @@ def load(path: Union[str, Path], name: Optional[str] = None, **overrides: Any) -
     """
     from types import ModuleType
 
-    from ._finder import spec_for_path
+    from ._hook import spec_for_path
 
     source, driver = _driver_for(path, overrides)
     spec = spec_for_path(name or os.path.splitext(os.path.basename(source))[0], source, driver, overrides)
@@ -125,8 +125,8 @@ def build(path: Union[str, Path], **overrides: Any) -> Path:
     """Build one source ahead of time (or find it cached); return its cache entry's directory."""
     from pathlib import Path
 
-    from ._loader import obtain_entry
-    from .settings import Settings
+    from ._fresh import Settings
+    from ._hook import obtain_entry
 
     source, driver = _driver_for(path, overrides)
     stem = os.path.splitext(os.path.basename(source))[0]
@@ -135,7 +135,7 @@ def build(path: Union[str, Path], **overrides: Any) -> Path:
 
 def _driver_for(path: Union[str, Path], overrides: dict[str, Any]) -> tuple[str, Any]:
     # os.path, not pathlib: importing pathlib costs several ms, more than the cache hit itself
-    from ._finder import discover_drivers
+    from ._hook import discover_drivers
 
     source = os.path.abspath(os.fspath(path))
     if not os.path.exists(source):

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, _bind_cffi
-from ._bind_fast import FastBuild, Prebuilt, light_binding
+from ._bind_fast import FastBuild, Prebuilt, build_fast, light_binding, unavailable_marker
 from ._cache import Cache, Dependency, digest_file
 from ._fresh import BINDING_FILE, LIBRARY_FILE, LIGHT_FILE, entry_dir, forget_fresh, remember_fresh, snapshot
 from .driver import BuildRequest, BuildResult, Driver
@@ -28,11 +28,10 @@ from .interface import Interface
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ._fresh import Snapshot
+    from ._fresh import Settings, Snapshot
     from ._registry import DriverInfo
-    from .settings import Settings
 
-__all__ = ["Built", "build_into", "check_or_build", "dependency_of", "evict"]
+__all__ = ["Built", "add_fast_wrapper", "build_into", "check_or_build", "dependency_of", "evict"]
 
 log = logging.getLogger("nativeimport")
 INTERFACE_FILE = "interface.json"
@@ -211,6 +210,19 @@ def _publish_build(cache: Cache, info: DriverInfo, settings: Settings, source: P
         cache.publish(staging, key)
     cache.add_build(source_key, built.dependencies, key)
     return key, built.stats
+
+
+def add_fast_wrapper(entry: str, wrapper: str, module_name: str, settings: Settings) -> bool:
+    """Build this interpreter's wrapper into an existing entry, unless it already found it cannot.
+
+    An entry another interpreter built lacks this one's wrapper; it is added once, in place
+    (its file appears in one rename).
+    """
+    if os.path.exists(unavailable_marker(wrapper)):
+        return False
+    interface = Interface.from_json(json.loads(Path(entry, INTERFACE_FILE).read_text(encoding="utf-8")))
+    scratch = Path(os.path.dirname(os.path.dirname(entry)), "scratch", "fast-pch")
+    return build_fast(Path(entry), interface, module_name, settings.build_timeout, scratch) is not None
 
 
 def evict(entry: str, source: str, why: Exception) -> None:

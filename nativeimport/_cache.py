@@ -10,7 +10,7 @@ Layout under the root::
     tmp/<pid>-<random>/       builds in progress; renamed into entries/ when complete
     scratch/<driver>/         toolchains' own caches (Zig's, Cargo's)
 
-An entry's key hashes everything that went into it (see ``_loader``), never
+An entry's key hashes everything that went into it (see ``_hook``), never
 its path, so a copied project reuses it and any interpreter can use it.
 """
 
@@ -33,9 +33,8 @@ from .errors import LockTimeout
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ._fresh import Snapshot
+    from ._fresh import Settings, Snapshot
     from .driver import Driver
-    from .settings import Settings
 
 __all__ = ["Cache", "Dependency", "EntryInfo", "digest_file"]
 

@@ -17,10 +17,9 @@ from typing import Any, Callable, Optional
 
 from . import __version__, build
 from ._cache import Cache
-from ._finder import discover_drivers
-from ._fresh import cache_root, read_record
+from ._fresh import Settings, cache_root, read_record
+from ._hook import discover_drivers
 from .errors import NativeImportError, ToolchainNotFound
-from .settings import Settings
 
 __all__ = ["main"]
 

@@ -34,11 +34,9 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
 from . import install, load
-from ._finder import discover_drivers
-from ._fresh import cache_root
-from ._loader import is_stale
+from ._fresh import Settings, cache_root
+from ._hook import discover_drivers, is_stale
 from .errors import CompileError, NativeImportError
-from .settings import Settings
 
 __all__ = ["NativeMagics", "load_ipython_extension", "unload_ipython_extension"]
 
