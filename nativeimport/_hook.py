@@ -60,73 +60,61 @@ class Listings:
 
     Asking whether a directory has anything of a name is then one set lookup
     instead of a stat per candidate file (most of which fail, raising an
-    exception each).
-
-    Where Python's FileFinder serves the directory (the usual case), its
-    listing is borrowed: NativeFinder runs after PathFinder, which has just
-    asked that FileFinder, so the listing is as fresh as Python's own answer,
-    and borrowing it costs no system call. Elsewhere a listing of our own is
-    read again when the directory's mtime changes: one stat per directory.
+    exception each). A listing is read again when the directory's mtime
+    changes. Where Python's FileFinder serves the directory (the usual case),
+    its mtime is taken from that finder: NativeFinder runs after PathFinder,
+    which has just asked the FileFinder, so it is current and costs no system
+    call. Elsewhere it costs one stat.
 
     A directory changed in the last two seconds gets no listing (None): a file
     created in the same clock tick as the listing would be missed, so the
-    caller stats its candidates instead. A path entry that does not exist is
-    remembered as empty until :meth:`clear`, as Python's PathFinder remembers
-    it until ``importlib.invalidate_caches()``.
+    caller stats its candidates instead. (Python's FileFinder takes that risk;
+    a listing here is never read so close to a change.) A path entry that does
+    not exist is remembered as empty until :meth:`clear`, as Python's
+    PathFinder remembers it until ``importlib.invalidate_caches()``.
     """
 
     def __init__(self, suffixes: Iterable[str]) -> None:
         self.suffixes = tuple(suffixes)
-        self._own: dict[str, tuple[int, frozenset[str]]] = {}
-        self._borrowed: dict[str, tuple[set[str], frozenset[str]]] = {}
+        self._cache: dict[str, tuple[float, frozenset[str]]] = {}
 
     def names(self, directory: str, now: float) -> Optional[frozenset[str]]:
         """The names in ``directory``; None when they must be stat'ed one by one. ``now`` is ``time.time()``."""
-        finder = sys.path_importer_cache.get(directory)
-        if isinstance(finder, FileFinder):
-            # FileFinder's listing and the directory's mtime (seconds) when it was read; -1 until it has been
-            entries, mtime = getattr(finder, "_path_cache", None), getattr(finder, "_path_mtime", -1)
-            if isinstance(entries, set) and isinstance(mtime, float) and mtime != -1:
-                if now - mtime < _RECENT_SECONDS:
-                    return None
-                borrowed = self._borrowed.get(directory)
-                if borrowed is None or borrowed[0] is not entries:  # FileFinder swaps in a new set when it reads
-                    borrowed = (entries, self._with_stems(entries))
-                    self._borrowed[directory] = borrowed
-                return borrowed[1]
-        return self._read(directory, now)
-
-    def _read(self, directory: str, now: float) -> Optional[frozenset[str]]:
-        cached = self._own.get(directory)
+        cached = self._cache.get(directory)
         if cached is not None and cached[0] < 0:
             return cached[1]  # missing, or not a directory
-        try:
-            mtime = os.stat(directory).st_mtime_ns
-        except OSError:
-            self._own[directory] = (-1, frozenset())
-            return frozenset()
+        mtime = _mtime_python_saw(directory)
+        if mtime is None:
+            try:
+                mtime = os.stat(directory).st_mtime
+            except OSError:
+                self._cache[directory] = (-1.0, frozenset())
+                return frozenset()
         if cached is not None and cached[0] == mtime:
             return cached[1]
-        if now - mtime / 1e9 < _RECENT_SECONDS:
+        if now - mtime < _RECENT_SECONDS:
             return None
         try:
             entries = os.listdir(directory)
         except NotADirectoryError:  # a zip file on sys.path
-            self._own[directory] = (-1, frozenset())
+            self._cache[directory] = (-1.0, frozenset())
             return frozenset()
         except OSError:
             return frozenset()
-        names = self._with_stems(entries)
-        self._own[directory] = (mtime, names)
+        stems = [entry[: -len(s)] for entry in entries for s in self.suffixes if entry.endswith(s)]
+        names = frozenset(entries).union(stems)
+        self._cache[directory] = (mtime, names)
         return names
 
-    def _with_stems(self, entries: Iterable[str]) -> frozenset[str]:
-        entries = frozenset(entries)
-        return entries.union(entry[: -len(s)] for entry in entries for s in self.suffixes if entry.endswith(s))
-
     def clear(self) -> None:
-        self._own.clear()
-        self._borrowed.clear()
+        self._cache.clear()
+
+
+def _mtime_python_saw(directory: str) -> Optional[float]:
+    """The directory's mtime when its FileFinder last looked (as ``os.stat().st_mtime``); None if unknown."""
+    finder = sys.path_importer_cache.get(directory)
+    mtime = getattr(finder, "_path_mtime", None) if isinstance(finder, FileFinder) else None
+    return mtime if isinstance(mtime, float) else None  # -1, an int, until it has read the directory
 
 
 class NativeFinder:

@@ -193,8 +193,8 @@ def test_the_path_hook_is_python_s_finder_plus_project_directories(runner: Runne
 
 def test_installing_keeps_python_s_listings_and_a_miss_asks_the_system_nothing_more(runner: Runner) -> None:
     # install() hands each directory's listing to the finder that replaces Python's, so no directory is
-    # listed twice; NativeFinder borrows those listings, so an import nobody serves costs Python's own
-    # system calls and not one stat or listdir more.
+    # listed twice; NativeFinder takes each directory's mtime from Python's finder, so an import nobody
+    # serves costs Python's own system calls and not one stat or listdir more.
     runner.write("lib/first.py", "")
     runner.write("lib/second.py", "")
     runner.write("lib/native_one.c", "int one(void) { return 1; }\n")
@@ -232,6 +232,33 @@ def test_installing_keeps_python_s_listings_and_a_miss_asks_the_system_nothing_m
     assert listed_again == []
     assert one == 1
     assert miss_calls == []
+
+
+def test_a_source_written_in_the_same_clock_tick_as_a_listing_is_found(runner: Runner) -> None:
+    # Python's FileFinder lists a directory again only when its mtime changes, so a file created in the
+    # same clock tick as its listing stays invisible to it. NativeFinder never trusts a listing read so
+    # close to a change: the source is found once the directory has been quiet for two seconds.
+    found = runner.json("""
+        import json, os, sys, time
+        lib = os.path.abspath("quiet")
+        os.makedirs(lib)
+        sys.path[0] = lib
+        import nativeimport
+        nativeimport.install()
+        tick = time.time()
+        os.utime(lib, (tick, tick))
+        try:
+            import not_there_yet  # both finders look at the directory now
+        except ImportError:
+            pass
+        with open(os.path.join(lib, "late.c"), "w") as source:
+            source.write("int late(void) { return 7; }\\n")
+        os.utime(lib, (tick, tick))  # as if written in the clock tick of that look
+        time.sleep(2.2)
+        import late
+        print(json.dumps(late.late()))
+    """)
+    assert found == 7
 
 
 def test_a_driver_that_fails_to_load_is_not_remembered_as_missing(runner: Runner, tmp_path: Path) -> None:
