@@ -1,5 +1,4 @@
-"""What a cache hit needs, and nothing more: the settings, the cache root, per-source freshness records,
-an entry's files.
+"""What a cache hit needs, and nothing more: settings, the cache root, freshness records, an entry's files.
 
 Every import goes through here, so it imports only modules Python has loaded
 at start-up anyway; hashing, locking and building live in
@@ -149,7 +148,6 @@ class Settings:
         return tuple(getattr(self, name) for name in self.__slots__)
 
 
-
 def cache_root(settings: Settings) -> str:
     """The cache root, created private; an unsafe root is replaced by a private temporary one."""
     root = settings.cache_dir if settings.cache_dir is not None else _default_root()
@@ -260,8 +258,11 @@ def unescape(field: str) -> str:
 
 
 def read_bytes(path: StrPath) -> bytes:
-    """A small file's bytes, through the file descriptor alone: a hit reads several, and a
-    buffered file object costs more to make than reading a few hundred bytes does."""
+    """A small file's bytes, read through its file descriptor.
+
+    A hit reads several small files, and making a buffered file object costs
+    more than reading a few hundred bytes does.
+    """
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         chunks = []
@@ -396,22 +397,22 @@ def check_elf(path: str) -> None:
         size = os.fstat(fd).st_size
         if len(header) < 64 or header[:4] != b"\x7fELF" or header[4] != 2 or header[5] != 1:
             raise ValueError(f"{path} is not a 64-bit little-endian ELF library")
-
-        def number(data: bytes, at: int, width: int) -> int:
-            return int.from_bytes(data[at : at + width], "little")
-
-        phoff, shoff = number(header, 32, 8), number(header, 40, 8)
-        phentsize, phnum = number(header, 54, 2), number(header, 56, 2)
-        shentsize, shnum = number(header, 58, 2), number(header, 60, 2)
+        phoff, shoff = _number(header, 32, 8), _number(header, 40, 8)
+        phentsize, phnum = _number(header, 54, 2), _number(header, 56, 2)
+        shentsize, shnum = _number(header, 58, 2), _number(header, 60, 2)
         if phoff + phentsize * phnum > size or shoff + shentsize * shnum > size:
             raise ValueError(f"{path} is truncated ({size} bytes)")
         table = os.pread(fd, phentsize * phnum, phoff)
     finally:
         os.close(fd)
     for at in range(0, len(table), phentsize):
-        loaded = number(table, at, 4) == 1  # PT_LOAD
-        if loaded and number(table, at + 8, 8) + number(table, at + 32, 8) > size:
+        loaded = _number(table, at, 4) == 1  # PT_LOAD
+        if loaded and _number(table, at + 8, 8) + _number(table, at + 32, 8) > size:
             raise ValueError(f"{path} is truncated ({size} bytes)")
+
+
+def _number(data: bytes, at: int, width: int) -> int:
+    return int.from_bytes(data[at : at + width], "little")
 
 
 def exec_stored(entry: str, filename: str) -> Any:

@@ -231,8 +231,8 @@ def _replace_finders(kind: type, make: Callable[[str], FileFinder]) -> None:
 
     Installing must not make every directory be listed again: at start-up
     Python has just listed each ``sys.path`` directory to find nativeimport.
-    Should a later Python rename those attributes, nothing is handed over and
-    the new finder simply lists its directory on first use.
+    Should a later Python rename the attributes in ``_LISTING``, nothing is
+    handed over and the new finder simply lists its directory on first use.
     """
     cache = sys.path_importer_cache
     for path, finder in list(cache.items()):
