@@ -10,7 +10,7 @@ Layout under the root::
     tmp/<pid>-<random>/       builds in progress; renamed into entries/ when complete
     scratch/<driver>/         toolchains' own caches (Zig's, Cargo's)
 
-An entry's key hashes everything that went into it (see ``_hook``), never
+An entry's key hashes everything that went into it (see ``_build``), never
 its path, so a copied project reuses it and any interpreter can use it.
 """
 
