@@ -2,13 +2,15 @@
 
 Layout under the root::
 
-    entries/<key>/        one finished build: manifest.json, library.so, bindings
+    entries/<key>/            one finished build: manifest.json, library.so, bindings
     index/<source-key>.json   builds of one source content: their dependencies' digests
-    fresh/<path-hash>.json    per source path: stats of the source and dependencies -> key
+    fresh/<path-checksum>     per source path: stats of the source, dependencies and compiler -> key
+    drivers                   the installed drivers, valid while no sys.path directory changes
     toolchains/<hash>.json    a driver's fingerprint, valid while its compiler's stat holds
     locks/<source-key>.lock   one build per source content, across processes
     tmp/<pid>-<random>/       builds in progress; renamed into entries/ when complete
     scratch/<driver>/         toolchains' own caches (Zig's, Cargo's)
+    scratch/fast-pch/<id>/    the fast binder's precompiled Python.h and helpers, per interpreter
 
 An entry's key hashes everything that went into it (see ``_build``), never
 its path, so a copied project reuses it and any interpreter can use it.
