@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ._fast_c import HEADER, helpers_source, prelude
+from ._fresh import FAST_FILE, checksum, write_atomically
 from .interface import CType, Function, Interface, python_name
 
 __all__ = ["FastBuild", "Prebuilt", "build_fast", "expressible", "fast_file", "light_binding",
@@ -40,9 +41,7 @@ log = logging.getLogger("nativeimport")
 
 def fast_file(entry: Path) -> Path:
     """Where this interpreter's wrapper lives in an entry (its ABI tag in the name)."""
-    from importlib.machinery import EXTENSION_SUFFIXES
-
-    return entry / f"fast{EXTENSION_SUFFIXES[0]}"
+    return entry / FAST_FILE
 
 
 def unavailable_marker(wrapper: str) -> str:
@@ -51,8 +50,6 @@ def unavailable_marker(wrapper: str) -> str:
     Per interpreter, not per ABI tag: two installations share a tag, and one may
     have the headers the other lacks; the wrapper either builds serves both.
     """
-    from ._fresh import checksum
-
     return f"{wrapper}.unavailable-{checksum(sys.executable.encode())}"
 
 
@@ -121,8 +118,6 @@ class Prebuilt:
     """
 
     def __init__(self, scratch: Path) -> None:
-        from ._fresh import checksum
-
         self.compiler = _compiler()
         self.include = sysconfig.get_paths().get("include", "")
         program = os.path.realpath(shutil.which(self.compiler[0]) or self.compiler[0]) if self.compiler else ""
@@ -141,7 +136,7 @@ class Prebuilt:
         self.directory.mkdir(parents=True, exist_ok=True)
         for path, text in ((self.header, HEADER), (self.helpers_c, helpers_source())):
             if not path.exists():
-                _write_atomically(path, text)
+                write_atomically(path, text)
 
     def helpers_object(self) -> Path | None:
         """The compiled helpers, once the background build has put them in place."""
@@ -176,12 +171,6 @@ def _compile_detached(final: Path, temporary: Path, command: list[str]) -> None:
 # process waits only for /bin/sh to start (a Python helper cost ~30 ms each). The result is renamed into
 # place when complete, so readers never see half a file.
 _DETACHED_COMPILE = 'temporary=$1 final=$2; shift 2; ("$@" && mv -f "$temporary" "$final" || rm -f "$temporary") &'
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
 
 
 class FastBuild:

@@ -35,6 +35,7 @@ __all__ = ["Built", "add_fast_wrapper", "build_into", "check_or_build", "depende
 
 log = logging.getLogger("nativeimport")
 INTERFACE_FILE = "interface.json"
+PREBUILT_SCRATCH = "fast-pch"  # the fast binder's precompiled header and helpers, under scratch/
 
 
 class Built:
@@ -70,7 +71,7 @@ def build_into(staging: Path, *, driver: Driver, cache: Cache, source: Path, sou
                           name=module_name, path=str(source))
     interface = _checked_interface(driver, request, result)
     # This interpreter's fast wrapper compiles while the cffi binding is generated.
-    prebuilt = Prebuilt(cache.scratch("fast-pch")) if fast else None
+    prebuilt = Prebuilt(cache.scratch(PREBUILT_SCRATCH)) if fast else None
     fast_build = FastBuild(staging, interface, module_name, prebuilt) if prebuilt is not None else None
     try:
         binding = _bind_cffi.generate(interface, where=str(source))
@@ -221,7 +222,7 @@ def add_fast_wrapper(entry: str, wrapper: str, module_name: str, settings: Setti
     if os.path.exists(unavailable_marker(wrapper)):
         return False
     interface = Interface.from_json(json.loads(Path(entry, INTERFACE_FILE).read_text(encoding="utf-8")))
-    scratch = Path(os.path.dirname(os.path.dirname(entry)), "scratch", "fast-pch")
+    scratch = Cache(Path(entry).parents[1]).scratch(PREBUILT_SCRATCH)
     return build_fast(Path(entry), interface, module_name, settings.build_timeout, scratch) is not None
 
 

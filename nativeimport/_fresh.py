@@ -18,6 +18,7 @@ import os
 import stat
 import sys
 import time
+from _frozen_importlib_external import EXTENSION_SUFFIXES  # importlib.machinery's, without importing importlib
 
 from .errors import CacheError, NativeImportWarning
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:  # typing costs milliseconds at run time; only the type checke
 
 __all__ = [
     "BINDING_FILE",
+    "FAST_FILE",
     "LAST_USED",
     "LIBRARY_FILE",
     "LIGHT_FILE",
@@ -52,6 +54,7 @@ __all__ = [
     "snapshot",
     "stats_match",
     "unescape",
+    "write_atomically",
     "write_lines",
     "write_record",
 ]
@@ -61,6 +64,7 @@ LAST_USED = "last-used"
 BINDING_FILE = "binding_cffi.py"
 LIGHT_FILE = "binding_light.py"  # what a module needs when the fast wrapper serves every function
 LIBRARY_FILE = "library.so"
+FAST_FILE = f"fast{EXTENSION_SUFFIXES[0]}"  # this interpreter's wrapper, its ABI tag in the name
 
 
 def _flag(value: str | None) -> bool:
@@ -219,7 +223,7 @@ def write_record(path: StrPath, data: dict[str, Any]) -> None:
     """Write a JSON record atomically (a temporary file renamed over the old one)."""
     import json
 
-    _write_atomically(path, json.dumps({"schema": SCHEMA, **data}, indent=1))
+    write_atomically(path, json.dumps({"schema": SCHEMA, **data}, indent=1))
 
 
 def read_lines(path: StrPath, kind: str) -> Optional[list[list[str]]]:
@@ -243,7 +247,7 @@ def read_lines(path: StrPath, kind: str) -> Optional[list[list[str]]]:
 def write_lines(path: StrPath, kind: str, rows: list[list[str]]) -> None:
     """Write a record of escaped fields atomically."""
     body = "\n".join(" ".join(escape(field) for field in row) for row in rows)
-    _write_atomically(path, f"nativeimport-{kind} {SCHEMA}\n{body}\n")
+    write_atomically(path, f"nativeimport-{kind} {SCHEMA}\n{body}\n")
 
 
 def escape(text: str) -> str:
@@ -273,7 +277,8 @@ def read_bytes(path: StrPath) -> bytes:
         os.close(fd)
 
 
-def _write_atomically(path: StrPath, text: str) -> None:
+def write_atomically(path: StrPath, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file renamed over it: readers never see half of it."""
     import tempfile
 
     directory = os.path.dirname(os.fspath(path))

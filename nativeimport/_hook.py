@@ -30,7 +30,17 @@ from _frozen_importlib_external import (
     SourcelessFileLoader,
 )
 
-from ._fresh import LIBRARY_FILE, LIGHT_FILE, Settings, cache_root, check_elf, entry_dir, exec_stored, fresh_key
+from ._fresh import (
+    FAST_FILE,
+    LIBRARY_FILE,
+    LIGHT_FILE,
+    Settings,
+    cache_root,
+    check_elf,
+    entry_dir,
+    exec_stored,
+    fresh_key,
+)
 from ._registry import DriverInfo, Registry
 from .errors import BindingError, CacheError, NativeImportError, NativeImportWarning
 
@@ -393,7 +403,7 @@ def _fast_extension(entry: str, module_name: str, settings: Settings) -> Any:
     """This interpreter's fast wrapper module, building it once if missing; None where it cannot serve."""
     if sys.implementation.name != "cpython" or settings.binder == "cffi":
         return None
-    path = os.path.join(entry, f"fast{EXTENSION_SUFFIXES[0]}")
+    path = os.path.join(entry, FAST_FILE)
     if not os.path.exists(path):
         from ._build import add_fast_wrapper  # missing for this interpreter: build it once
 
