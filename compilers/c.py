@@ -16,10 +16,9 @@ from nativeimport.driver import (
     parse_depfile,
     run_tool,
     tool_version,
+    ziglang_executable,
 )
 from nativeimport.errors import ToolchainNotFound
-
-from .zig import zig_executable
 
 __all__ = ["CDriver"]
 
@@ -51,7 +50,7 @@ class CDriver(Driver):
         try:
             command = find_program("CC", candidates, install_hint=INSTALL_HINT, language="C")
         except ToolchainNotFound:
-            zig = zig_executable()
+            zig = ziglang_executable()
             if zig is None or os.environ.get("CC", "").strip():
                 raise
             command = (zig, "cc")
