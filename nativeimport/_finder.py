@@ -1,9 +1,14 @@
 """Finding: a module name -> a native source and the driver that builds it. Only stats, never builds.
 
-Two finders. :class:`NativeFinder` is appended to ``sys.meta_path``, so
-Python's own finders answer first. :class:`ProjectFinder` replaces Python's
-``FileFinder`` path hook so a directory that is a driver's project (a Cargo
-crate) is found where Python would import it as an empty namespace package.
+Native sources are found in ``sys.path`` order, exactly where a ``.py`` file
+of the same name would be: :class:`ProjectFinder` replaces Python's
+``FileFinder`` path hook, asks Python's finder first, and looks for native
+sources in the same directory only when Python found nothing there (or only
+a namespace portion). So ``xxhash.c`` beside a script shadows an installed
+``xxhash`` package, as ``xxhash.py`` would, and ``pkg/__init__.c`` makes a
+package. :class:`NativeFinder`, appended to ``sys.meta_path``, holds the
+settings and drivers and searches only the path entries no ProjectFinder
+serves.
 
 An import nativeimport does not serve costs a set lookup per ``sys.path``
 directory: a directory's listing holds the stem of every name in it, and only
@@ -58,9 +63,8 @@ class Listings:
     instead of a stat per candidate file (most of which fail, raising an
     exception each). A listing is read again when the directory's mtime
     changes. Where Python's FileFinder serves the directory (the usual case),
-    its mtime is taken from that finder: NativeFinder runs after PathFinder,
-    which has just asked the FileFinder, so it is current and costs no system
-    call. Elsewhere it costs one stat.
+    its mtime is taken from that finder, which has just brought it up to date
+    for the same import, so it costs no system call. Elsewhere it costs one stat.
 
     A directory changed in the last two seconds is listed afresh on every
     call and its listing is not kept: a file created in the same clock tick as
@@ -73,12 +77,13 @@ class Listings:
     def __init__(self) -> None:
         self._cache: dict[str, tuple[float, frozenset[str]]] = {}
 
-    def names(self, directory: str, now: float) -> frozenset[str]:
-        """The names in ``directory`` and their stems. ``now`` is ``time.time()``."""
+    def names(self, directory: str, mtime: Optional[float] = None) -> frozenset[str]:
+        """The names in ``directory`` and their stems; ``mtime`` is its ``st_mtime`` if known."""
         cached = self._cache.get(directory)
         if cached is not None and cached[0] < 0:
             return cached[1]  # missing, or not a directory
-        mtime = _mtime_python_saw(directory)
+        if mtime is None:
+            mtime = _mtime_python_saw(directory)
         if mtime is None:
             try:
                 mtime = os.stat(directory).st_mtime
@@ -96,7 +101,7 @@ class Listings:
             return frozenset()
         # A module name has no dot, so a file that could be ``name`` + a suffix starts with ``name.``.
         names = frozenset(entries).union([entry.partition(".")[0] for entry in entries])
-        if now - mtime >= _RECENT_SECONDS:
+        if time.time() - mtime >= _RECENT_SECONDS:
             self._cache[directory] = (mtime, names)
         return names
 
@@ -112,11 +117,12 @@ def _mtime_python_saw(directory: str) -> Optional[float]:
 
 
 class NativeFinder:
-    """Finds ``<name><suffix>`` for every registered suffix on ``sys.path`` or a package's ``__path__``.
+    """Finds ``<name><suffix>`` for every registered suffix in a directory; holds the settings and the drivers.
 
-    Appended to ``sys.meta_path``, so Python's own finders answer first; an
-    import that reaches it and finds nothing costs a set lookup per path
-    directory (see :class:`Listings`).
+    :class:`ProjectFinder` asks it about its own directory, in ``sys.path``
+    order. Appended to ``sys.meta_path`` it also searches the path entries no
+    ProjectFinder serves (a finder cached before ``install()`` by another
+    path hook); an import that reaches it costs a type check per entry.
     """
 
     def __init__(self, overrides: Optional[dict[str, Any]] = None, registry: Optional[Registry] = None) -> None:
@@ -144,24 +150,56 @@ class NativeFinder:
 
     def find_spec(self, fullname: str, path: Optional[Sequence[str]] = None,
                   target: Any = None) -> Optional[ModuleSpec]:
-        name = fullname.rpartition(".")[2]
-        if not name.isidentifier():
-            return None
-        now = time.time()
+        cache = sys.path_importer_cache
         for directory in sys.path if path is None else path:
             if not isinstance(directory, str):
                 continue
             directory = directory or os.getcwd()
-            names = self.listings.names(directory, now)
-            if name not in names:
-                continue  # the common case: nothing of that name here
-            registry = self.registry  # only now: a file here starts with the name
-            if registry is None:
-                return None
+            if isinstance(cache.get(directory), ProjectFinder):
+                continue  # searched already, in its place in the path
+            spec = self.in_directory(fullname, directory, None)
+            if spec is not None:
+                return spec
+        return None
+
+    def in_directory(self, fullname: str, directory: str, python_spec: Optional[ModuleSpec],
+                     mtime: Optional[float] = None) -> Optional[ModuleSpec]:
+        """The native module ``fullname`` in ``directory``, where Python found nothing or ``python_spec``,
+        a namespace portion; None if there is none.
+
+        In one directory, as in Python's FileFinder, a package (``name/__init__.c``,
+        or a project directory such as a crate) comes before a module file
+        (``name.c``), which comes before a namespace portion.
+        """
+        name = fullname.rpartition(".")[2]
+        names = self.listings.names(directory, mtime)
+        if name not in names:
+            return None  # the common case: nothing of that name here
+        registry = self.registry  # only now: a file here starts with the name
+        if registry is None or not name.isidentifier():
+            return None
+        if python_spec is not None and python_spec.submodule_search_locations:
+            package = self._package(fullname, python_spec.submodule_search_locations, registry)
+            if package is not None:
+                return package
+        for suffix, driver in registry.by_suffix.items():
+            candidate = os.path.join(directory, name + suffix)
+            if name + suffix in names and os.path.isfile(candidate) and driver.claims(candidate):
+                return spec_for_path(fullname, candidate, driver, self.overrides)
+        return None
+
+    def _package(self, fullname: str, locations: Sequence[str], registry: Registry) -> Optional[ModuleSpec]:
+        for location in locations:
             for suffix, driver in registry.by_suffix.items():
-                candidate = os.path.join(directory, name + suffix)
-                if name + suffix in names and os.path.isfile(candidate) and driver.claims(candidate):
-                    return spec_for_path(fullname, candidate, driver, self.overrides)
+                init = os.path.join(location, "__init__" + suffix)
+                if os.path.isfile(init) and driver.claims(init):
+                    spec = spec_for_path(fullname, init, driver, self.overrides)
+                    spec.submodule_search_locations = [location]
+                    return spec
+            for driver in registry.with_marker:
+                assert driver.directory_marker is not None
+                if os.path.isfile(os.path.join(location, driver.directory_marker)):
+                    return spec_for_path(fullname, location, driver, self.overrides)
         return None
 
     def invalidate_caches(self) -> None:
@@ -173,13 +211,16 @@ class NativeFinder:
 
 
 class ProjectFinder(FileFinder):
-    """Python's finder for one ``sys.path`` directory, which also knows project directories.
+    """Python's finder for one ``sys.path`` directory, which also finds the native sources in it.
 
-    A directory such as a Cargo crate (``name/Cargo.toml``, no ``__init__.py``)
-    would otherwise import as an empty namespace package. Installed as a path
-    hook rather than a meta-path finder ahead of Python's, so an import pays
-    one method call here, not a second search of ``sys.path``. A project
-    directory is found as a regular package is: in ``sys.path`` order.
+    Python's answer comes first: a package, an extension module, ``.py`` or
+    ``.pyc`` of the name in this directory wins over a native source there.
+    Then a native package (``name/__init__.c``, a Cargo crate ``name/Cargo.toml``
+    that Python would import as an empty namespace package), then a native
+    module file (``name.c``, ``name.rs``, ... in the drivers' alphabetical
+    order). Installed as a path hook rather than a meta-path finder ahead of
+    Python's, so an import pays one method call and a set lookup here, not a
+    second search of ``sys.path``.
     """
 
     def __init__(self, path: str, files: NativeFinder) -> None:
@@ -188,15 +229,11 @@ class ProjectFinder(FileFinder):
 
     def find_spec(self, fullname: str, target: Any = None) -> Optional[ModuleSpec]:
         spec = super().find_spec(fullname, target)
-        if spec is None or spec.loader is not None or not spec.submodule_search_locations:
-            return spec  # Python's answer, whatever it is, except a namespace package's portion
-        registry = self.files.registry
-        for driver in registry.with_marker if registry is not None else ():
-            assert driver.directory_marker is not None
-            for location in spec.submodule_search_locations:
-                if os.path.isfile(os.path.join(location, driver.directory_marker)):
-                    return spec_for_path(fullname, location, driver, self.files.overrides)
-        return spec
+        if spec is not None and spec.loader is not None:
+            return spec  # Python's own module or package in this directory
+        mtime = getattr(self, "_path_mtime", None)  # Python's finder has just brought its listing up to date
+        native = self.files.in_directory(fullname, self.path, spec, mtime if isinstance(mtime, float) else None)
+        return native if native is not None else spec
 
     @classmethod
     def install(cls, files: NativeFinder) -> None:
