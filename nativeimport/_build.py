@@ -35,7 +35,7 @@ from ._entry import (
 from ._records import snapshot
 from ._version import __version__
 from .driver import BuildRequest, BuildResult, Driver
-from .errors import CacheError, SourceError
+from .errors import CacheError, NativeImportWarning, SourceError
 from .interface import Interface
 
 TYPE_CHECKING = False
@@ -227,7 +227,42 @@ def _publish_build(cache: Cache, info: DriverInfo, settings: Settings, source: P
         cache.write_manifest(staging, {"key": key, **built.manifest})
         cache.publish(staging, key)
     cache.add_build(source_key, built.dependencies, key)
+    _warn_left_out(module_name, source, built.manifest["skipped"])
     return key, built.stats
+
+
+def _warn_left_out(module_name: str, source: Path, skipped: dict[str, str]) -> None:
+    """One warning per build naming what was left out; `nativeimport show` says why for each.
+
+    Once per build, never on a cache hit: a library with hundreds of unbindable
+    exports would otherwise print hundreds of lines on every import.
+    """
+    if not skipped:
+        return
+    import warnings
+
+    names = sorted(skipped)
+    shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+    count = f"{len(names)} export{'s' if len(names) != 1 else ''}"
+    warnings.warn(f"{module_name}: {count} left out ({shown}); `nativeimport show {source}` lists each and why",
+                  NativeImportWarning, stacklevel=_caller_level())
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` that points a warning at the user's code: the first frame outside
+    nativeimport and the import machinery."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        # warnings.warn itself skips the import machinery's frames when it counts levels
+        if not ("importlib" in filename and "_bootstrap" in filename):
+            if not filename.startswith(package):
+                return level
+            level += 1
+        frame = frame.f_back  # type: ignore[assignment]
+    return 1
 
 
 def add_fast_wrapper(entry: str, module_name: str, settings: Settings) -> None:

@@ -19,7 +19,7 @@ from ._entry import LIBRARY_FILE, cache_root, entry_dir, entry_file, fresh_key, 
 
 # Every hit binds through these: imported with this module, so by install(), not by the first native import.
 from ._fast_runtime import bind_light, load_extension, wants_wrapper
-from .errors import BindingError, NativeImportError, NativeImportWarning
+from .errors import BindingError, NativeImportError
 from .settings import Settings
 
 TYPE_CHECKING = False
@@ -151,11 +151,7 @@ def bind_module(module: types.ModuleType, entry: str, settings: Settings) -> Non
     module.__native_library__ = entry_file(entry, LIBRARY_FILE)  # type: ignore[attr-defined]
     module.__native_key__ = os.path.basename(entry)  # type: ignore[attr-defined]
     module.__all__ = [name for name in namespace if not name.startswith("_")]  # type: ignore[attr-defined]
-    if skipped:
-        import warnings
-
-        for name, reason in skipped:
-            warnings.warn(f"{module.__name__}.{name} was left out: {reason}", NativeImportWarning, stacklevel=4)
+    module.__native_left_out__ = dict(skipped)  # type: ignore[attr-defined]
 
 
 def is_stale(module: types.ModuleType) -> bool:

@@ -127,3 +127,28 @@ def test_a_driver_that_decides_its_own_claims_is_asked(runner: Runner, tmp_path:
         print(json.dumps([wanted.one(), outcome]))
     """, env={"PYTHONPATH": str(plugins), "CFLAGS": "-x c"})  # gcc would take a .pk file for a linker script
     assert found == [1, "not found"]
+
+
+def test_what_was_left_out_is_one_warning_per_build_never_on_a_hit(runner: Runner) -> None:
+    runner.write("partial.c", """
+        int ok(void) { return 1; }
+        long double wide(long double v) { return v; }
+        long double wider(long double v) { return 2 * v; }
+    """)
+    code = """
+        import json, warnings, nativeimport
+        nativeimport.install()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            import partial
+        print(json.dumps([partial.ok(), [[str(w.message), w.filename] for w in caught],
+                          sorted(partial.__native_left_out__)]))
+    """
+    ok, warned, left_out = runner.json(code)
+    assert ok == 1 and len(warned) == 1
+    message, filename = warned[0]
+    assert message.startswith("partial: 2 exports left out (wide, wider); `nativeimport show ")
+    assert filename.endswith("_test_script.py")  # points at the import statement, not at nativeimport
+    assert left_out == ["wide", "wider"]
+    ok, warned, left_out = runner.json(code)
+    assert (ok, warned, left_out) == (1, [], ["wide", "wider"])
