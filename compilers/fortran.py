@@ -1,0 +1,415 @@
+"""The Fortran driver: ``.f90``/``.f95``/``.f03``/``.f08`` files, whose ``bind(C)`` procedures become Python functions.
+
+Where the interface comes from. gfortran's DWARF names each dummy argument and
+its Fortran type, but not how it is passed: ``integer(c_int), value :: n`` and
+``integer(c_int), intent(in) :: n`` (a pointer) carry the same type. The C
+interface is what gfortran itself prints with ``-fc-prototypes``, the header a
+C caller would include (``double total (const double *xs, int n);``), so the
+driver reads that, and the DWARF only for what the header does not say: where
+each procedure is declared (for its doc comment) and which dummies are passed
+by descriptor, which the header misrenders as plain pointers.
+
+How Python passes Fortran arguments (the C driver's rules, applied to the header):
+
+- ``value`` scalars are plain numbers; ``logical(c_bool)`` is a bool.
+- Every other scalar is passed by reference, so it is a pointer: an
+  ``intent(in)`` one is ``const T *`` and takes any buffer holding a T
+  (``array.array("i", [5])``, a one-element numpy array), an ``intent(out)``
+  or ``intent(inout)`` one a writable buffer, and the procedure's writes show
+  in it. A plain number is refused with a TypeError; give inputs ``value``.
+- Assumed-size (``xs(*)``) and explicit-shape (``xs(n)``, ``m(n, k)``) arrays
+  take a buffer with zero copy: numpy arrays, array.array, bytearray. The
+  buffer must be contiguous: a Fortran-ordered 2-D numpy array is contiguous
+  and is passed as is, its columns being what Fortran expects; a C-ordered one
+  is passed as is too, so Fortran sees its transpose; a non-contiguous view is
+  refused.
+- ``bind(C)`` derived types are structs (by value with ``value``, by
+  reference otherwise).
+- Assumed-shape (``xs(:)``), allocatable, pointer and ``character(len=*)``
+  dummies are passed as Fortran 2018 descriptors (``CFI_cdesc_t``), which have
+  no binding here: such a procedure is left out saying which argument.
+- A procedure without ``bind(C)`` has no C interface (its symbol is
+  ``__mod_MOD_name`` or ``name_``): left out with that reason.
+
+Module files (``.mod``) go to a private scratch directory (``-J``), never
+beside the source. gfortran needs ``-cpp`` to write a depfile, and ``-cpp``
+would preprocess the source (``linux`` is a macro); so the build itself runs
+without it, and a second, syntax-only pass with ``-cpp -undef -M`` lists the
+included files and used modules while printing the header.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Optional
+
+from nativeimport.driver import (
+    BuildRequest,
+    BuildResult,
+    Driver,
+    Toolchain,
+    find_program,
+    parse_depfile,
+    run_tool,
+    tool_version,
+)
+from nativeimport.errors import CompileError
+from nativeimport.interface import CType, Field, Function, Interface, Param, Skipped, Struct
+
+__all__ = ["FortranDriver", "parse_prototypes"]
+
+INSTALL_HINT = "Install gfortran (Debian/Ubuntu: apt-get install gfortran; Fedora: dnf install gcc-gfortran)."
+BASE_FLAGS = ("-g", "-O2", "-fPIC", "-shared", "-fdiagnostics-color=never")
+
+#: C spellings gfortran's header uses -> canonical type (LP64, as the library is built).
+_SCALARS: dict[str, CType] = {
+    "signed char": CType.integer("int8_t", "signed char"),
+    "char": CType.integer("int8_t", "char"),
+    "short": CType.integer("int16_t", "short"),
+    "int": CType.integer("int32_t", "int"),
+    "long": CType.integer("int64_t", "long"),
+    "long long": CType.integer("int64_t", "long long"),
+    "size_t": CType.integer("uint64_t", "size_t"),
+    "ptrdiff_t": CType.integer("int64_t", "ptrdiff_t"),
+    "intptr_t": CType.integer("int64_t", "intptr_t"),
+    "float": CType.floating("float"),
+    "double": CType.floating("double"),
+    "_Bool": CType.boolean("_Bool"),
+}
+for _bits in (8, 16, 32, 64):
+    for _prefix in ("int", "int_least", "int_fast"):
+        _SCALARS[f"{_prefix}{_bits}_t"] = CType.integer(f"int{_bits}_t", f"{_prefix}{_bits}_t")
+_UNBOUND = {
+    "long double": "long double (80-bit), which has no exact Python binding",
+    "long_double": "long double (80-bit), which has no exact Python binding",
+    "__GFORTRAN_FLOAT_COMPLEX": "complex, which has no C ABI binding here",
+    "__GFORTRAN_DOUBLE_COMPLEX": "complex, which has no C ABI binding here",
+    "__GFORTRAN_LONG_DOUBLE_COMPLEX": "complex, which has no C ABI binding here",
+}
+_STRUCT = re.compile(r"typedef struct (\w+) \{(.*?)\} \1;", re.S)
+_FUNCTION = re.compile(r"^(.+?)\b(\w+) \((.*)\);$")
+_DECLARATOR = re.compile(r"^(const )?(.*?)\s*(\*?)\s*(\w+)((?:\[\d+\])*)$")
+
+
+class Unbound(Exception):
+    """A declaration with no faithful binding; the message says why."""
+
+
+class FortranDriver(Driver):
+    """Fortran sources: ``bind(C)`` procedures and ``bind(C)`` derived types."""
+
+    name = "fortran"
+    suffixes = (".f90", ".f95", ".f03", ".f08")
+    environment = ("FC", "FFLAGS", "LDFLAGS")
+
+    def find_toolchain(self) -> Toolchain:
+        command = find_program("FC", ["gfortran"], install_hint=INSTALL_HINT, language="Fortran")
+        return Toolchain("gfortran", command, tool_version(command))
+
+    def flags(self) -> tuple[str, ...]:
+        return (*BASE_FLAGS, *_env_flags("FFLAGS"), "|", *_env_flags("LDFLAGS"))
+
+    def compile(self, request: BuildRequest) -> BuildResult:
+        library = request.output_dir / f"lib{request.library_name}.so"
+        modules_root = request.scratch_dir / "fortran-modules"
+        modules_root.mkdir(parents=True, exist_ok=True)
+        # One directory per build: two builds of modules named alike never share .mod files.
+        modules = Path(tempfile.mkdtemp(dir=modules_root))
+        what = f"{Path(request.toolchain.path).name} (Fortran compiler)"
+        try:
+            diagnostics = run_tool(
+                [*request.toolchain.command, *BASE_FLAGS, *_env_flags("FFLAGS"), "-J", str(modules),
+                 "-o", str(library), str(request.source), *_env_flags("LDFLAGS")],
+                cwd=request.source.parent, timeout=request.timeout, what=what)
+            header, dependencies = self._header(request, modules, what)
+        finally:
+            shutil.rmtree(modules, ignore_errors=True)
+        interface = interface_of(header, library, request.source)
+        source = request.source.resolve()
+        return BuildResult(
+            library=library,
+            dependencies=tuple(p for p in dependencies if p.resolve() != source),
+            diagnostics=diagnostics,
+            interface=interface,
+        )
+
+    def _header(self, request: BuildRequest, modules: Path, what: str) -> tuple[str, list[Path]]:
+        """gfortran's C header for the source, and the files the source includes or uses."""
+        depfile = request.output_dir / "deps.d"
+        # -w: the header is read from the output, which must hold nothing else.
+        base = [*request.toolchain.command, *_env_flags("FFLAGS"), "-fsyntax-only", "-fc-prototypes", "-w",
+                "-J", str(modules), str(request.source)]
+        try:
+            header = run_tool([*base, "-cpp", "-undef", "-M", "-MF", str(depfile)], cwd=request.source.parent,
+                              timeout=request.timeout, what=what)
+        except CompileError:
+            # The source is not preprocessor-safe: the header without -cpp, and the
+            # included files found by reading the source (modules are then not tracked).
+            header = run_tool(base, cwd=request.source.parent, timeout=request.timeout, what=what)
+            return header, list(_included_files(request.source))
+        listed = parse_depfile(depfile.read_text(errors="replace"))
+        depfile.unlink()
+        found = [Path(p) if Path(p).is_absolute() else request.source.parent / p for p in listed]
+        # Our own scratch .mod files are outputs of this build, not inputs.
+        return header, [p for p in found if modules not in p.parents]
+
+
+def interface_of(header: str, library: Path, source: Path) -> Interface:
+    """The library's Interface: gfortran's header, checked against the library's DWARF and symbols."""
+    from elftools.elf.elffile import ELFFile
+
+    from nativeimport.dwarf import exported_functions
+
+    functions, structs, skipped = parse_prototypes(header)
+    with open(library, "rb") as stream:
+        elf = ELFFile(stream)
+        exported = exported_functions(elf)
+        dwarf = _procedures(elf) if elf.has_dwarf_info() else {}
+    kept = []
+    for function in functions:
+        procedure = dwarf.get(function.name)
+        if procedure is not None:
+            line, dummies = procedure
+            by_descriptor = [p.name for p in function.params if p.name not in dummies]
+            if by_descriptor:
+                skipped.append(Skipped(function.name, (
+                    f"argument {by_descriptor[0]!r} is passed by descriptor (CFI_cdesc_t: assumed-shape, "
+                    "allocatable, pointer or character(len=*)), which has no binding; declare it assumed-size "
+                    "(x(*)) or explicit-shape (x(n))")))
+                continue
+            function = Function(function.name, function.result, function.params, _doc_above(source, line))
+        kept.append(function)
+    bound = {f.name for f in kept} | {s.name for s in skipped}
+    for symbol in sorted(exported):
+        if symbol in bound:
+            continue
+        reason = _unbound_symbol(symbol)
+        if reason is not None:
+            skipped.append(Skipped(reason[0], reason[1]))
+    return Interface(functions=tuple(sorted(kept, key=lambda f: f.name)),
+                     structs=tuple(sorted(structs, key=lambda s: s.name)), skipped=tuple(skipped))
+
+
+def parse_prototypes(header: str) -> tuple[list[Function], list[Struct], list[Skipped]]:
+    """Functions and structs of a ``gfortran -fc-prototypes`` header; what cannot be bound, and why."""
+    structs: dict[str, Struct] = {}
+    unbound_structs: dict[str, str] = {}
+    for match in _STRUCT.finditer(header):
+        name = match.group(1)
+        try:
+            fields = tuple(_field(d, structs) for d in _declarations(match.group(2)))
+        except Unbound as why:
+            unbound_structs[name] = f"struct {name}, whose {why}"
+            continue
+        structs[name] = Struct(name, fields, _natural_size(fields, structs))
+    functions: list[Function] = []
+    skipped: list[Skipped] = []
+    for line in header.splitlines():
+        line = line.strip()
+        if line.startswith(("#", "typedef", "extern", "}")) or "(" not in line:
+            continue
+        warning = re.search(r"/\*\s*(.*?)\s*\*/", line)
+        line = re.sub(r"\s*/\*.*?\*/\s*", " ", line).replace(" )", ")")
+        match = _FUNCTION.match(line)
+        if match is None:
+            continue
+        result_text, name, params_text = match.group(1).strip(), match.group(2), match.group(3).strip()
+        try:
+            if warning is not None:
+                raise Unbound(f"gfortran says: {warning.group(1)}")
+            result = _result(result_text, structs, unbound_structs)
+            params = []
+            for index, declaration in enumerate(_split_params(params_text)):
+                params.append(_param(declaration, index, structs, unbound_structs))
+        except Unbound as why:
+            skipped.append(Skipped(name, str(why)))
+            continue
+        functions.append(Function(name, result, tuple(params)))
+    return functions, list(structs.values()), skipped
+
+
+def _declarations(body: str) -> Iterator[str]:
+    for part in body.split(";"):
+        if part.strip():
+            yield " ".join(part.split())
+
+
+def _split_params(text: str) -> list[str]:
+    if not text or text == "void":
+        return []
+    parts, depth, current = [], 0, ""
+    for char in text:
+        depth += char == "("
+        depth -= char == ")"
+        if char == "," and depth == 0:
+            parts.append(current.strip())
+            current = ""
+        else:
+            current += char
+    parts.append(current.strip())
+    return parts
+
+
+def _type(text: str, structs: dict[str, Struct], unbound_structs: dict[str, str]) -> CType:
+    text = " ".join(text.split())
+    if text in _SCALARS:
+        return _SCALARS[text]
+    if text in _UNBOUND:
+        raise Unbound(_UNBOUND[text])
+    if text in structs:
+        return CType.struct(text)
+    if text in unbound_structs:
+        raise Unbound(unbound_structs[text])
+    raise Unbound(f"{text}, which has no binding")
+
+
+def _result(text: str, structs: dict[str, Struct], unbound_structs: dict[str, str]) -> CType:
+    if text == "void":
+        return CType.void()
+    if text.endswith("*"):
+        return _pointer(text[:-1].strip(), False, structs, unbound_structs)
+    try:
+        return _type(text, structs, unbound_structs)
+    except Unbound as why:
+        raise Unbound(f"its result is {why}") from None
+
+
+def _param(text: str, index: int, structs: dict[str, Struct], unbound_structs: dict[str, str]) -> Param:
+    if "(*" in text:
+        name = re.search(r"\(\*\s*(\w+)\)", text)
+        raise Unbound(f"argument {name.group(1) if name else index!r} is a procedure pointer (c_funptr)")
+    match = _DECLARATOR.match(text)
+    if match is None:
+        raise Unbound(f"argument {index} ({text}) is not understood")
+    const, base, star, name, dims = match.groups()
+    try:
+        if dims:
+            raise Unbound("an array")
+        if star:
+            return Param(name, _pointer(base, bool(const), structs, unbound_structs))
+        return Param(name, _type(base, structs, unbound_structs))
+    except Unbound as why:
+        raise Unbound(f"argument {name!r} is {why}") from None
+
+
+def _pointer(base: str, const: bool, structs: dict[str, Struct], unbound_structs: dict[str, str]) -> CType:
+    if base == "void":
+        return CType.pointer(CType.void(), const=const)
+    if base == "char":
+        return CType.pointer(CType.char(const), const=const)
+    if base in structs:
+        return CType.pointer(CType.struct(base), const=const)
+    return CType.pointer(_type(base, structs, unbound_structs), const=const)
+
+
+def _field(text: str, structs: dict[str, Struct]) -> Field:
+    match = _DECLARATOR.match(text)
+    if match is None:
+        raise Unbound(f"member {text!r} is not understood")
+    _, base, star, name, dims = match.groups()
+    try:
+        if star:
+            ctype = _pointer(base, False, structs, {})
+        else:
+            ctype = _type(base, structs, {})
+    except Unbound as why:
+        raise Unbound(f"field {name!r} is {why}") from None
+    lengths = [int(n) for n in re.findall(r"\[(\d+)\]", dims)]
+    if len(lengths) > 1:
+        raise Unbound(f"field {name!r} is a multi-dimensional array")
+    return Field(name, CType(ctype.kind, ctype.name, ctype.spelling, ctype.pointee, ctype.const,
+                             lengths[0] if lengths else 0))
+
+
+def _natural_size(fields: tuple[Field, ...], structs: dict[str, Struct]) -> int:
+    """A bind(C) type's size: C's natural layout, which bind(C) guarantees."""
+    offset, alignment = 0, 1
+    for field in fields:
+        size, align = _size_align(field.type, structs)
+        offset = (offset + align - 1) // align * align + size * (field.type.length or 1)
+        alignment = max(alignment, align)
+    return (offset + alignment - 1) // alignment * alignment
+
+
+def _size_align(ctype: CType, structs: dict[str, Struct]) -> tuple[int, int]:
+    if ctype.kind == "struct":
+        inner = structs[ctype.name]
+        aligns = [_size_align(f.type, structs)[1] for f in inner.fields or ()]
+        return inner.size, max(aligns, default=1)
+    return ctype.size, ctype.size or 1
+
+
+def _procedures(elf: Any) -> dict[str, tuple[int, set[str]]]:
+    """External procedures in the DWARF: symbol name -> (declaration line, dummy argument names)."""
+    procedures: dict[str, tuple[int, set[str]]] = {}
+    dwarf = elf.get_dwarf_info()
+    for cu in dwarf.iter_CUs():
+        for die in cu.iter_DIEs():
+            if die.tag != "DW_TAG_subprogram" or "DW_AT_external" not in die.attributes:
+                continue
+            # bind(C, name="x") keeps the Fortran name in DW_AT_name and the symbol in the linkage name.
+            attr = die.attributes.get("DW_AT_linkage_name") or die.attributes.get("DW_AT_name")
+            line = die.attributes.get("DW_AT_decl_line")
+            if attr is None or line is None:
+                continue
+            dummies = {_die_name(c) for c in die.iter_children() if c.tag == "DW_TAG_formal_parameter"}
+            procedures[attr.value.decode("utf-8", "replace")] = (int(line.value), dummies)
+    return procedures
+
+
+def _die_name(die: Any) -> str:
+    attr = die.attributes.get("DW_AT_name")
+    return attr.value.decode("utf-8", "replace") if attr is not None else ""
+
+
+def _unbound_symbol(symbol: str) -> Optional[tuple[str, str]]:
+    """(name, reason) for an exported symbol gfortran's header does not declare, or None to say nothing."""
+    module_procedure = re.fullmatch(r"__(\w+?)_MOD_(\w+)", symbol)
+    if module_procedure is not None:
+        name = module_procedure.group(2)
+        if name.startswith("__"):
+            return None  # compiler-generated (a derived type's copy or finaliser)
+        return name, (f"module procedure {module_procedure.group(1)}::{name} is not bind(C), so it has no C "
+                      "interface (Fortran passes its arguments its own way); add bind(C) to export it")
+    if re.fullmatch(r"[a-z]\w*_", symbol):
+        return symbol[:-1], ("it is an external procedure without bind(C), so it has no C interface; "
+                             "add bind(C) to export it")
+    if symbol.startswith("_") or symbol in ("_init", "_fini"):
+        return None
+    return symbol, "gfortran's C header does not declare it"
+
+
+def _doc_above(source: Path, line: int) -> str:
+    """The ``!`` comment lines directly above line ``line`` of a Fortran source."""
+    try:
+        lines = source.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return ""
+    index = line - 2
+    comment: list[str] = []
+    while 0 <= index < len(lines) and lines[index].strip().startswith("!"):
+        comment.insert(0, lines[index].strip().lstrip("!>").strip())
+        index -= 1
+    return "\n".join(comment).strip()
+
+
+def _included_files(source: Path) -> Iterator[Path]:
+    """The files named by ``include '...'`` lines, when gfortran cannot list them."""
+    try:
+        text = source.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return
+    for match in re.finditer(r"^\s*include\s+['\"]([^'\"]+)['\"]", text, re.M | re.I):
+        path = source.parent / match.group(1)
+        if path.is_file():
+            yield path
+
+
+def _env_flags(variable: str) -> list[str]:
+    return shlex.split(os.environ.get(variable, ""))
