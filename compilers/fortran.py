@@ -216,10 +216,11 @@ def parse_prototypes(header: str) -> tuple[list[Function], list[Struct], list[Sk
             continue
         warning = re.search(r"/\*\s*(.*?)\s*\*/", line)
         line = re.sub(r"\s*/\*.*?\*/\s*", " ", line).replace(" )", ")")
-        match = _FUNCTION.match(line)
-        if match is None:
+        prototype = _FUNCTION.match(line)
+        if prototype is None:
             continue
-        result_text, name, params_text = match.group(1).strip(), match.group(2), match.group(3).strip()
+        result_text, name = prototype.group(1).strip(), prototype.group(2)
+        params_text = prototype.group(3).strip()
         try:
             if warning is not None:
                 raise Unbound(f"gfortran says: {warning.group(1)}")
@@ -282,8 +283,8 @@ def _result(text: str, structs: dict[str, Struct], unbound_structs: dict[str, st
 
 def _param(text: str, index: int, structs: dict[str, Struct], unbound_structs: dict[str, str]) -> Param:
     if "(*" in text:
-        name = re.search(r"\(\*\s*(\w+)\)", text)
-        raise Unbound(f"argument {name.group(1) if name else index!r} is a procedure pointer (c_funptr)")
+        pointer = re.search(r"\(\*\s*(\w+)\)", text)
+        raise Unbound(f"argument {pointer.group(1) if pointer else index!r} is a procedure pointer (c_funptr)")
     match = _DECLARATOR.match(text)
     if match is None:
         raise Unbound(f"argument {index} ({text}) is not understood")
@@ -314,10 +315,7 @@ def _field(text: str, structs: dict[str, Struct]) -> Field:
         raise Unbound(f"member {text!r} is not understood")
     _, base, star, name, dims = match.groups()
     try:
-        if star:
-            ctype = _pointer(base, False, structs, {})
-        else:
-            ctype = _type(base, structs, {})
+        ctype = _pointer(base, False, structs, {}) if star else _type(base, structs, {})
     except Unbound as why:
         raise Unbound(f"field {name!r} is {why}") from None
     lengths = [int(n) for n in re.findall(r"\[(\d+)\]", dims)]

@@ -460,9 +460,11 @@ def _entry_addresses(die: DIE) -> set[int]:
         return set()
     top = die.cu.get_top_DIE()
     base = top.attributes["DW_AT_low_pc"].value if "DW_AT_low_pc" in top.attributes else 0
+    from elftools.dwarf.ranges import BaseAddressEntry
+
     starts = set()
-    for entry in ranges.get_range_list_at_offset(die.attributes["DW_AT_ranges"].value, cu=die.cu):
-        if hasattr(entry, "base_address"):
+    for entry in ranges.get_range_list_at_offset(die.attributes["DW_AT_ranges"].value, cu=die.cu):  # type: ignore[arg-type]
+        if isinstance(entry, BaseAddressEntry):
             base = entry.base_address
         else:
             starts.add(entry.begin_offset if entry.is_absolute else base + entry.begin_offset)
