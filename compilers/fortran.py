@@ -117,7 +117,7 @@ class FortranDriver(Driver):
 
     def compile(self, request: BuildRequest) -> BuildResult:
         library = request.output_dir / f"lib{request.library_name}.so"
-        modules_root = request.scratch_dir / "fortran-modules"
+        modules_root = request.scratch_dir / "modules"
         modules_root.mkdir(parents=True, exist_ok=True)
         # One directory per build: two builds of modules named alike never share .mod files.
         modules = Path(tempfile.mkdtemp(dir=modules_root))
