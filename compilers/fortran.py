@@ -6,23 +6,31 @@ its Fortran type, but not how it is passed: ``integer(c_int), value :: n`` and
 interface is what gfortran itself prints with ``-fc-prototypes``, the header a
 C caller would include (``double total (const double *xs, int n);``), so the
 driver reads that, and the DWARF only for what the header does not say: where
-each procedure is declared (for its doc comment) and which dummies are passed
-by descriptor, which the header misrenders as plain pointers.
+each procedure is declared (for its doc comment), which dummies are scalars
+rather than arrays (both ``const double *``), and which are passed by
+descriptor, which the header misrenders as plain pointers.
 
 How Python passes Fortran arguments (the C driver's rules, applied to the header):
 
 - ``value`` scalars are plain numbers; ``logical(c_bool)`` is a bool.
-- Every other scalar is passed by reference, so it is a pointer: an
-  ``intent(in)`` one is ``const T *`` and takes any buffer holding a T
-  (``array.array("i", [5])``, a one-element numpy array), an ``intent(out)``
-  or ``intent(inout)`` one a writable buffer, and the procedure's writes show
-  in it. A plain number is refused with a TypeError; give inputs ``value``.
+- Every other scalar is passed by reference. An ``intent(in)`` one (``const T *``
+  in gfortran's header) takes a plain number: the library exports, under the
+  procedure's name, a small C shim taking the number by value and handing
+  Fortran the address of its copy (the Fortran procedure is renamed in its
+  object file with objcopy), so ``help()`` shows ``int doubled(int i)``. An
+  ``optional`` one stays a pointer: None leaves it absent, else a one-element
+  buffer. ``intent(out)``, ``intent(inout)`` and intent-less scalars are
+  writable pointers: a one-element writable buffer (``array.array("i", [0])``,
+  a numpy array), where the procedure's writes show; a plain number is refused
+  with a TypeError.
 - Assumed-size (``xs(*)``) and explicit-shape (``xs(n)``, ``m(n, k)``) arrays
-  take a buffer with zero copy: numpy arrays, array.array, bytearray. The
-  buffer must be contiguous: a Fortran-ordered 2-D numpy array is contiguous
-  and is passed as is, its columns being what Fortran expects; a C-ordered one
-  is passed as is too, so Fortran sees its transpose; a non-contiguous view is
-  refused.
+  take a buffer with zero copy: numpy arrays, array.array, bytearray, checked
+  for item kind and size. The binders take C-contiguous buffers, as for C: a
+  1-D array is both orders; a Fortran-ordered 2-D numpy array ``m`` is refused
+  ("must be C-contiguous"), and ``m.T`` (or ``m.ravel(order="F")``), a
+  C-contiguous view of the same memory, passes it without a copy in exactly
+  the order Fortran reads; a C-ordered matrix is passed as is, so Fortran
+  reads its transpose; a strided view is refused.
 - ``bind(C)`` derived types are structs (by value with ``value``, by
   reference otherwise).
 - Assumed-shape (``xs(:)``), allocatable, pointer and ``character(len=*)``
@@ -40,6 +48,7 @@ included files and used modules while printing the header.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shlex
@@ -65,7 +74,9 @@ from nativeimport.interface import CType, Field, Function, Interface, Param, Ski
 __all__ = ["FortranDriver", "parse_prototypes"]
 
 INSTALL_HINT = "Install gfortran (Debian/Ubuntu: apt-get install gfortran; Fedora: dnf install gcc-gfortran)."
-BASE_FLAGS = ("-g", "-O2", "-fPIC", "-shared", "-fdiagnostics-color=never")
+COMPILE_FLAGS = ("-g", "-O2", "-fPIC", "-fdiagnostics-color=never")
+#: The renamed Fortran procedures behind by-value shims (see _by_value_inputs).
+SHIM_PREFIX = "__nativeimport_fortran_"
 
 #: C spellings gfortran's header uses -> canonical type (LP64, as the library is built).
 _SCALARS: dict[str, CType] = {
@@ -113,24 +124,42 @@ class FortranDriver(Driver):
         return Toolchain("gfortran", command, tool_version(command))
 
     def flags(self) -> tuple[str, ...]:
-        return (*BASE_FLAGS, *_env_flags("FFLAGS"), "|", *_env_flags("LDFLAGS"))
+        return (*COMPILE_FLAGS, *_env_flags("FFLAGS"), "|", *_env_flags("LDFLAGS"))
+
+    def tools(self) -> list[Toolchain]:
+        return [self.toolchain(), _objcopy()]
 
     def compile(self, request: BuildRequest) -> BuildResult:
+        from elftools.elf.elffile import ELFFile  # heavy: only builds pay for pyelftools
+
         library = request.output_dir / f"lib{request.library_name}.so"
-        modules_root = request.scratch_dir / "modules"
-        modules_root.mkdir(parents=True, exist_ok=True)
-        # One directory per build: two builds of modules named alike never share .mod files.
-        modules = Path(tempfile.mkdtemp(dir=modules_root))
+        work_root = request.scratch_dir / "modules"
+        work_root.mkdir(parents=True, exist_ok=True)
+        # One directory per build for the .mod files and objects: two builds of modules named
+        # alike never share them, and nothing is written beside the source.
+        work = Path(tempfile.mkdtemp(dir=work_root))
         what = f"{Path(request.toolchain.path).name} (Fortran compiler)"
+        fortran = [*request.toolchain.command]
+        cwd, timeout = request.source.parent, request.timeout
         try:
-            diagnostics = run_tool(
-                [*request.toolchain.command, *BASE_FLAGS, *_env_flags("FFLAGS"), "-J", str(modules),
-                 "-o", str(library), str(request.source), *_env_flags("LDFLAGS")],
-                cwd=request.source.parent, timeout=request.timeout, what=what)
-            header, dependencies = self._header(request, modules, what)
+            obj = work / "source.o"
+            diagnostics = run_tool([*fortran, *COMPILE_FLAGS, *_env_flags("FFLAGS"), "-J", str(work), "-c",
+                                    "-o", str(obj), str(request.source)], cwd=cwd, timeout=timeout, what=what)
+            header, dependencies = self._header(request, work, what)
+            functions, structs, skipped = parse_prototypes(header)
+            with open(obj, "rb") as stream:
+                procedures = _procedures(ELFFile(stream))
+            functions = [_with_doc(f, procedures, request.source) for f in functions]
+            functions, skipped = _drop_descriptor_procedures(functions, procedures, skipped)
+            functions, shims = _by_value_inputs(functions, procedures, request.source)
+            objects = [obj]
+            if shims:
+                objects.append(_build_shims(shims, structs, obj, work, fortran, cwd, timeout))
+            run_tool([*fortran, "-shared", "-o", str(library), *map(str, objects), *_env_flags("LDFLAGS")],
+                     cwd=cwd, timeout=timeout, what=f"{what}, linking")
         finally:
-            shutil.rmtree(modules, ignore_errors=True)
-        interface = interface_of(header, library, request.source)
+            shutil.rmtree(work, ignore_errors=True)
+        interface = _checked(functions, structs, skipped, library)
         source = request.source.resolve()
         return BuildResult(
             library=library,
@@ -160,40 +189,117 @@ class FortranDriver(Driver):
         return header, [p for p in found if modules not in p.parents]
 
 
-def interface_of(header: str, library: Path, source: Path) -> Interface:
-    """The library's Interface: gfortran's header, checked against the library's DWARF and symbols."""
+def _with_doc(function: Function, procedures: dict[str, _Procedure], source: Path) -> Function:
+    procedure = procedures.get(function.name)
+    if procedure is None:
+        return function
+    return Function(function.name, function.result, function.params, _doc_above(source, procedure.line))
+
+
+def _drop_descriptor_procedures(functions: list[Function], procedures: dict[str, _Procedure],
+                                skipped: list[Skipped]) -> tuple[list[Function], list[Skipped]]:
+    """Leave out procedures taking a descriptor, which gfortran's header renders as a plain pointer.
+
+    The DWARF tells: such a dummy is not among the procedure's arguments under its own name
+    (gfortran passes ``_xs``, the descriptor, for ``xs``).
+    """
+    kept = []
+    skipped = list(skipped)
+    for function in functions:
+        procedure = procedures.get(function.name)
+        known = procedure.scalars if procedure is not None else {p.name: True for p in function.params}
+        by_descriptor = [p.name for p in function.params if p.name not in known]
+        if by_descriptor:
+            skipped.append(Skipped(function.name, (
+                f"argument {by_descriptor[0]!r} is passed by descriptor (CFI_cdesc_t: assumed-shape, "
+                "allocatable, pointer or character(len=*)), which has no binding; declare it assumed-size "
+                "(x(*)) or explicit-shape (x(n))")))
+        else:
+            kept.append(function)
+    return kept, skipped
+
+
+def _by_value_inputs(functions: list[Function], procedures: dict[str, _Procedure],
+                     source: Path) -> tuple[list[Function], list[tuple[Function, Function]]]:
+    """Give each ``intent(in)`` scalar passed by reference a by-value signature.
+
+    Such a dummy is ``const T *`` in C; the Python caller means a number, so the library exports
+    a C shim under the procedure's name taking the number, which passes the Fortran procedure
+    (renamed) the address of its copy. An ``optional`` one stays a pointer, so None can omit it.
+    Returns the functions as bound and (as bound, as compiled) pairs needing a shim.
+    """
+    bound, shims = [], []
+    for function in functions:
+        procedure = procedures.get(function.name)
+        if procedure is None:
+            bound.append(function)
+            continue
+        optional = _optional_dummies(source, procedure.line)
+        params = []
+        for param in function.params:
+            pointee = param.type.pointee
+            if (param.type.kind == "pointer" and param.type.const and pointee is not None
+                    and pointee.kind in ("int", "float", "bool") and procedure.scalars.get(param.name)
+                    and param.name.lower() not in optional):
+                params.append(Param(param.name, pointee))
+            else:
+                params.append(param)
+        changed = Function(function.name, function.result, tuple(params), function.doc)
+        bound.append(changed)
+        if changed.params != function.params:
+            shims.append((changed, function))
+    return bound, shims
+
+
+def _build_shims(shims: list[tuple[Function, Function]], structs: list[Struct], obj: Path, work: Path,
+                 fortran: list[str], cwd: Path, timeout: float) -> Path:
+    """Rename the shimmed procedures in ``obj`` and compile their by-value shims; the shims' object."""
+    objcopy = _objcopy()
+    run_tool([*objcopy.command, *(f"--redefine-sym={bound.name}={SHIM_PREFIX}{bound.name}" for bound, _ in shims),
+              str(obj)], cwd=cwd, timeout=timeout, what="objcopy")
+    lines = ["#include <stdint.h>", *(s.cdef() for s in structs if s.fields is not None)]
+    for bound, compiled in shims:
+        # Positional names: a Fortran dummy may be called like a C keyword (double, default).
+        original = Function(SHIM_PREFIX + compiled.name, compiled.result,
+                            tuple(Param(f"a{i}", p.type) for i, p in enumerate(compiled.params)))
+        shim = Function(bound.name, bound.result, tuple(Param(f"a{i}", p.type) for i, p in enumerate(bound.params)))
+        arguments = ", ".join(("&" if b.type != c.type else "") + f"a{i}"
+                              for i, (b, c) in enumerate(zip(bound.params, compiled.params)))
+        call = f"{original.name}({arguments})"
+        lines.append(f"extern {original.cdef()}")
+        lines.append(f"{shim.cdef()[:-1]} {{ {'' if bound.result.kind == 'void' else 'return '}{call}; }}")
+    source = work / "shims.c"
+    source.write_text("\n".join(lines) + "\n")
+    shims_obj = work / "shims.o"
+    run_tool([*fortran, "-O2", "-fPIC", "-c", "-x", "c", str(source), "-o", str(shims_obj)],
+             cwd=cwd, timeout=timeout, what="the C compiler, on the by-value shims")
+    return shims_obj
+
+
+def _checked(functions: list[Function], structs: list[Struct], skipped: list[Skipped], library: Path) -> Interface:
+    """The Interface, with a reason for every exported symbol that is not bound."""
     from elftools.elf.elffile import ELFFile
 
     from nativeimport.dwarf import exported_functions
 
-    functions, structs, skipped = parse_prototypes(header)
     with open(library, "rb") as stream:
-        elf = ELFFile(stream)
-        exported = exported_functions(elf)
-        dwarf = _procedures(elf) if elf.has_dwarf_info() else {}
-    kept = []
-    for function in functions:
-        procedure = dwarf.get(function.name)
-        if procedure is not None:
-            line, dummies = procedure
-            by_descriptor = [p.name for p in function.params if p.name not in dummies]
-            if by_descriptor:
-                skipped.append(Skipped(function.name, (
-                    f"argument {by_descriptor[0]!r} is passed by descriptor (CFI_cdesc_t: assumed-shape, "
-                    "allocatable, pointer or character(len=*)), which has no binding; declare it assumed-size "
-                    "(x(*)) or explicit-shape (x(n))")))
-                continue
-            function = Function(function.name, function.result, function.params, _doc_above(source, line))
-        kept.append(function)
-    bound = {f.name for f in kept} | {s.name for s in skipped}
+        exported = exported_functions(ELFFile(stream))
+    skipped = list(skipped)
+    bound = {f.name for f in functions} | {s.name for s in skipped}
     for symbol in sorted(exported):
-        if symbol in bound:
+        if symbol in bound or symbol.startswith(SHIM_PREFIX):
             continue
         reason = _unbound_symbol(symbol)
         if reason is not None:
             skipped.append(Skipped(reason[0], reason[1]))
-    return Interface(functions=tuple(sorted(kept, key=lambda f: f.name)),
+    return Interface(functions=tuple(sorted(functions, key=lambda f: f.name)),
                      structs=tuple(sorted(structs, key=lambda s: s.name)), skipped=tuple(skipped))
+
+
+def _objcopy() -> Toolchain:
+    command = find_program("OBJCOPY", ["objcopy"], language="binutils",
+                           install_hint="Install binutils (Debian/Ubuntu: apt-get install binutils).")
+    return Toolchain("objcopy", command, tool_version(command))
 
 
 def parse_prototypes(header: str) -> tuple[list[Function], list[Struct], list[Skipped]]:
@@ -343,11 +449,20 @@ def _size_align(ctype: CType, structs: dict[str, Struct]) -> tuple[int, int]:
     return ctype.size, ctype.size or 1
 
 
-def _procedures(elf: Any) -> dict[str, tuple[int, set[str]]]:
-    """External procedures in the DWARF: symbol name -> (declaration line, dummy argument names)."""
-    procedures: dict[str, tuple[int, set[str]]] = {}
-    dwarf = elf.get_dwarf_info()
-    for cu in dwarf.iter_CUs():
+@dataclasses.dataclass(frozen=True)
+class _Procedure:
+    """What the DWARF says of a procedure: its declaration line, and each dummy: scalar or not."""
+
+    line: int
+    scalars: dict[str, bool]
+
+
+def _procedures(elf: Any) -> dict[str, _Procedure]:
+    """The external procedures in the DWARF, by symbol name."""
+    procedures: dict[str, _Procedure] = {}
+    if not elf.has_dwarf_info():
+        return procedures
+    for cu in elf.get_dwarf_info().iter_CUs():
         for die in cu.iter_DIEs():
             if die.tag != "DW_TAG_subprogram" or "DW_AT_external" not in die.attributes:
                 continue
@@ -356,9 +471,50 @@ def _procedures(elf: Any) -> dict[str, tuple[int, set[str]]]:
             line = die.attributes.get("DW_AT_decl_line")
             if attr is None or line is None:
                 continue
-            dummies = {_die_name(c) for c in die.iter_children() if c.tag == "DW_TAG_formal_parameter"}
-            procedures[attr.value.decode("utf-8", "replace")] = (int(line.value), dummies)
+            dummies = {_die_name(c): _is_scalar(c) for c in die.iter_children() if c.tag == "DW_TAG_formal_parameter"}
+            procedures[attr.value.decode("utf-8", "replace")] = _Procedure(int(line.value), dummies)
     return procedures
+
+
+def _is_scalar(die: Any) -> bool:
+    """Whether a dummy argument's type is a base type (not an array, not a derived type)."""
+    current = die
+    for _ in range(16):
+        if "DW_AT_type" not in current.attributes:
+            return False
+        current = current.get_DIE_from_attribute("DW_AT_type")
+        if current.tag not in ("DW_TAG_typedef", "DW_TAG_const_type", "DW_TAG_volatile_type"):
+            return bool(current.tag == "DW_TAG_base_type")
+    return False
+
+
+def _optional_dummies(source: Path, line: int) -> set[str]:
+    """Names declared ``optional`` in the procedure starting at ``line`` (lower case).
+
+    Read from the source (neither the DWARF nor gfortran's header marks them), statement by
+    statement up to the procedure's ``end``.
+    """
+    try:
+        lines = source.read_text(encoding="utf-8", errors="replace").splitlines()[line - 1 :]
+    except OSError:
+        return set()
+    names: set[str] = set()
+    statement = ""
+    for text in lines:
+        text = text.split("!", 1)[0].rstrip()
+        if text.endswith("&"):
+            statement += text[:-1] + " "
+            continue
+        statement = (statement + text.lstrip().lstrip("&")).strip()
+        lowered = statement.lower()
+        if re.match(r"end(\s*(function|subroutine)\b|$)", lowered):
+            break
+        declaration = re.match(r"(.*\boptional\b.*?)::(.*)", lowered)
+        if declaration is not None:
+            entities = re.sub(r"\([^()]*\)", "", declaration.group(2))
+            names.update(e.split("=")[0].strip() for e in entities.split(",") if e.strip())
+        statement = ""
+    return names
 
 
 def _die_name(die: Any) -> str:

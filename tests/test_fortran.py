@@ -59,7 +59,7 @@ contains
 
   subroutine stretch(v, k) bind(C)
     type(vec2), intent(inout) :: v
-    real(c_double), value :: k
+    real(c_double), intent(in) :: k
     v%x = v%x * k
     v%y = v%y * k
   end subroutine stretch
@@ -70,12 +70,23 @@ contains
     positive = x > 0
   end function positive
 
-  ! A scalar without value is passed by reference: C sees const int *.
+  ! An intent(in) scalar without value is passed by reference: C sees const int *.
   function doubled(i) bind(C)
     integer(c_int), intent(in) :: i
     integer(c_int) :: doubled
     doubled = 2 * i
   end function doubled
+
+  ! An optional one stays a pointer, so that it can be absent.
+  function times(x, n) &
+      bind(C)
+    real(c_double), value :: x
+    integer(c_int), intent(in), &
+        optional :: n  ! how many times
+    real(c_double) :: times
+    times = x
+    if (present(n)) times = x * n
+  end function times
 
   subroutine accumulate(a, b) bind(C)
     integer(c_int), intent(inout) :: a
@@ -112,15 +123,17 @@ CALLS = """
     stats.stretch(v, 2.0)
     out["stretched"] = [v.x, v.y]
     out["positive"] = [stats.positive(1.5), stats.positive(-1.0)]
-    out["doubled"] = stats.doubled(array.array("i", [21]))
+    out["doubled"] = stats.doubled(21)
+    out["times"] = [stats.times(2.0, None), stats.times(2.0, array.array("i", [3]))]
     acc = array.array("i", [10])
     stats.accumulate(acc, 5)
     out["accumulated"] = acc[0]
     try:
-        stats.doubled(21)
+        stats.accumulate(10, 5)
     except TypeError as exc:
-        out["plain_number"] = "TypeError"
+        out["inout_number"] = "TypeError"
     out["doc"] = stats.total.__doc__
+    out["signatures"] = [f.__doc__.splitlines()[0] for f in (stats.doubled, stats.stretch, stats.times)]
     out["missing"] = [name for name in ("mean", "hidden", "step_all") if hasattr(stats, name)]
     out["warnings"] = sorted(str(w.message) for w in caught)
     print(json.dumps(out))
@@ -139,8 +152,11 @@ def _check(result: dict[str, object]) -> None:
     assert result["stretched"] == [6.0, 8.0]
     assert result["positive"] == [True, False]
     assert result["doubled"] == 42
+    assert result["times"] == [2.0, 6.0]
     assert result["accumulated"] == 15
-    assert result["plain_number"] == "TypeError"
+    assert result["inout_number"] == "TypeError"
+    assert result["signatures"] == ["int doubled(int i)", "void stretch(vec2 *v, double k)",
+                                    "double times(double x, const int *n)"]
     assert result["doc"] == "double total(const double *xs, int n)\n\nSum of the first n values."
     assert result["missing"] == []
     assert result["warnings"] == [
