@@ -163,7 +163,7 @@ def test_headers_are_tracked_and_cxxflags_honoured(runner: Runner) -> None:
     runner.write("settings.hpp", "#pragma once\nconstexpr int kStep = 3;\n")
     assert runner.json(code) == 30
     # A C++20 feature builds when CXXFLAGS asks for C++20, and the flags are part of the key.
-    runner.write("modern.cpp", """
+    runner.write("modern.cc", """
         consteval int square(int x) { return x * x; }
         extern "C" int nine() { return square(3); }
     """)
@@ -183,6 +183,12 @@ def test_a_compile_error_shows_file_and_line(runner: Runner) -> None:
     # (g++ quotes the name with typographic or plain quotes depending on the locale.)
     assert "broken.cpp:2:12: error:" in message and "missing_name" in message and "not declared" in message
     assert runner.entries() == []
+
+
+def test_a_missing_compiler_says_what_to_install(runner: Runner) -> None:
+    runner.write("tiny.cxx", 'extern "C" int one() { return 1; }\n')
+    message = runner.import_error("tiny", "ToolchainNotFound", env={"CXX": "/nonexistent/c++"})
+    assert "CXX='/nonexistent/c++'" in message and "apt-get install g++" in message
 
 
 def test_doctor_lists_cpp(runner: Runner) -> None:
