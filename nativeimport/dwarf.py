@@ -248,6 +248,11 @@ class _Reader:
             raise Unsupported("a pointer to a union")
         if target.tag == "DW_TAG_class_type":
             return self._class_handle(target, typedef, const, spelling)
+        if target.tag == "DW_TAG_structure_type" and _lang_is_cxx(target.cu):
+            try:
+                return CType.pointer(self._resolve(target, typedef), const=const, spelling=spelling)
+            except Unsupported:  # a C++ struct C cannot describe (a std::vector member, say): a handle
+                return self._class_handle(target, typedef, const, spelling)
         return CType.pointer(self._resolve(target, typedef), const=const, spelling=spelling)
 
     def _class_handle(self, die: DIE, typedef: str, const: bool, spelling: str) -> CType:
@@ -488,6 +493,12 @@ def _lang_is_c(cu: Any) -> bool:
     lang = cu.get_top_DIE().attributes.get("DW_AT_language")
     # DW_LANG_C89=0x1, C=0x2, C99=0xc, C11=0x1d, C17=0x2c
     return lang is None or lang.value in (0x1, 0x2, 0xC, 0x1D, 0x2C)
+
+
+def _lang_is_cxx(cu: Any) -> bool:
+    lang = cu.get_top_DIE().attributes.get("DW_AT_language")
+    # DW_LANG_C_plus_plus=0x4, C_plus_plus_03=0x19, _11=0x1a, _14=0x21, (DWARF 6) _17=0x2a, _20=0x2b
+    return lang is not None and lang.value in (0x4, 0x19, 0x1A, 0x21, 0x2A, 0x2B)
 
 
 def _is_runtime_symbol(name: str) -> bool:

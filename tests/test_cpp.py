@@ -40,6 +40,13 @@ class Counter {
 
 struct Point { double x; double y; };
 enum Shade { light = 1, dark = 2 };
+// A struct C cannot describe (a std::string member): behind a pointer, a handle too.
+struct Label { std::string text; };
+
+namespace api {
+// extern "C" inside a namespace: still a plain C name.
+extern "C" int api_version() { return 3; }
+}
 
 extern "C" {
 /// A new counter, starting at start.
@@ -54,6 +61,10 @@ void scale(Point *p, double k) { p->x *= k; p->y *= k; }
 Point midpoint(Point a, Point b) { return Point{(a.x + b.x) / 2, (a.y + b.y) / 2}; }
 int shade_weight(Shade s) { return s == dark ? 10 * kStep : kStep; }
 double sum(const double *xs, int n) { double s = 0; for (int i = 0; i < n; ++i) s += xs[i]; return s; }
+
+Label *label_new(const char *text) { return new Label{text}; }
+int label_length(const Label *l) { return static_cast<int>(l->text.size()); }
+void label_free(Label *l) { delete l; }
 
 int checked_div(int a, int b) {
   if (b == 0) throw std::domain_error("division by zero in checked_div");
@@ -87,7 +98,7 @@ def test_structs_enums_and_buffers(runner: Runner, binder: dict[str, str]) -> No
             "norm2": shapes.norm2(shapes.Point(3.0, 4.0)), "scaled": [p.x, p.y], "mid": [m.x, m.y],
             "shade": [shapes.shade_weight(shapes.Shade.dark), shapes.shade_weight(shapes.light)],
             "sum": shapes.sum(array.array("d", [1.0, 2.0, 3.5]), 3),
-            "div": shapes.checked_div(7, 2),
+            "div": shapes.checked_div(7, 2), "version": shapes.api_version(),
             "doc": shapes.norm2.__doc__, "handle_doc": shapes.counter_new.__doc__,
             "warnings": [str(w.message) for w in caught],
             "exports": sorted(shapes.__all__),
@@ -99,6 +110,7 @@ def test_structs_enums_and_buffers(runner: Runner, binder: dict[str, str]) -> No
     assert result["shade"] == [10, 1]
     assert result["sum"] == 6.5
     assert result["div"] == 3
+    assert result["version"] == 3
     assert result["doc"] == "double norm2(Point p)\n\nSquared length of p."
     assert result["handle_doc"] == "tally::Counter *counter_new(int start)\n\nA new counter, starting at start."
     # The one C++-ABI function said aloud is the free function that lacks extern "C"; the class's
@@ -108,7 +120,8 @@ def test_structs_enums_and_buffers(runner: Runner, binder: dict[str, str]) -> No
         'declare it extern "C" to export it'
     ]
     assert "forgot_extern_c" not in result["exports"]
-    assert {"counter_new", "counter_bump", "counter_free", "norm2", "Point", "Shade"} <= set(result["exports"])
+    assert {"counter_new", "counter_bump", "counter_free", "label_new", "label_length", "norm2", "Point",
+            "Shade"} <= set(result["exports"])
 
 
 HANDLE_CALLS = """
@@ -118,6 +131,9 @@ HANDLE_CALLS = """
     c = shapes.counter_new(5)
     values = [shapes.counter_bump(c, 3), shapes.counter_bump(c, 4), shapes.counter_times(c)]
     shapes.counter_free(c)
+    label = shapes.label_new("hello")
+    values.append(shapes.label_length(label))
+    shapes.label_free(label)
     print(json.dumps(values))
 """
 
@@ -129,7 +145,7 @@ HANDLE_CALLS = """
 @pytest.mark.parametrize("binder", BINDERS)
 def test_a_class_behind_a_handle(runner: Runner, binder: dict[str, str]) -> None:
     _write(runner)
-    assert runner.json(HANDLE_CALLS, env=binder) == [8, 12, 2]
+    assert runner.json(HANDLE_CALLS, env=binder) == [8, 12, 2, 5]
 
 
 @pytest.mark.parametrize("binder", BINDERS)
@@ -236,4 +252,4 @@ def test_a_class_behind_a_handle_on_pypy(runner: Runner, pypy: Path) -> None:
     done = subprocess.run([str(pypy), str(script)], cwd=runner.project, env=runner.env, capture_output=True,
                           text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == [8, 12, 2]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [8, 12, 2, 5]
