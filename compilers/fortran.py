@@ -68,7 +68,7 @@ from nativeimport.driver import (
     run_tool,
     tool_version,
 )
-from nativeimport.errors import CompileError
+from nativeimport.errors import CompileError, InterfaceError
 from nativeimport.interface import CType, Field, Function, Interface, Param, Skipped, Struct
 
 __all__ = ["FortranDriver", "parse_prototypes"]
@@ -149,6 +149,10 @@ class FortranDriver(Driver):
             functions, structs, skipped = parse_prototypes(header)
             with open(obj, "rb") as stream:
                 procedures = _procedures(ELFFile(stream))
+            if functions and not procedures:
+                # Without it, a descriptor argument would pass for a plain pointer.
+                raise InterfaceError(f"{request.source.name}: built without debug info, which tells scalars, "
+                                     "arrays and descriptors apart; remove -g0 from FFLAGS", path=str(request.source))
             functions = [_with_doc(f, procedures, request.source) for f in functions]
             functions, skipped = _drop_descriptor_procedures(functions, procedures, skipped)
             functions, shims = _by_value_inputs(functions, procedures, request.source)
@@ -371,6 +375,8 @@ def _type(text: str, structs: dict[str, Struct], unbound_structs: dict[str, str]
         raise Unbound(_UNBOUND[text])
     if text in structs:
         return CType.struct(text)
+    if text == "CFI_cdesc_t":
+        raise Unbound("a Fortran 2018 descriptor (CFI_cdesc_t), which has no binding")
     if text in unbound_structs:
         raise Unbound(unbound_structs[text])
     raise Unbound(f"{text}, which has no binding")

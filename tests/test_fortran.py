@@ -305,3 +305,10 @@ def test_cpython_and_pypy_share_the_build(runner: Runner, pypy: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == on_cpython
     assert len(runner.entries()) == 1
+
+
+def test_without_debug_info_the_build_says_so(runner: Runner) -> None:
+    # The DWARF tells a descriptor argument from a plain pointer: a library without it is not bound.
+    runner.write("nodebug.f90", "function one() bind(C)\n  use iso_c_binding\n  integer(c_int) :: one\n  one = 1\nend function\n")
+    message = runner.import_error("nodebug", "InterfaceError", env={"FFLAGS": "-g0"})
+    assert "built without debug info" in message and "-g0" in message
