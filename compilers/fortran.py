@@ -103,6 +103,12 @@ _UNBOUND = {
     "__GFORTRAN_DOUBLE_COMPLEX": "complex, which has no C ABI binding here",
     "__GFORTRAN_LONG_DOUBLE_COMPLEX": "complex, which has no C ABI binding here",
 }
+_C_KEYWORDS = frozenset({
+    "auto", "bool", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum",
+    "extern", "false", "float", "for", "goto", "if", "inline", "int", "long", "register", "restrict", "return",
+    "short", "signed", "sizeof", "static", "struct", "switch", "true", "typedef", "union", "unsigned", "void",
+    "volatile", "while", "_Bool", "_Complex", "_Imaginary",
+})
 _STRUCT = re.compile(r"typedef struct (\w+) \{(.*?)\} \1;", re.S)
 _FUNCTION = re.compile(r"^(.+?)\b(\w+) \((.*)\);$")
 _DECLARATOR = re.compile(r"^(const )?(.*?)\s*(\*?)\s*(\w+)((?:\[\d+\])*)$")
@@ -296,8 +302,15 @@ def _checked(functions: list[Function], structs: list[Struct], skipped: list[Ski
         reason = _unbound_symbol(symbol)
         if reason is not None:
             skipped.append(Skipped(reason[0], reason[1]))
+    functions = [Function(f.name, f.result, tuple(Param(_c_safe(p.name), p.type) for p in f.params), f.doc)
+                 for f in functions]
     return Interface(functions=tuple(sorted(functions, key=lambda f: f.name)),
                      structs=tuple(sorted(structs, key=lambda s: s.name)), skipped=tuple(skipped))
+
+
+def _c_safe(name: str) -> str:
+    """A dummy argument's name as a C declaration may use it: Fortran may call one ``double``."""
+    return f"{name}_" if name in _C_KEYWORDS else name
 
 
 def _objcopy() -> Toolchain:
@@ -433,7 +446,7 @@ def _field(text: str, structs: dict[str, Struct]) -> Field:
     lengths = [int(n) for n in re.findall(r"\[(\d+)\]", dims)]
     if len(lengths) > 1:
         raise Unbound(f"field {name!r} is a multi-dimensional array")
-    return Field(name, CType(ctype.kind, ctype.name, ctype.spelling, ctype.pointee, ctype.const,
+    return Field(_c_safe(name), CType(ctype.kind, ctype.name, ctype.spelling, ctype.pointee, ctype.const,
                              lengths[0] if lengths else 0))
 
 

@@ -94,6 +94,13 @@ contains
     a = a + b
   end subroutine accumulate
 
+  ! A dummy may be named like a C keyword.
+  function half(double) bind(C)
+    real(c_double), intent(in) :: double
+    real(c_double) :: half
+    half = double / 2
+  end function half
+
   function mean(xs) bind(C)
     real(c_double), intent(in) :: xs(:)
     real(c_double) :: mean
@@ -133,7 +140,8 @@ CALLS = """
     except TypeError as exc:
         out["inout_number"] = "TypeError"
     out["doc"] = stats.total.__doc__
-    out["signatures"] = [f.__doc__.splitlines()[0] for f in (stats.doubled, stats.stretch, stats.times)]
+    out["half"] = stats.half(5.0)
+    out["signatures"] = [f.__doc__.splitlines()[0] for f in (stats.doubled, stats.stretch, stats.times, stats.half)]
     out["missing"] = [name for name in ("mean", "hidden", "step_all") if hasattr(stats, name)]
     out["warnings"] = sorted(str(w.message) for w in caught)
     print(json.dumps(out))
@@ -155,8 +163,9 @@ def _check(result: dict[str, object]) -> None:
     assert result["times"] == [2.0, 6.0]
     assert result["accumulated"] == 15
     assert result["inout_number"] == "TypeError"
+    assert result["half"] == 2.5
     assert result["signatures"] == ["int doubled(int i)", "void stretch(vec2 *v, double k)",
-                                    "double times(double x, const int *n)"]
+                                    "double times(double x, const int *n)", "double half(double double_)"]
     assert result["doc"] == "double total(const double *xs, int n)\n\nSum of the first n values."
     assert result["missing"] == []
     assert result["warnings"] == [
