@@ -86,8 +86,12 @@ class CppDriver(Driver):
         return (*self._own_flags(), *_env_flags("CXXFLAGS"), "|", *_env_flags("LDFLAGS"))
 
     def _own_flags(self) -> tuple[str, ...]:
-        version = self.toolchain().version.lower()
-        is_gcc = ("g++" in version or "free software foundation" in version) and "clang" not in version
+        toolchain = self.toolchain()
+        version = toolchain.version.lower()
+        # GCC names itself as it was called: "g++ (Debian 12.2.0-14) 12.2.0", "c++ (GCC) 13.1".
+        named_gcc = any(word in version for word in ("g++", "gcc", "free software foundation")) or \
+            version.startswith("c++ (")
+        is_gcc = named_gcc and "clang" not in version and toolchain.command[1:2] != ("c++",)
         return (*BASE_FLAGS, *GCC_FLAGS) if is_gcc else BASE_FLAGS
 
     def compile(self, request: BuildRequest) -> BuildResult:

@@ -68,7 +68,7 @@ from nativeimport.driver import (
     run_tool,
     tool_version,
 )
-from nativeimport.errors import CompileError, InterfaceError
+from nativeimport.errors import CompileError, InterfaceError, ToolchainNotFound
 from nativeimport.interface import CType, Field, Function, Interface, Param, Skipped, Struct
 
 __all__ = ["FortranDriver", "parse_prototypes"]
@@ -127,7 +127,12 @@ class FortranDriver(Driver):
 
     def find_toolchain(self) -> Toolchain:
         command = find_program("FC", ["gfortran"], install_hint=INSTALL_HINT, language="Fortran")
-        return Toolchain("gfortran", command, tool_version(command))
+        version = tool_version(command)
+        if "GNU Fortran" not in version:
+            # The C interface is read from gfortran's -fc-prototypes, which other compilers lack.
+            raise ToolchainNotFound(f"{shlex.join(command)} is not gfortran ({version or 'no --version'}); the "
+                                    f"Fortran driver reads gfortran's C header. {INSTALL_HINT}")
+        return Toolchain("gfortran", command, version)
 
     def flags(self) -> tuple[str, ...]:
         return (*COMPILE_FLAGS, *_env_flags("FFLAGS"), "|", *_env_flags("LDFLAGS"))

@@ -193,6 +193,26 @@ def test_headers_are_tracked_and_cxxflags_honoured(runner: Runner) -> None:
     assert "consteval" in runner.import_error("modern", "CompileError", env={"CXXFLAGS": "-std=c++14"})
 
 
+@pytest.mark.parametrize("cxx", ["c++", "g++"])
+def test_identical_functions_keep_their_own_signatures(runner: Runner, cxx: str) -> None:
+    # The driver recognises GCC by either name and passes -fno-ipa-icf, as the C driver does, so
+    # identical code folding never leaves a twin without debug info; both bind, with no warning.
+    if shutil.which(cxx) is None or "clang" in subprocess.run([cxx, "--version"], capture_output=True,
+                                                               text=True).stdout:
+        pytest.skip(f"{cxx} is not GCC here")
+    runner.write("twins.cpp", """
+        extern "C" long twin_a(long x) { return x * 3 + 1; }
+        extern "C" long twin_b(long x) { return x * 3 + 1; }
+    """)
+    assert runner.json("""
+        import json, warnings, nativeimport
+        nativeimport.install()
+        warnings.simplefilter("error")
+        import twins
+        print(json.dumps([twins.twin_a(2), twins.twin_b(3)]))
+    """, env={"CXX": cxx}) == [7, 10]
+
+
 def test_a_compile_error_shows_file_and_line(runner: Runner) -> None:
     runner.write("broken.cpp", 'extern "C" int f() {\n    return missing_name;\n}\n')
     message = runner.import_error("broken", "CompileError")
