@@ -292,6 +292,9 @@ def test_a_missing_compiler_says_what_to_install(runner: Runner) -> None:
     runner.write("tiny.f08", "function one() bind(C)\n  use iso_c_binding\n  integer(c_int) :: one\n  one = 1\nend function\n")
     message = runner.import_error("tiny", "ToolchainNotFound", env={"FC": "/nonexistent/gfortran"})
     assert "FC='/nonexistent/gfortran'" in message and "apt-get install gfortran" in message
+    if shutil.which("gcc"):
+        message = runner.import_error("tiny", "ToolchainNotFound", env={"FC": "gcc"})
+        assert "is not gfortran" in message
     assert runner.json("import json, nativeimport; nativeimport.install(); import tiny; print(json.dumps(tiny.one()))") == 1
 
 
