@@ -60,6 +60,8 @@ ALLOWED: dict[str, set[str]] = {
     "compilers.__init__": set(),
     "compilers._names": {"interface"},
     "compilers.c": {"driver", "errors"},
+    "compilers.cpp": {"compilers.c", "driver", "errors", "interface"},
+    "compilers.fortran": {"driver", "dwarf", "errors", "interface"},
     "compilers.rust": {"compilers._names", "driver", "dwarf", "errors", "interface"},
     "compilers.zig": {"compilers._names", "driver", "errors", "interface"},
 }
