@@ -16,11 +16,11 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from . import _bind_cffi
 from ._bind_fast import FastBuild, Prebuilt, build_fast, light_binding
-from ._cache import Cache, Dependency, digest_file
+from ._cache import ABSENT, Cache, Dependency, digest_file
 from ._entry import (
     BINDING_FILE,
     BUILD_LOG,
@@ -72,15 +72,9 @@ def build_into(staging: Path, *, driver: Driver, cache: Cache, source: Path, sou
     """Build ``source`` into ``staging``; raise on any failure (the caller discards ``staging``)."""
     started = time.perf_counter()
     _import_in_background(_LATER_MODULES)
-    output = staging / "build"
-    output.mkdir()
     toolchain = driver.toolchain()
-    request = BuildRequest(source=source, module_name=module_name, output_dir=output, toolchain=toolchain,
-                           scratch_dir=cache.scratch(driver.name), timeout=timeout)
-    result = driver.compile(request)
-    if driver.read_source(source) != source_bytes:
-        raise SourceError(f"{source} changed while it was being compiled; import it again",
-                          name=module_name, path=str(source))
+    request, result, dependencies, stats = _compile_unraced(staging, driver, cache, source, source_bytes,
+                                                            module_name, timeout)
     interface = _checked_interface(driver, request, result)
     # This interpreter's fast wrapper compiles while the cffi binding is generated.
     prebuilt = Prebuilt(cache.scratch(PREBUILT_SCRATCH)) if fast else None
@@ -97,17 +91,13 @@ def build_into(staging: Path, *, driver: Driver, cache: Cache, source: Path, sou
         prebuilt.build_in_background()
 
     shutil.move(str(result.library), staging / LIBRARY_FILE)
-    shutil.rmtree(output)
+    shutil.rmtree(request.output_dir)
     (staging / BINDING_FILE).write_text(binding, encoding="utf-8")
     (staging / LIGHT_FILE).write_text(light_binding(interface), encoding="utf-8")
     (staging / INTERFACE_FILE).write_text(json.dumps(interface.to_json(), indent=1), encoding="utf-8")
     if result.diagnostics.strip():
         (staging / BUILD_LOG).write_text(result.diagnostics, encoding="utf-8")
 
-    source_dir = _source_dir(source)
-    files = sorted(set(result.dependencies))
-    stats = snapshot(files)  # before hashing: an edit racing with us is seen next time
-    dependencies = [Dependency(dependency_of(f, source_dir), digest_file(f)) for f in files]
     duration = time.perf_counter() - started
     manifest = {
         "module": module_name,
@@ -115,7 +105,9 @@ def build_into(staging: Path, *, driver: Driver, cache: Cache, source: Path, sou
         "language": driver.name,
         "toolchain": {"command": list(toolchain.command), "version": toolchain.version},
         "flags": list(driver.flags()),
-        "dependencies": [d.path for d in dependencies],
+        "search_environment": _search_values(driver),
+        "dependencies": [d.path for d in dependencies if d.digest != ABSENT],
+        "absent": [d.path for d in dependencies if d.digest == ABSENT],
         "exports": [f.name for f in interface.functions],
         "skipped": {s.name: s.reason for s in interface.skipped},
         "sizes": {p.name: p.stat().st_size for p in staging.iterdir() if p.is_file()},
@@ -128,6 +120,93 @@ def build_into(staging: Path, *, driver: Driver, cache: Cache, source: Path, sou
     if result.diagnostics.strip():
         log.warning("%s: compiler output:\n%s", source, result.diagnostics.rstrip())
     return Built(dependencies, stats, manifest)
+
+
+BUILD_ATTEMPTS = 3  # builds of one import whose inputs changed while the compiler read them, before giving up
+
+
+def _compile_unraced(staging: Path, driver: Driver, cache: Cache, source: Path, source_bytes: bytes,
+                     module_name: str, timeout: float) -> tuple[BuildRequest, BuildResult, list[Dependency], Snapshot]:
+    """Compile, then hash what the compiler read; again if any of it may have changed meanwhile.
+
+    The key is made of the dependencies' content, but the compiler read them
+    earlier: an edit in between (a header saved during a slow build, a source
+    edited A -> B -> A) would file a library of the old content under the new
+    content's key, for every copy of the project. So a clock mark is taken on
+    the cache's file system before compiling, and after hashing every input
+    must have a ctime older than it: then none changed since the compiler
+    started, and what was hashed is what it read. ctime, not mtime: every write
+    (and ``touch``) moves it to the present, and nothing can set it back.
+    """
+    source_dir = _source_dir(source)
+    # What read_source read: the manifest of a directory source (cargo's lock file changes the folder).
+    watched = source / driver.directory_marker if source.is_dir() and driver.directory_marker else source
+    output = staging / "build"
+    changed: list[str] = []
+    latest: Optional[int] = None
+    for attempt in range(1, BUILD_ATTEMPTS + 1):
+        shutil.rmtree(output, ignore_errors=True)
+        output.mkdir()
+        began = _clock(staging, after=latest)
+        request = BuildRequest(source=source, module_name=module_name, output_dir=output, toolchain=driver.toolchain(),
+                               scratch_dir=cache.scratch(driver.name), timeout=timeout)
+        result = driver.compile(request)
+        if driver.read_source(source) != source_bytes:
+            raise SourceError(f"{source} changed while it was being compiled; import it again",
+                              name=module_name, path=str(source))
+        files = sorted(set(result.dependencies))
+        shadows = _shadows(files, source_dir)
+        dependencies = [Dependency(dependency_of(f, source_dir), digest_file(f)) for f in files]
+        dependencies += [Dependency(dependency_of(f, source_dir), ABSENT) for f in shadows]
+        stats = snapshot([*files, *shadows])  # after hashing: unchanged since `began`, so also before it
+        checked = snapshot([watched]) + stats
+        absent = {str(f) for f in shadows}
+        changed = [row[0] for row in checked if (row[4] is None) != (row[0] in absent)
+                   or (row[4] is not None and row[4] >= began)]
+        if not changed:
+            return request, result, dependencies, stats
+        latest = max((row[4] for row in checked if row[4] is not None), default=began)
+        log.info("%s changed while %s was compiled (attempt %d of %d); building again", changed[0], source.name,
+                 attempt, BUILD_ATTEMPTS)
+    raise SourceError(f"{changed[0]} kept changing while {source} was compiled ({BUILD_ATTEMPTS} builds); "
+                      "import it again once it is saved", name=module_name, path=str(source))
+
+
+def _clock(staging: Path, after: Optional[int]) -> int:
+    """Now, on the cache's file system clock (a file's ctime, in ns), later than ``after`` if given.
+
+    Waiting for the clock to pass the newest input seen changing keeps a
+    retry from failing again on the very same edit (a file system with
+    one-second timestamps waits up to a second, and only after a race).
+    """
+    mark = staging / ".clock"
+    mark.touch()
+    now = mark.stat().st_ctime_ns
+    deadline = time.monotonic() + 2.0
+    while after is not None and now <= after and time.monotonic() < deadline:
+        time.sleep(0.01)
+        os.utime(mark)
+        now = mark.stat().st_ctime_ns
+    return now
+
+
+_HEADER_SUFFIXES = frozenset({".h", ".hh", ".hpp", ".hxx", ".inc", ".inl"})
+
+
+def _shadows(files: list[Path], source_dir: Path) -> list[Path]:
+    """Files whose appearance would change the build: for each header found outside the source's
+    folder (through ``-I``, ``CPATH``), the same name beside the source, where ``#include "..."``
+    looks first. Headers under /usr are the system's, reached by ``<...>``: not followed.
+    What else the compiler searched in vain (``__has_include``, other ``-I`` folders) is not tracked.
+    """
+    shadows = []
+    for path in files:
+        if path.suffix not in _HEADER_SUFFIXES or path.parent == source_dir or str(path).startswith("/usr/"):
+            continue
+        candidate = source_dir / path.name
+        if candidate not in files and candidate not in shadows and not os.path.lexists(candidate):
+            shadows.append(candidate)
+    return shadows
 
 
 # Imported by the steps after compiling (DWARF, the cffi binding): tens of ms that a thread spends
@@ -193,7 +272,7 @@ def check_or_build(root: str, source_name: str, info: DriverInfo, token: str, se
     try:
         fingerprint, compiler_stats = cache.fingerprint(token, info)
         # The version too: an entry holds bindings generated by this release, for its runtime.
-        source_key = _digest(KEY_SCHEMA, __version__, fingerprint, source_bytes)
+        source_key = _digest(KEY_SCHEMA, __version__, fingerprint, json.dumps(_search_values(driver)), source_bytes)
         key, dep_stats = cache.match(source_key, _source_dir(source))
         if key is None:
             with cache.lock(source_key, settings, what=f"{module_name} ({source})"):
@@ -283,6 +362,11 @@ def evict(entry: str, source: str, why: Exception) -> None:
     root = root_of(entry)
     Cache(Path(root)).remove(os.path.basename(entry))
     forget_fresh(root, source)
+
+
+def _search_values(driver: Driver) -> dict[str, str]:
+    """The compiler's search environment (``Driver.search_environment``): where it finds headers and libraries."""
+    return {name: os.environ.get(name, "") for name in driver.search_environment}
 
 
 def _read_source(read: Any, source: Path) -> bytes:

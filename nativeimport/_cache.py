@@ -22,6 +22,8 @@ from typing import Any, Optional
 from ._entry import (
     MANIFEST_FILE,
     RECORD_DIRECTORIES,
+    REMOVED_PREFIX,
+    STAGING_PREFIX,
     EntryInfo,
     entry_dir,
     index_record,
@@ -31,7 +33,7 @@ from ._entry import (
     staging_parent,
     toolchain_record,
 )
-from ._records import read_record, snapshot, stats_match, write_record
+from ._records import make_private_dirs, read_record, snapshot, stats_match, write_record
 from .errors import LockTimeout
 
 TYPE_CHECKING = False
@@ -40,9 +42,12 @@ if TYPE_CHECKING:
     from ._registry import DriverInfo
     from .settings import Settings
 
-__all__ = ["Cache", "Dependency", "digest_file"]
+__all__ = ["ABSENT", "Cache", "Dependency", "digest_file"]
 
 log = logging.getLogger("nativeimport")
+
+
+ABSENT = "absent"  # the "digest" of a file whose absence the build depends on (a header that would shadow one)
 
 
 def digest_file(path: Path) -> str:
@@ -104,7 +109,7 @@ class Cache:
             deps = [Dependency(path, digest) for path, digest in candidate["dependencies"]]
             files = [dep.locate(base) for dep in deps]
             stats = snapshot(files)
-            unchanged = all(_digest_or_none(f) == dep.digest for f, dep in zip(files, deps))
+            unchanged = all((_digest_or_none(f) or ABSENT) == dep.digest for f, dep in zip(files, deps))
             if unchanged and self.entry(candidate["key"]).is_dir():
                 return str(candidate["key"]), stats
         return None, []
@@ -123,7 +128,7 @@ class Cache:
         from filelock import FileLock, Timeout
 
         path = Path(lock_file(str(self.root), source_key))
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(str(path.parent))
         lock = FileLock(str(path), mode=0o600)
         try:
             lock.acquire(timeout=0)
@@ -146,9 +151,9 @@ class Cache:
     def staging(self) -> Iterator[Path]:
         """A private directory to build in; removed unless :meth:`publish` moved it."""
         parent = Path(staging_parent(str(self.root)))
-        parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(str(parent))
         self._remove_abandoned(parent)
-        path = Path(tempfile.mkdtemp(dir=parent, prefix=f"{os.getpid()}-"))
+        path = Path(tempfile.mkdtemp(dir=parent, prefix=f"{STAGING_PREFIX}{os.getpid()}-"))
         try:
             yield path
         finally:
@@ -157,7 +162,8 @@ class Cache:
     def publish(self, staging: Path, key: str) -> Path:
         """Move a complete build into place in one rename; readers never see half an entry."""
         target = self.entry(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(str(target.parent))
+        _make_private(staging)
         try:
             os.replace(staging, target)
         except OSError:
@@ -167,11 +173,14 @@ class Cache:
         return target
 
     def _remove_abandoned(self, parent: Path) -> None:
-        # Builds whose process died (killed, crashed) leave a directory named after its pid.
+        # Builds whose process died (killed, crashed) leave a directory named after its pid, and a
+        # removal interrupted leaves its renamed entry. Only names with our prefixes: the root may
+        # be an older nativeimport's, adopted, whose tmp/ could hold anything.
         for child in parent.iterdir():
-            pid_text = child.name.partition("-")[0]
-            if pid_text.isdigit() and not _alive(int(pid_text)):
-                shutil.rmtree(child, ignore_errors=True)
+            for prefix in (STAGING_PREFIX, REMOVED_PREFIX):
+                pid_text = child.name[len(prefix):].partition("-")[0] if child.name.startswith(prefix) else ""
+                if pid_text.isdigit() and not _alive(int(pid_text)):
+                    shutil.rmtree(child, ignore_errors=True)
 
     # -- listing and clearing -------------------------------------------------
     def entries(self) -> list[EntryInfo]:
@@ -202,8 +211,8 @@ class Cache:
     def remove(self, key: str) -> None:
         """Delete one entry (renamed aside first, so no reader sees it half gone)."""
         target = self.entry(key)
-        doomed = Path(staging_parent(str(self.root)), f"0-removed-{key}-{time.monotonic_ns()}")
-        doomed.parent.mkdir(parents=True, exist_ok=True)
+        doomed = Path(staging_parent(str(self.root)), f"{REMOVED_PREFIX}{os.getpid()}-{key}-{time.monotonic_ns()}")
+        make_private_dirs(str(doomed.parent))
         try:
             os.replace(target, doomed)
         except FileNotFoundError:
@@ -228,6 +237,21 @@ def _digest_or_none(path: Path) -> Optional[str]:
         return digest_file(path)
     except OSError:
         return None
+
+
+def _make_private(tree: Path) -> None:
+    """Take every permission from group and others in ``tree``, whatever the umask made.
+
+    The compiler and Python's writers create files ``0666 & ~umask``; under
+    ``umask 0`` another user could rewrite a library before it is loaded.
+    """
+    for directory, _, files in os.walk(tree):
+        os.chmod(directory, 0o700)
+        for name in files:
+            path = os.path.join(directory, name)
+            mode = os.lstat(path).st_mode
+            if mode & 0o077 and not os.path.islink(path):
+                os.chmod(path, mode & 0o700)
 
 
 def _alive(pid: int) -> bool:

@@ -33,6 +33,7 @@ _VARIABLES = {
     "build_timeout": ("NATIVEIMPORT_BUILD_TIMEOUT", 600.0),
     "lock_timeout": ("NATIVEIMPORT_LOCK_TIMEOUT", 900.0),
     "binder": ("NATIVEIMPORT_BINDER", "auto"),
+    "verify": ("NATIVEIMPORT_VERIFY", False),
 }
 
 
@@ -53,23 +54,30 @@ class Settings:
         binder: ``"auto"`` (the fast CPython wrapper where it can serve a
             function, cffi for the rest) or ``"cffi"`` (cffi only)
             (``NATIVEIMPORT_BINDER``).
+        verify: check the content of the source and every dependency on each
+            import instead of trusting unchanged file stats, as a checked
+            hash-based ``.pyc`` does (``NATIVEIMPORT_VERIFY=1``). Costs a
+            hash of every file the build read on each import (README, "Cache").
     """
 
-    __slots__ = ("binder", "build_timeout", "cache_dir", "lock_timeout", "verbose")
+    __slots__ = ("binder", "build_timeout", "cache_dir", "lock_timeout", "verbose", "verify")
     cache_dir: str | None
     verbose: bool
     build_timeout: float
     lock_timeout: float
     binder: str
+    verify: bool
 
     def __init__(self, cache_dir: os.PathLike[str] | str | None = None, verbose: bool = False,
-                 build_timeout: float = 600.0, lock_timeout: float = 900.0, binder: str = "auto") -> None:
+                 build_timeout: float = 600.0, lock_timeout: float = 900.0, binder: str = "auto",
+                 verify: bool = False) -> None:
         set_ = object.__setattr__
         set_(self, "binder", _choice("binder", binder, BINDERS))
         set_(self, "cache_dir", os.path.expanduser(os.fspath(cache_dir)) if cache_dir is not None else None)
         set_(self, "verbose", _flag("verbose", verbose))
         set_(self, "build_timeout", _seconds("build_timeout", build_timeout))
         set_(self, "lock_timeout", _seconds("lock_timeout", lock_timeout))
+        set_(self, "verify", _flag("verify", verify))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
