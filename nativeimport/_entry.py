@@ -372,8 +372,10 @@ def _unmarked(fd: int) -> Optional[str]:
                       dir_fd=fd)
     except FileExistsError:
         return None if _unmarked(fd) is None else f"was marked by someone else meanwhile ({TAG_FILE})"
-    except OSError as exc:
-        return f"cannot be marked as nativeimport's ({exc.strerror})"
+    except OSError:
+        # Read-only: it holds nothing of anyone else's, so it still serves hits (a shared, prebuilt cache),
+        # and a build says it cannot write there.
+        return None
     try:
         os.write(tag, TAG_TEXT.encode())
     finally:
