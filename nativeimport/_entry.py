@@ -237,6 +237,9 @@ _TAG_MARK = b"created by nativeimport"
 OWN_NAMES = frozenset({"entries", "index", "fresh", "drivers", "toolchains", "locks", "tmp", "scratch", "cells",
                        TAG_FILE})
 _fallbacks: dict[str, str] = {}  # per process: the unpredictable fallback made when the usual one was not ours
+# Per process: roots found safe. Checked once, the answer cannot be changed by another user (every folder
+# on the way, and the root, can only be changed by us or root), so each import does not pay ~8 system calls.
+_verified: set[str] = set()
 
 
 def cache_root(cache_dir: Optional[str]) -> str:
@@ -246,8 +249,11 @@ def cache_root(cache_dir: Optional[str]) -> str:
     temporary one, with a warning.
     """
     root = os.path.abspath(cache_dir if cache_dir is not None else _default_root())
+    if root in _verified:
+        return root
     problem = _refusal(root)
     if problem is None:
+        _verified.add(root)
         return root
     import tempfile
     import warnings
