@@ -20,7 +20,7 @@ from typing import Any, Optional
 
 from . import _bind_cffi
 from ._bind_fast import FastBuild, Prebuilt, build_fast, light_binding
-from ._cache import ABSENT, Cache, Dependency, digest_file
+from ._cache import Cache, Dependency, digest_file
 from ._entry import (
     BINDING_FILE,
     BUILD_LOG,
@@ -32,7 +32,7 @@ from ._entry import (
     remember_fresh,
     root_of,
 )
-from ._records import snapshot
+from ._records import ABSENT, snapshot
 from ._version import __version__
 from .driver import BuildRequest, BuildResult, Driver
 from .errors import CacheError, NativeImportWarning, SourceError
@@ -163,8 +163,8 @@ def _compile_unraced(staging: Path, driver: Driver, cache: Cache, source: Path, 
         absent = {str(f) for f in shadows}
         changed = [row[0] for row in checked if (row[4] is None) != (row[0] in absent)
                    or (row[4] is not None and row[4] >= began)]
-        if not changed:
-            return request, result, dependencies, stats
+        if not changed:  # each row with its content's digest, for NATIVEIMPORT_VERIFY
+            return request, result, dependencies, [[*row, d.digest] for row, d in zip(stats, dependencies)]
         latest = max((row[4] for row in checked if row[4] is not None), default=began)
         log.info("%s changed while %s was compiled (attempt %d of %d); building again", changed[0], source.name,
                  attempt, BUILD_ATTEMPTS)
@@ -266,6 +266,8 @@ def check_or_build(root: str, source_name: str, info: DriverInfo, token: str, se
     driver = info.load()
     source_stats = snapshot([source_name])
     source_bytes = _read_source(driver.read_source, source)
+    if not source.is_dir():  # its digest, for NATIVEIMPORT_VERIFY (a directory's files are dependencies)
+        source_stats[0].append(_digest_bytes(source_bytes))
     if not source_bytes.strip():
         raise SourceError(f"{source} is empty: there is nothing to import")
     log.debug("%s: looking for a build (%s)", source, reason)
@@ -383,6 +385,12 @@ def _read_source(read: Any, source: Path) -> bytes:
 
 def _source_dir(source: Path) -> Path:
     return source if source.is_dir() else source.parent
+
+
+def _digest_bytes(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
 
 
 def _digest(*parts: object) -> str:

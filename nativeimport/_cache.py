@@ -33,7 +33,7 @@ from ._entry import (
     staging_parent,
     toolchain_record,
 )
-from ._records import make_private_dirs, read_record, snapshot, stats_match, write_record
+from ._records import ABSENT, make_private_dirs, read_record, snapshot, stats_match, write_record
 from .errors import LockTimeout
 
 TYPE_CHECKING = False
@@ -45,9 +45,6 @@ if TYPE_CHECKING:
 __all__ = ["ABSENT", "Cache", "Dependency", "digest_file"]
 
 log = logging.getLogger("nativeimport")
-
-
-ABSENT = "absent"  # the "digest" of a file whose absence the build depends on (a header that would shadow one)
 
 
 def digest_file(path: Path) -> str:
@@ -99,7 +96,8 @@ class Cache:
 
     # -- content index: builds of one source content ------------------------
     def match(self, source_key: str, base: Path) -> tuple[Optional[str], Snapshot]:
-        """The entry whose dependencies all still have their recorded content, and their stats.
+        """The entry whose dependencies all still have their recorded content, and their stats
+        (each row followed by the content's digest).
 
         The stats are taken before the contents are hashed, so an edit racing
         with this check makes the next import look again rather than trust it.
@@ -111,7 +109,7 @@ class Cache:
             stats = snapshot(files)
             unchanged = all((_digest_or_none(f) or ABSENT) == dep.digest for f, dep in zip(files, deps))
             if unchanged and self.entry(candidate["key"]).is_dir():
-                return str(candidate["key"]), stats
+                return str(candidate["key"]), [[*row, dep.digest] for row, dep in zip(stats, deps)]
         return None, []
 
     def add_build(self, source_key: str, dependencies: Sequence[Dependency], key: str) -> None:

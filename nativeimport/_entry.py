@@ -33,6 +33,7 @@ import time
 from _frozen_importlib_external import EXTENSION_SUFFIXES  # importlib.machinery's, without importing importlib
 
 from ._records import (
+    content_digest,
     first_changed,
     make_private_dirs,
     read_lines,
@@ -54,6 +55,7 @@ __all__ = [
     "BINDING_FILE",
     "BUILD_LOG",
     "FAST_FILE",
+    "FRESH_KIND",
     "INTERFACE_FILE",
     "LIBRARY_FILE",
     "LIGHT_FILE",
@@ -392,23 +394,36 @@ def _unmarked(fd: int) -> Optional[str]:
 # -- freshness: a source path's stats -> key, with no hashing ------------------------------------
 
 
-FRESH_KIND = "fresh-2"  # rows: stat|racy mtime_ns size inode ctime_ns path (kind "fresh" held two numbers)
+FRESH_KIND = "fresh-2"  # rows: stat|racy mtime_ns size inode ctime_ns digest path (kind "fresh" held two numbers)
 
 
-def fresh_key(root: str, source: str, token: str) -> Optional[str]:
-    """The key recorded for ``source`` if it, its dependencies and its compiler still have the recorded stats."""
+def fresh_key(root: str, source: str, token: str, verify: bool = False) -> Optional[str]:
+    """The key recorded for ``source`` if it, its dependencies and its compiler still have the recorded stats.
+
+    With ``verify``, the content of every file recorded with a digest is
+    checked instead of its stats (the compiler's stats still are), as a
+    checked hash-based ``.pyc`` does: a hash of each file on every import.
+    """
     rows = read_lines(_fresh_record(root, source), FRESH_KIND)
     if rows is None or len(rows) < 3 or rows[0] != ["source", source] or rows[1] != ["token", text_checksum(token)]:
         return None
     key = rows[2][1] if rows[2][0] == "key" else ""
-    if any(len(row) != 6 or row[0] != "stat" for row in rows[3:]):  # "racy": its content is checked
+    if any(len(row) != 7 for row in rows[3:]):
         return None
-    if first_changed([(path, mtime, size, inode, ctime) for _, mtime, size, inode, ctime, path in rows[3:]]):
+    if verify:
+        if any(content_digest(row[6]) != row[5] for row in rows[3:] if row[5] != "-"):
+            return None
+        stats = [row for row in rows[3:] if row[5] == "-"]
+    else:
+        if any(row[0] != "stat" for row in rows[3:]):  # "racy": its content is checked by a miss
+            return None
+        stats = rows[3:]
+    if first_changed([(path, mtime, size, inode, ctime) for _, mtime, size, inode, ctime, _, path in stats]):
         return None
     return key if key and mark_used(entry_dir(root, key)) else None
 
 
-def why_not_fresh(root: str, source: str, token: str) -> str:
+def why_not_fresh(root: str, source: str, token: str, verify: bool = False) -> str:
     """Why :func:`fresh_key` found nothing, in words for the log (a miss only)."""
     rows = read_lines(_fresh_record(root, source), FRESH_KIND)
     if rows is None or len(rows) < 3 or rows[0] != ["source", source]:
@@ -416,11 +431,13 @@ def why_not_fresh(root: str, source: str, token: str) -> str:
     if rows[1] != ["token", text_checksum(token)]:
         return ("the driver's configuration changed (its environment variables, the compiler's search path "
                 "variables, PATH or nativeimport's version)")
-    stats = [row for row in rows[3:] if len(row) == 6]
-    changed = first_changed([(row[5], *row[1:5]) for row in stats])
+    stats = [row for row in rows[3:] if len(row) == 7]
+    changed = first_changed([(row[6], *row[1:5]) for row in stats])
     if changed is not None:
         return f"{changed} changed" if os.path.exists(changed) else f"{changed} is gone or appeared"
-    racy = [row[5] for row in stats if row[0] == "racy"]
+    if verify:
+        return "a file's content changed though its stats did not (NATIVEIMPORT_VERIFY)"
+    racy = [row[6] for row in stats if row[0] == "racy"]
     if racy:
         return f"{racy[0]} changed in the same clock tick as the record was written (racily clean): checking content"
     return "its cache entry is gone"
@@ -444,7 +461,8 @@ def mark_used(entry: str) -> bool:
 
 
 def remember_fresh(root: str, source: str, token: str, stats: Snapshot, key: str) -> None:
-    """Record that ``source`` with these stats (taken before hashing) gave ``key``.
+    """Record that ``source`` with these stats (taken before hashing) gave ``key``. A row of ``stats``
+    may end with the file's content digest (:func:`~nativeimport._records.content_digest`).
 
     A file whose ctime is not older than the record itself (the same tick of
     the file system's clock) could change again with identical stats: as git
@@ -455,8 +473,9 @@ def remember_fresh(root: str, source: str, token: str, stats: Snapshot, key: str
 
     def rows(now: int) -> list[list[str]]:
         head = [["source", source], ["token", text_checksum(token)], ["key", key]]
-        return head + [["racy" if ctime is not None and int(ctime) >= now else "stat", str(mtime), str(size),
-                        str(inode), str(ctime), path] for path, mtime, size, inode, ctime in stats]
+        return head + [["racy" if row[4] is not None and int(row[4]) >= now else "stat",
+                        *(str(field) for field in row[1:5]), str(row[5]) if len(row) > 5 else "-", str(row[0])]
+                       for row in stats]
 
     write_lines(_fresh_record(root, source), FRESH_KIND, rows)
 

@@ -94,14 +94,13 @@ def obtain_entry(source: str, driver: DriverInfo, settings: Settings, module_nam
     """
     root = cache_root(settings.cache_dir)
     token = driver.token()
-    key = fresh_key(root, source, token) if damaged is None and not settings.verify else None
+    key = fresh_key(root, source, token, settings.verify) if damaged is None else None
     if key is not None:
         entry = entry_dir(root, key)
     else:
         from ._build import check_or_build  # a miss: hashing, locking, maybe compiling
 
-        reason = damaged or ("NATIVEIMPORT_VERIFY: checking content" if settings.verify
-                             else why_not_fresh(root, source, token))
+        reason = damaged or why_not_fresh(root, source, token, settings.verify)
         entry = check_or_build(root, source, driver, token, settings, module_name, reason=reason)
     return entry
 

@@ -19,8 +19,10 @@ if TYPE_CHECKING:  # typing costs milliseconds at run time; only the type checke
     StrPath = Union[str, os.PathLike[str]]
 
 __all__ = [
+    "ABSENT",
     "SCHEMA",
     "checksum",
+    "content_digest",
     "escape",
     "first_changed",
     "make_private_dirs",
@@ -37,6 +39,19 @@ __all__ = [
 ]
 
 SCHEMA = 1
+ABSENT = "absent"  # the content digest of a file that does not exist (a header whose absence a build relies on)
+
+
+def content_digest(path: StrPath) -> str:
+    """sha256 of a file's bytes (hex), :data:`ABSENT` when there is no such file: what keys are made of."""
+    import hashlib  # loads OpenSSL: only builds and NATIVEIMPORT_VERIFY pay for it
+
+    try:
+        return hashlib.sha256(read_bytes(path)).hexdigest()
+    except (FileNotFoundError, NotADirectoryError):
+        return ABSENT
+    except OSError:  # a directory now, unreadable: matches no digest
+        return "unreadable"
 
 
 def read_record(path: StrPath) -> Optional[dict[str, Any]]:

@@ -20,6 +20,9 @@ from typing import Any
 import pytest
 from stress_helpers import StressRunner, count
 
+from nativeimport._entry import FRESH_KIND
+from nativeimport._records import read_lines, snapshot, write_lines
+
 VALUE = """
 import json, nativeimport
 nativeimport.install()
@@ -147,16 +150,27 @@ def test_a_symlink_switched_between_same_size_twins_is_seen(stress: StressRunner
     count("symlinks switched between same-size twins, seen")
 
 
-def test_verify_checks_content_on_every_import_and_rebuilds_nothing(stress: StressRunner) -> None:
-    stress.write("checked.c", "int value(void) { return 5; }\n")
-    assert value(stress, "checked") == 5
+def test_verify_checks_content_where_stats_cannot_see_an_edit(stress: StressRunner) -> None:
+    header = stress.write("cfg.h", "#define V 1\n")
+    stress.write("checked.c", '#include "cfg.h"\nint value(void) { return V; }\n')
+    assert value(stress, "checked") == 1
+    header.write_text("#define V 2\n")
+    # A file system whose timestamps cannot show the edit (one-second mtimes, no ctime): the record's stats
+    # are made the header's new ones, as such a file system would have reported them.
+    (record,) = (stress.cache / "fresh").iterdir()
+    rows = read_lines(record, FRESH_KIND)
+    assert rows is not None
+    current = snapshot([header])[0]
+    rows = [[row[0], *map(str, current[1:]), *row[5:]] if row[-1] == str(header) else row for row in rows]
+    write_lines(record, FRESH_KIND, rows)
+    assert value(stress, "checked") == 1, "stats alone are fooled"
     done = stress.run(VALUE.format(module="checked"), env={"NATIVEIMPORT_VERIFY": "1", "NATIVEIMPORT_VERBOSE": "1"})
-    assert done.stdout.strip() == "5"
-    assert "NATIVEIMPORT_VERIFY: checking content" in done.stderr
-    assert stress.compiles() == 1, "content unchanged: nothing compiled"
+    assert done.stdout.strip() == "2", "the content was checked"
+    assert "content changed though its stats did not" in done.stderr
+    assert value(stress, "checked") == 2
     message = stress.import_error("checked", "SettingsError", env={"NATIVEIMPORT_VERIFY": "sometimes"})
     assert "NATIVEIMPORT_VERIFY" in message
-    count("verified imports")
+    count("edits only content verification sees, seen")
 
 
 # -- 3. where the compiler searched -----------------------------------------------------------------------
