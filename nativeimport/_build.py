@@ -164,12 +164,16 @@ def _compile_unraced(staging: Path, driver: Driver, cache: Cache, source: Path, 
         changed = [row[0] for row in checked if (row[4] is None) != (row[0] in absent)
                    or (row[4] is not None and row[4] >= began)]
         if not changed:  # each row with its content's digest, for NATIVEIMPORT_VERIFY
+            (staging / _CLOCK).unlink()
             return request, result, dependencies, [[*row, d.digest] for row, d in zip(stats, dependencies)]
         latest = max((row[4] for row in checked if row[4] is not None), default=began)
         log.info("%s changed while %s was compiled (attempt %d of %d); building again", changed[0], source.name,
                  attempt, BUILD_ATTEMPTS)
     raise SourceError(f"{changed[0]} kept changing while {source} was compiled ({BUILD_ATTEMPTS} builds); "
                       "import it again once it is saved", name=module_name, path=str(source))
+
+
+_CLOCK = ".clock"  # in the staging directory, removed before publishing
 
 
 def _clock(staging: Path, after: Optional[int]) -> int:
@@ -179,7 +183,7 @@ def _clock(staging: Path, after: Optional[int]) -> int:
     retry from failing again on the very same edit (a file system with
     one-second timestamps waits up to a second, and only after a race).
     """
-    mark = staging / ".clock"
+    mark = staging / _CLOCK
     mark.touch()
     now = mark.stat().st_ctime_ns
     deadline = time.monotonic() + 2.0

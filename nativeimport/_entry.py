@@ -2,13 +2,15 @@
 
 Layout under the root::
 
+    CACHEDIR.TAG              the mark that nativeimport made (so may write and delete in) this folder
     entries/<key>/            one finished build: manifest.json, library.so, bindings (see ENTRY FILES)
-    index/<source-key>.json   builds of one source content: their dependencies' digests
-    fresh/<path-checksum>     per source path: stats of the source, dependencies and compiler -> key
+    index/<source-key>.json   builds of one source content: their dependencies' digests ("absent" for a
+                              header whose appearance would change the build)
+    fresh/<path-checksum>     per source path: stats (and digests) of the source, dependencies and compiler -> key
     drivers                   the installed drivers, valid while no sys.path directory changes
     toolchains/<hash>.json    a driver's fingerprint and compiler, valid while the compiler's stat holds
     locks/<source-key>.lock   one build per source content, across processes
-    tmp/<pid>-<random>/       builds in progress; renamed into entries/ when complete
+    tmp/nativeimport-build-<pid>-<random>/   builds in progress; renamed into entries/ when complete
     scratch/<name>/           toolchains' own caches (Zig's, Cargo's), the fast binder's prebuilt parts
     cells/<xx>/cell_<digest>  the sources of IPython ``%%native`` cells
 
@@ -18,7 +20,13 @@ its path, so a copied project reuses it and any interpreter can use it.
 
 A freshness record says: this source path, with these stats of itself, its
 dependencies and its compiler, under this driver configuration (``token``),
-gave this key. When every stat still matches, no byte is hashed.
+gave this key. When every stat still matches, no byte is hashed. The stats
+are (mtime, size, inode, ctime); a row written in the same clock tick as its
+file changed is "racily clean" and makes the next import hash (as git does).
+
+The root is nativeimport's only when marked (or new, or holding only our
+names), owned by us, private, and reached through folders no other user can
+change; see :func:`cache_root`.
 
 Every native import reads a freshness record, so this module imports only
 what Python has loaded at start-up.
