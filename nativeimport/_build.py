@@ -142,12 +142,14 @@ def _compile_unraced(staging: Path, driver: Driver, cache: Cache, source: Path, 
     # What read_source read: the manifest of a directory source (cargo's lock file changes the folder).
     watched = source / driver.directory_marker if source.is_dir() and driver.directory_marker else source
     output = staging / "build"
-    changed: list[str] = []
+    changed: Snapshot = []
     latest: Optional[int] = None
+    known: list[Path] = [watched]  # the inputs known before compiling: the source, then the last attempt's
     for attempt in range(1, BUILD_ATTEMPTS + 1):
         shutil.rmtree(output, ignore_errors=True)
         output.mkdir()
         began = _clock(staging, after=latest)
+        before = {row[0]: row for row in snapshot(known)}
         request = BuildRequest(source=source, module_name=module_name, output_dir=output, toolchain=driver.toolchain(),
                                scratch_dir=cache.scratch(driver.name), timeout=timeout)
         result = driver.compile(request)
@@ -159,18 +161,34 @@ def _compile_unraced(staging: Path, driver: Driver, cache: Cache, source: Path, 
         dependencies = [Dependency(dependency_of(f, source_dir), digest_file(f)) for f in files]
         dependencies += [Dependency(dependency_of(f, source_dir), ABSENT) for f in shadows]
         stats = snapshot([*files, *shadows])  # after hashing: unchanged since `began`, so also before it
-        checked = snapshot([watched]) + stats
+        ended = _clock(staging, after=None)
         absent = {str(f) for f in shadows}
-        changed = [row[0] for row in checked if (row[4] is None) != (row[0] in absent)
-                   or (row[4] is not None and row[4] >= began)]
+        changed = [row for row in snapshot([watched]) + stats
+                   if _may_have_changed(row, began, ended, before.get(row[0]), row[0] in absent)]
         if not changed:  # each row with its content's digest, for NATIVEIMPORT_VERIFY
             (staging / _CLOCK).unlink()
             return request, result, dependencies, [[*row, d.digest] for row, d in zip(stats, dependencies)]
-        latest = max((row[4] for row in checked if row[4] is not None), default=began)
-        log.info("%s changed while %s was compiled (attempt %d of %d); building again", changed[0], source.name,
+        latest = max((row[4] for row in changed if row[4] is not None and row[4] <= ended), default=None)
+        known = [watched, *files, *shadows]
+        log.info("%s changed while %s was compiled (attempt %d of %d); building again", changed[0][0], source.name,
                  attempt, BUILD_ATTEMPTS)
-    raise SourceError(f"{changed[0]} kept changing while {source} was compiled ({BUILD_ATTEMPTS} builds); "
+    raise SourceError(f"{changed[0][0]} kept changing while {source} was compiled ({BUILD_ATTEMPTS} builds); "
                       "import it again once it is saved", name=module_name, path=str(source))
+
+
+def _may_have_changed(row: list[Any], began: int, ended: int, before: Optional[list[Any]],
+                      expected_absent: bool) -> bool:
+    """Whether the file of ``row`` (its stat after hashing) may have changed since the compiler started.
+
+    A ctime later than the build's end is another clock's (a file server's, ahead of ours): it says
+    nothing about the build, so such a file counts as unchanged only if its stat before compiling
+    (known from the previous attempt) is the same.
+    """
+    if (row[4] is None) != expected_absent:  # a dependency gone, or a shadowing header appeared
+        return True
+    if row[4] is None or row[4] < began:
+        return False
+    return not (row[4] > ended and before == row)
 
 
 _CLOCK = ".clock"  # in the staging directory, removed before publishing
