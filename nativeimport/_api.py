@@ -22,7 +22,7 @@ __all__ = ["build", "install", "load", "release_gil", "uninstall"]
 
 
 def install(*, cache_dir: Union[str, Path, None] = None, verbose: Optional[bool] = None,
-            binder: Optional[str] = None) -> Any:
+            binder: Optional[str] = None, verify: Optional[bool] = None) -> Any:
     """Let ``import name`` find ``name.c`` (``.rs``, ``.zig``, ...) on ``sys.path``. Idempotent.
 
     Appends the finder to ``sys.meta_path`` (after Python's own, which answer
@@ -34,8 +34,8 @@ def install(*, cache_dir: Union[str, Path, None] = None, verbose: Optional[bool]
     from . import _finder
     from .settings import Settings
 
-    overrides = {k: v for k, v in {"cache_dir": cache_dir, "verbose": verbose, "binder": binder}.items()
-                 if v is not None}
+    overrides = {k: v for k, v in {"cache_dir": cache_dir, "verbose": verbose, "binder": binder,
+                                   "verify": verify}.items() if v is not None}
     # A bad argument is reported here; a bad NATIVEIMPORT_* variable by the native import that reads it, so
     # a process that installs the hook (sitecustomize, nativeimport.auto) starts whatever the environment says.
     Settings.from_env({}, **overrides)

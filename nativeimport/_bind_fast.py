@@ -22,15 +22,17 @@ import logging
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sysconfig
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from ._entry import FAST_FILE, entry_file, fast_unavailable_marker
+from ._child import child_setup
+from ._entry import FAST_FILE, entry_file, note_fast_unavailable
 from ._fast_c import HEADER, helpers_source, prelude
-from ._records import checksum, write_atomically
+from ._records import checksum, make_private_dirs, write_atomically
 from .interface import CType, Function, Interface, python_name
 
 __all__ = ["FastBuild", "Prebuilt", "build_fast", "expressible", "light_binding", "missing_prerequisite"]
@@ -118,7 +120,7 @@ class Prebuilt:
         self.helpers_c = self.directory / "ni_helpers.c"
         self.helpers = self.directory / "ni_helpers.o"
         self.is_gcc = "gcc" in os.path.basename(program)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(str(self.directory))
         for path, text in ((self.header, HEADER), (self.helpers_c, helpers_source())):
             if not path.exists():
                 write_atomically(path, text)
@@ -155,7 +157,22 @@ def _compile_detached(final: Path, temporary: Path, command: list[str]) -> None:
 # The shell leaves the compiler running in a subshell of its own and exits at once, so the importing
 # process waits only for /bin/sh to start (a Python helper cost ~30 ms each). The result is renamed into
 # place when complete, so readers never see half a file.
-_DETACHED_COMPILE = 'temporary=$1 final=$2; shift 2; ("$@" && mv -f "$temporary" "$final" || rm -f "$temporary") &'
+_DETACHED_COMPILE = ('umask 077; temporary=$1 final=$2; shift 2; '
+                     '("$@" && mv -f "$temporary" "$final" || rm -f "$temporary") &')
+
+
+NOTHING_TO_SERVE = "no function it can serve"  # the one reason no later attempt can change
+
+
+def _prerequisites() -> list[str]:
+    """The files whose change makes a failed wrapper build worth trying again: the Python headers and
+    the compiler, or where one would be installed (the PATH folders, whose mtime an install changes)."""
+    files = [os.path.join(sysconfig.get_paths().get("include", ""), "Python.h")]
+    compiler = _compiler()
+    found = shutil.which(compiler[0]) if compiler else None
+    if found is not None:
+        return [*files, os.path.realpath(found), found]
+    return files + [folder for folder in os.environ.get("PATH", "").split(os.pathsep) if folder]
 
 
 class FastBuild:
@@ -173,7 +190,7 @@ class FastBuild:
         self.problem: str | None = None
         self.functions = [f for f in interface.functions if expressible(f)]
         if not self.functions:
-            self.problem = "no function it can serve"
+            self.problem = NOTHING_TO_SERVE
             return
         self.problem = missing_prerequisite()
         if self.problem is not None:
@@ -194,12 +211,12 @@ class FastBuild:
                    *([str(helpers)] if helpers is not None else []), "-ldl"]
         log.debug("running %s", shlex.join(command))
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+                                        stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=child_setup())
 
     def cancel(self) -> None:
         """Stop the compiler: the build this wrapper belonged to failed."""
         if self.process is not None:
-            self.process.kill()
+            _kill_group(self.process)
             self.process.communicate()
             self.process = None
             shutil.rmtree(self.work, ignore_errors=True)
@@ -213,10 +230,11 @@ class FastBuild:
                 shutil.rmtree(self.work, ignore_errors=True)
         if self.problem is None:
             return self.target
-        if self.problem != "no function it can serve":
+        permanent = self.problem == NOTHING_TO_SERVE
+        if not permanent:
             log.info("fast binder unavailable for %s (%s); using the cffi binder", self.module_name, self.problem)
         try:
-            Path(fast_unavailable_marker(str(self.target.parent))).write_text(self.problem, encoding="utf-8")
+            note_fast_unavailable(str(self.target.parent), self.problem, permanent, _prerequisites())
         except OSError:
             pass
         return None
@@ -226,7 +244,7 @@ class FastBuild:
         try:
             output, _ = self.process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            _kill_group(self.process)
             self.process.communicate()
             self.problem = f"the C compiler took longer than {timeout:g} s"
             return
@@ -239,6 +257,13 @@ class FastBuild:
             self._wait(timeout)
         else:
             self.problem = f"the C compiler failed: {output.decode(errors='replace').strip()[:2000]}"
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # the compiler's own children (cc1, as) with it
+    except ProcessLookupError:
+        pass
 
 
 def missing_prerequisite() -> str | None:

@@ -80,7 +80,9 @@ def _code(entry: str, filename: str) -> Any:
     payload = marshal.dumps(code)
     temporary = f"{compiled}.{os.getpid()}.tmp"
     try:
-        with open(temporary, "wb") as stream:
+        # private whatever the umask: code another user could rewrite would run as us
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        with open(fd, "wb") as stream:
             stream.write(checksum(payload).encode() + b"\n" + payload)
         os.replace(temporary, compiled)
     except OSError:  # a read-only cache: compile again next time
