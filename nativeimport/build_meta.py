@@ -1,0 +1,188 @@
+"""A PEP 517 build backend: setuptools' own, plus the project's native modules prebuilt in the wheel.
+
+In the project's ``pyproject.toml``::
+
+    [build-system]
+    requires = ["setuptools>=64", "nativeimport"]
+    build-backend = "nativeimport.build_meta"
+
+    [project]
+    dependencies = ["nativeimport"]     # the wheel's modules bind through it
+
+Every hook is setuptools' (sdists, metadata, editable installs are its
+business). ``build_wheel`` lets setuptools build the wheel, then finds the
+native sources in the packages setuptools put into it (``mypkg/fast.c``,
+``mypkg/kernels.rs``, a crate ``mypkg/crate/Cargo.toml``), builds each as an
+import would (``nativeimport.build``: the user's cache serves what was built
+before), and adds for each, beside where the source was: the prebuilt entry
+(``fast.nativeimport/``), a ``fast.py`` that binds it, a ``fast.pyi`` stub,
+and the package's ``py.typed``. Installed, ``import mypkg.fast`` needs no
+compiler, no source and no cache, and never builds.
+
+Tags: the native library is built for this platform, the cffi binding serves
+every interpreter with cffi (any CPython 3, PyPy), and the fast wrapper only
+the building CPython's ABI. So the wheel is ``py3-none-<platform>`` (it
+installs and works everywhere on this platform) and, when it carries fast
+wrappers, also ``cp311-cp311-<platform>`` (the compressed set
+``cp311.py3-cp311.none-linux_x86_64``), which says which ABI imports through
+them; elsewhere the same wheel binds through cffi. A project whose wheel
+setuptools already made platform-specific (its own C extensions) keeps those tags.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Optional
+
+from setuptools import build_meta as _setuptools
+
+from ._api import build
+from ._entry import FAST_FILE
+from ._finder import installed_drivers
+from ._package import NativeModule, entry_files, inside_native_project, native_modules, shim, stub_text
+from ._version import __version__
+from ._wheel import Tags, read_metadata, rewrite_wheel, wheel_tags
+from .errors import SourceError
+
+__all__ = [
+    "build_editable",
+    "build_sdist",
+    "build_wheel",
+    "get_requires_for_build_editable",
+    "get_requires_for_build_sdist",
+    "get_requires_for_build_wheel",
+    "prepare_metadata_for_build_editable",
+    "prepare_metadata_for_build_wheel",
+]
+
+log = logging.getLogger("nativeimport")
+
+# setuptools' hooks as they are. An editable install keeps the sources in place: nativeimport.install()
+# imports them (building on first import), so nothing prebuilt goes into an editable wheel.
+get_requires_for_build_wheel = _setuptools.get_requires_for_build_wheel
+get_requires_for_build_sdist = _setuptools.get_requires_for_build_sdist
+prepare_metadata_for_build_wheel = _setuptools.prepare_metadata_for_build_wheel
+build_sdist = _setuptools.build_sdist
+get_requires_for_build_editable = _setuptools.get_requires_for_build_editable
+prepare_metadata_for_build_editable = _setuptools.prepare_metadata_for_build_editable
+build_editable = _setuptools.build_editable
+
+
+def build_wheel(wheel_directory: str, config_settings: Optional[dict[str, Any]] = None,
+                metadata_directory: Optional[str] = None) -> str:
+    """PEP 517 ``build_wheel``: setuptools' wheel with the packages' native modules prebuilt in it."""
+    with _reporting():
+        with _recording_packages() as packages:
+            name = _setuptools.build_wheel(wheel_directory, config_settings, metadata_directory)
+        return ship_native_modules(Path(wheel_directory, name), packages, Path.cwd()).name
+
+
+def ship_native_modules(wheel: Path, packages: dict[str, str], project: Path) -> Path:
+    """Build the native modules of ``packages`` (name -> source directory) into ``wheel``; its new path."""
+    registry = installed_drivers({})
+    added: dict[str, bytes] = {}
+    carries_wrappers = False
+    for package, directory in sorted(packages.items()):
+        if inside_native_project(directory, str(project), registry):
+            continue
+        modules = native_modules(directory, registry)
+        package_path = package.replace(".", "/")
+        for module in modules:
+            entry = _build(f"{package}.{module.name}", module)
+            added.update(entry_files(entry, package_path, module.name))
+            added[f"{package_path}/{module.name}.py"] = shim(f"{package}.{module.name}",
+                                                             os.path.basename(module.source)).encode("utf-8")
+            added[f"{package_path}/{module.name}.pyi"] = stub_text(entry).encode("utf-8")
+            carries_wrappers = carries_wrappers or os.path.isfile(os.path.join(entry, FAST_FILE))
+        if modules:
+            added.setdefault(f"{package_path}/py.typed", b"")
+    if not added:
+        log.info("no native sources in the packages %s: the wheel is setuptools' own", ", ".join(sorted(packages)))
+        return wheel
+    _require_runtime(wheel)
+    tags = wheel_tags(wheel.name)
+    if tags.pure:
+        tags = _native_tags(carries_wrappers)
+    result = rewrite_wheel(wheel, added, tags, purelib=False)
+    log.info("wheel %s: %d native module(s) prebuilt", result.name, sum(n.endswith(".pyi") for n in added))
+    return result
+
+
+def _build(module_name: str, module: NativeModule) -> str:
+    log.info("building %s from %s", module_name, module.source)
+    return str(build(module.source))
+
+
+def _native_tags(carries_wrappers: bool) -> Tags:
+    """``py3-none-<platform>``, with this CPython's tag when its fast wrappers are in the wheel."""
+    import sysconfig
+
+    platform = sysconfig.get_platform().replace("-", "_").replace(".", "_")
+    soabi = sysconfig.get_config_var("SOABI")
+    if not carries_wrappers or sys.implementation.name != "cpython" or not isinstance(soabi, str):
+        return Tags(["py3"], ["none"], [platform])
+    version = f"cp{sys.version_info[0]}{sys.version_info[1]}"
+    abi = "cp" + soabi.split("-")[1]  # cpython-311-x86_64-linux-gnu -> cp311 (cp311d, cp313t for those builds)
+    return Tags([version, "py3"], [abi, "none"], [platform])
+
+
+def _require_runtime(wheel: Path) -> None:
+    """Refuse a wheel whose modules could not import: their ``.py`` imports nativeimport at run time."""
+    import email.parser
+    import re
+
+    metadata = email.parser.Parser().parsestr(read_metadata(wheel))
+    names = {re.split(r"[\s;\[<>=!~(]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+             for requirement in metadata.get_all("Requires-Dist") or []}
+    if "nativeimport" not in names:
+        wheel.unlink()
+        raise SourceError(f"{metadata.get('Name')}: its native modules bind through nativeimport when imported; "
+                          f'add "nativeimport>={__version__}" to [project] dependencies in pyproject.toml')
+
+
+@contextlib.contextmanager
+def _recording_packages() -> Iterator[dict[str, str]]:
+    """The packages setuptools builds into the wheel, with their source directories.
+
+    Asked of setuptools' ``build_py`` as it runs (setuptools runs the build in
+    this process), so every way of declaring packages (``pyproject.toml``,
+    ``setup.cfg``, ``setup.py``, automatic discovery, ``package-dir``) is
+    honoured exactly as setuptools reads it.
+    """
+    from setuptools.command.build_py import build_py
+
+    found: dict[str, str] = {}
+    original = build_py.run
+
+    def run(self: build_py) -> None:
+        original(self)
+        for package in self.packages or ():
+            found[package] = os.path.abspath(self.get_package_dir(package))
+
+    build_py.run = run
+    try:
+        yield found
+    finally:
+        build_py.run = original
+
+
+@contextlib.contextmanager
+def _reporting() -> Iterator[None]:
+    """A build backend talks to a person through its frontend's output: one line per module built."""
+    logger = logging.getLogger("nativeimport")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("nativeimport: %(message)s"))
+    logger.addHandler(handler)
+    level = logger.level
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
