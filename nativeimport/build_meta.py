@@ -94,7 +94,8 @@ def ship_native_modules(wheel: Path, packages: dict[str, str], project: Path) ->
         package_path = package.replace(".", "/")
         for module in modules:
             entry = _build(f"{package}.{module.name}", module)
-            added.update(entry_files(entry, package_path, module.name))
+            added.update({name: _without_debug_info(data) if name.endswith(".so") else data
+                          for name, data in entry_files(entry, package_path, module.name).items()})
             added[f"{package_path}/{module.name}.py"] = shim(f"{package}.{module.name}",
                                                              os.path.basename(module.source)).encode("utf-8")
             added[f"{package_path}/{module.name}.pyi"] = stub_text(entry).encode("utf-8")
@@ -116,6 +117,28 @@ def ship_native_modules(wheel: Path, packages: dict[str, str], project: Path) ->
 def _build(module_name: str, module: NativeModule) -> str:
     log.info("building %s from %s", module_name, module.source)
     return str(build(module.source))
+
+
+def _without_debug_info(library: bytes) -> bytes:
+    """``library`` without its debug info, when binutils' ``strip`` is at hand.
+
+    The DWARF is what the interface was read from, and the entry holds that
+    interface: nothing reads it at run time. Most of a Rust library is the
+    standard library's debug info (4 MB for a one-line function).
+    """
+    import shutil
+    import subprocess
+    import tempfile
+
+    strip = shutil.which("strip")
+    if strip is None:
+        return library
+    with tempfile.TemporaryDirectory() as scratch:
+        full, stripped = Path(scratch, "full.so"), Path(scratch, "stripped.so")
+        full.write_bytes(library)
+        done = subprocess.run([strip, "--strip-debug", "-o", str(stripped), str(full)], capture_output=True,
+                              timeout=120, check=False)
+        return stripped.read_bytes() if done.returncode == 0 and stripped.is_file() else library
 
 
 def _native_tags(carries_wrappers: bool) -> Tags:
