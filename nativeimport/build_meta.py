@@ -110,12 +110,13 @@ def ship_native_modules(wheel: Path, packages: dict[str, str], project: Path) ->
     if tags.pure:
         tags = _native_tags(carries_wrappers)
     result = rewrite_wheel(wheel, added, tags, purelib=False)
-    log.info("wheel %s: %d native module(s) prebuilt", result.name, sum(n.endswith(".pyi") for n in added))
+    shipped = sorted(n[: -len(".pyi")].replace("/", ".") for n in added if n.endswith(".pyi"))
+    log.info("%s: prebuilt %s", result.name, ", ".join(shipped))
     return result
 
 
 def _build(module_name: str, module: NativeModule) -> str:
-    log.info("building %s from %s", module_name, module.source)
+    log.debug("%s: the entry of %s", module_name, module.source)  # a real build logs its own line
     return str(build(module.source))
 
 
@@ -201,11 +202,13 @@ def _reporting() -> Iterator[None]:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("nativeimport: %(message)s"))
     logger.addHandler(handler)
-    level = logger.level
+    level, propagate = logger.level, logger.propagate
     if logger.getEffectiveLevel() > logging.INFO:
         logger.setLevel(logging.INFO)
+    logger.propagate = False  # setuptools gives the root logger a handler of its own: one line, not two
     try:
         yield
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
+        logger.propagate = propagate
