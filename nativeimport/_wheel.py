@@ -17,6 +17,10 @@ import time
 import zipfile
 from pathlib import Path
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 __all__ = ["Tags", "read_metadata", "rewrite_wheel", "wheel_tags"]
 
 
@@ -59,9 +63,10 @@ def read_metadata(wheel: Path) -> str:
         return archive.read(_dist_info(archive) + "METADATA").decode("utf-8")
 
 
-def rewrite_wheel(wheel: Path, added: dict[str, bytes], tags: Tags, purelib: bool) -> Path:
-    """Add ``added`` (archive name -> bytes; replacing files of the same name) to ``wheel``, give it
-    ``tags`` and ``Root-Is-Purelib``, and return its path, renamed for the tags."""
+def rewrite_wheel(wheel: Path, added: dict[str, bytes], tags: Tags, purelib: bool,
+                  removed: Callable[[str], bool] = lambda name: False) -> Path:
+    """Add ``added`` (archive name -> bytes; replacing files of the same name) to ``wheel``, leave out the
+    files ``removed`` says, give it ``tags`` and ``Root-Is-Purelib``, and return its path, renamed for the tags."""
     name_parts = wheel.name[: -len(".whl")].split("-")
     target = wheel.with_name("-".join([*name_parts[:-3], str(tags)]) + ".whl")
     temporary = wheel.with_name(f".{wheel.name}.{os.getpid()}.tmp")
@@ -76,7 +81,8 @@ def rewrite_wheel(wheel: Path, added: dict[str, bytes], tags: Tags, purelib: boo
             records.append((info.filename, _hash(data), str(len(data))))
 
         for info in source.infolist():
-            if info.filename not in (record, wheel_file) and info.filename not in added:
+            name = info.filename
+            if name not in (record, wheel_file) and name not in added and not removed(name):
                 write(info, source.read(info))
         for name in sorted(added):
             write(_new_info(name, when, executable=name.endswith(".so")), added[name])

@@ -67,10 +67,21 @@ log = logging.getLogger("nativeimport")
 get_requires_for_build_wheel = _setuptools.get_requires_for_build_wheel
 get_requires_for_build_sdist = _setuptools.get_requires_for_build_sdist
 prepare_metadata_for_build_wheel = _setuptools.prepare_metadata_for_build_wheel
-build_sdist = _setuptools.build_sdist
 get_requires_for_build_editable = _setuptools.get_requires_for_build_editable
 prepare_metadata_for_build_editable = _setuptools.prepare_metadata_for_build_editable
 build_editable = _setuptools.build_editable
+
+
+def build_sdist(sdist_directory: str, config_settings: Optional[dict[str, Any]] = None) -> str:
+    """PEP 517 ``build_sdist``: setuptools' sdist, with the packages' native sources in it.
+
+    setuptools puts only Python files (and what ``MANIFEST.in`` names) into an
+    sdist; a wheel built from it (``python -m build`` does so, as does pip from
+    an sdist) would lack every native module.
+    """
+    with _reporting(), _native_sources_in_manifest():
+        name: str = _setuptools.build_sdist(sdist_directory, config_settings)
+        return name
 
 
 def build_wheel(wheel_directory: str, config_settings: Optional[dict[str, Any]] = None,
@@ -86,6 +97,7 @@ def ship_native_modules(wheel: Path, packages: dict[str, str], project: Path) ->
     """Build the native modules of ``packages`` (name -> source directory) into ``wheel``; its new path."""
     registry = installed_drivers({})
     added: dict[str, bytes] = {}
+    sources: list[str] = []  # archive names of the sources, in the wheel if MANIFEST.in or an sdist put them there
     carries_wrappers = False
     for package, directory in sorted(packages.items()):
         if inside_native_project(directory, str(project), registry):
@@ -93,6 +105,7 @@ def ship_native_modules(wheel: Path, packages: dict[str, str], project: Path) ->
         modules = native_modules(directory, registry)
         package_path = package.replace(".", "/")
         for module in modules:
+            sources.append(_archive_name(package_path, directory, module.source))
             entry = _build(f"{package}.{module.name}", module)
             added.update({name: _without_debug_info(data) if name.endswith(".so") else data
                           for name, data in entry_files(entry, package_path, module.name).items()})
@@ -109,10 +122,15 @@ def ship_native_modules(wheel: Path, packages: dict[str, str], project: Path) ->
     tags = wheel_tags(wheel.name)
     if tags.pure:
         tags = _native_tags(carries_wrappers)
-    result = rewrite_wheel(wheel, added, tags, purelib=False)
+    result = rewrite_wheel(wheel, added, tags, purelib=False,
+                           removed=lambda name: any(name == s or name.startswith(s + "/") for s in sources))
     shipped = sorted(n[: -len(".pyi")].replace("/", ".") for n in added if n.endswith(".pyi"))
     log.info("%s: prebuilt %s", result.name, ", ".join(shipped))
     return result
+
+
+def _archive_name(package_path: str, directory: str, source: str) -> str:
+    return f"{package_path}/{os.path.relpath(source, directory).replace(os.sep, '/')}"
 
 
 def _build(module_name: str, module: NativeModule) -> str:
@@ -193,6 +211,46 @@ def _recording_packages() -> Iterator[dict[str, str]]:
         yield found
     finally:
         build_py.run = original
+
+
+@contextlib.contextmanager
+def _native_sources_in_manifest() -> Iterator[None]:
+    """Make setuptools' file list (the sdist's contents) include each package's native sources.
+
+    Asked of setuptools' ``egg_info`` as it lists the files, in this process,
+    so the packages are found as setuptools finds them. A project directory
+    (a crate) goes in whole but for its build output (``target/``) and hidden files.
+    """
+    from setuptools.command.egg_info import manifest_maker
+
+    original = manifest_maker.add_defaults
+
+    def add_defaults(self: manifest_maker) -> None:
+        original(self)
+        build_py = self.get_finalized_command("build_py")
+        registry = installed_drivers({})
+        for package in build_py.packages or ():
+            directory = build_py.get_package_dir(package) or "."
+            if inside_native_project(directory, ".", registry):
+                continue
+            for module in native_modules(directory, registry):
+                self.filelist.extend(_project_files(module.source))
+
+    manifest_maker.add_defaults = add_defaults
+    try:
+        yield
+    finally:
+        manifest_maker.add_defaults = original
+
+
+def _project_files(source: str) -> list[str]:
+    if not os.path.isdir(source):
+        return [source]
+    found = []
+    for directory, subdirectories, files in os.walk(source):
+        subdirectories[:] = sorted(d for d in subdirectories if d != "target" and not d.startswith("."))
+        found += [os.path.join(directory, f) for f in sorted(files) if not f.startswith(".")]
+    return found
 
 
 @contextlib.contextmanager

@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tarfile
 import textwrap
 import zipfile
 from pathlib import Path
@@ -151,7 +152,7 @@ def _pip_wheel(project: Path, out: Path, cache: Path) -> subprocess.CompletedPro
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(the sample project's wheel, the cache its build used)."""
+    """(the sample project's wheel, the cache its build used); the project is beside the cache."""
     base = tmp_path_factory.mktemp("sample")
     project = base / "project"
     _sample_project(project)
@@ -159,6 +160,11 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     assert done.returncode == 0, done.stdout + done.stderr
     (wheel,) = (base / "dist").glob("mypkg-*.whl")
     return wheel, base / "cache"
+
+
+def _wheel_names(wheel: Path) -> set[str]:
+    with zipfile.ZipFile(wheel) as archive:
+        return {n for n in archive.namelist() if ".dist-info/" not in n}
 
 
 @pytest.fixture(scope="module")
@@ -336,6 +342,32 @@ def test_a_wheel_whose_project_does_not_require_nativeimport_is_refused(built: t
     assert done.returncode != 0
     assert 'add "nativeimport>=' in done.stdout + done.stderr
     assert not list(tmp_path.glob("dist/*.whl"))
+
+
+def test_an_sdist_carries_the_sources_and_its_wheel_the_same_prebuilt_modules(built: tuple[Path, Path],
+                                                                                tmp_path: Path) -> None:
+    wheel, cache = built
+    project = cache.parent / "project"
+    if HAS_CARGO:
+        _write(project / "mypkg" / "crate" / "target" / "debug" / "junk.txt", "cargo's build output\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NATIVEIMPORT_")}
+    env["NATIVEIMPORT_CACHE_DIR"] = str(cache)
+    hook = f"import nativeimport.build_meta as backend; print(backend.build_sdist({str(tmp_path)!r}))"
+    done = subprocess.run([sys.executable, "-c", hook], cwd=project, env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    sdist = tmp_path / done.stdout.strip().splitlines()[-1]
+    with tarfile.open(sdist) as archive:
+        names = {n.partition("/")[2] for n in archive.getnames()}
+    assert {"mypkg/fast.c", "mypkg/kernels.rs", "mypkg/vec.zig"} <= names
+    if HAS_CARGO:
+        assert {"mypkg/crate/Cargo.toml", "mypkg/crate/src/lib.rs"} <= names
+        assert not [n for n in names if "/target/" in n], "not Cargo's build output"
+    done = _pip_wheel(sdist, tmp_path / "dist", cache)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (from_sdist,) = (tmp_path / "dist").glob("mypkg-*.whl")
+    assert from_sdist.name == wheel.name
+    assert _wheel_names(from_sdist) == _wheel_names(wheel), "the same modules, and still no source in the wheel"
 
 
 def test_stubs_are_written_beside_sources_only_when_asked(runner: Runner) -> None:
