@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ._entry import MANIFEST_FILE, is_shipped, shipped_entry
+from ._entry import is_shipped, shipped_entry
 from ._loader import bind_module
 from ._version import __version__
 from .errors import BindingError, NativeImportError
@@ -60,12 +60,5 @@ def bind_shipped(name: str, built_with: str) -> None:
         error.path = error.path or entry
         raise
     except Exception as exc:  # a damaged or foreign library: nothing here can rebuild it
-        raise BindingError(f"{name}: its prebuilt build {entry} failed to load ({exc}); reinstall the package "
-                           f"(it was built for {_built_for(entry)})", name=name, path=entry) from exc
-
-
-def _built_for(entry: str) -> str:
-    from ._records import read_record
-
-    manifest = read_record(os.path.join(entry, MANIFEST_FILE)) or {}
-    return str(manifest.get("built_by", "another machine"))
+        raise BindingError(f"{name}: its prebuilt build {entry} failed to load ({exc}); reinstall the package",
+                           name=name, path=entry) from exc

@@ -46,7 +46,7 @@ ALLOWED: dict[str, set[str]] = {
     "_loader": {"_build", "_cffi_runtime", "_entry", "_fast_runtime", "_registry", "errors", "settings"},
     "_finder": {"_loader", "_registry"},
     # a module shipped prebuilt in a wheel: bound from beside its .py, read only
-    "_shipped": {"_entry", "_loader", "_records", "_version", "errors", "settings"},
+    "_shipped": {"_entry", "_loader", "_version", "errors", "settings"},
     # wheels: a package's native modules, the archive, the PEP 517 backend on top
     "_package": {"_entry", "_registry", "_stored", "_version", "interface"},
     "_wheel": set(),

@@ -306,6 +306,35 @@ def test_installed_on_pypy_the_same_wheel_binds_through_cffi(pypy: Path, tmp_pat
     _check_calls(result, _package_dir(pypy))
 
 
+def test_a_damaged_or_mismatched_shipped_module_says_to_reinstall(built: tuple[Path, Path], tmp_path: Path) -> None:
+    with zipfile.ZipFile(built[0]) as archive:
+        archive.extractall(tmp_path / "site")
+    package = tmp_path / "site" / "mypkg"
+    (package / "vec.nativeimport" / "library.so").write_bytes(b"not a library")
+    shutil.rmtree(package / "kernels.nativeimport")
+    shim = package / "fast.py"
+    shim.write_text(shim.read_text().replace("bind_shipped(__name__, '", "bind_shipped(__name__, '99."))
+    code = """
+        import json, nativeimport
+        out = {}
+        for name in ("mypkg.vec", "mypkg.kernels", "mypkg.fast"):
+            try:
+                __import__(name)
+            except nativeimport.BindingError as exc:
+                out[name] = [str(exc), exc.name, exc.path]
+        print(json.dumps(out))
+    """
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site"), "NATIVEIMPORT_CACHE_DIR": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120, check=True)
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["mypkg.vec"][0].endswith("not a 64-bit little-endian ELF library); reinstall the package")
+    assert out["mypkg.vec"][1:] == ["mypkg.vec", str(package / "vec.nativeimport")]
+    assert out["mypkg.kernels"][0] == f"mypkg.kernels: its prebuilt build {package / 'kernels.nativeimport'} is missing; reinstall the package"
+    assert "was built by nativeimport 99." in out["mypkg.fast"][0] and "rebuild the package's wheel" in out["mypkg.fast"][0]
+    assert not (tmp_path / "cache").exists(), "nothing is rebuilt"
+
+
 def test_mypy_reads_the_stubs_the_wheel_ships(cpython: Path, tmp_path: Path) -> None:
     pytest.importorskip("mypy", reason="mypy is not installed (pip install mypy)")
     good = tmp_path / "good.py"
