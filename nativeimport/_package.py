@@ -30,9 +30,6 @@ if TYPE_CHECKING:
 
 __all__ = ["NativeModule", "entry_files", "inside_native_project", "native_modules", "shim", "stub_path", "stub_text"]
 
-# What makes Python's FileFinder import a name before a native source could be: its module files.
-_PYTHON_SUFFIXES = (".py", ".pyc", ".pyw")
-
 
 class NativeModule:
     """One native module of a package: its name (``fast``) and what ``nativeimport.build`` takes (a file or
@@ -75,14 +72,15 @@ def native_modules(package_dir: str, registry: Registry) -> list[NativeModule]:
 
 def _python_names(package_dir: str, entries: list[str]) -> set[str]:
     """Names Python's finder imports from this directory: module files, extensions, regular packages."""
-    from importlib.machinery import EXTENSION_SUFFIXES
+    from importlib.machinery import all_suffixes
 
+    suffixes = tuple(all_suffixes())  # what Python's own FileFinder looks for, in this interpreter
     names = set()
     for entry in entries:
         path = os.path.join(package_dir, entry)
-        if entry.endswith((*_PYTHON_SUFFIXES, *EXTENSION_SUFFIXES)):
+        if entry.endswith(suffixes):
             names.add(entry.partition(".")[0])
-        elif any(os.path.isfile(os.path.join(path, "__init__" + s)) for s in _PYTHON_SUFFIXES):
+        elif any(os.path.isfile(os.path.join(path, "__init__" + s)) for s in suffixes):
             names.add(entry)
     return names
 
