@@ -239,8 +239,8 @@ class FastBuild:
         elif not self.retried and (self.linked is not None or self.prebuilt.gch.exists()):
             # A damaged or foreign helpers object, or a precompiled header GCC cannot map this time ("PCH
             # allocation failure", at random under address-space randomisation): not a reason to give up.
-            log.debug("compiling with the prebuilt parts failed; once more without them: %s",
-                      output.decode(errors="replace"))
+            log.debug("building with the prebuilt parts (%s) failed; compiling the helpers inline, without the "
+                      "precompiled header: %s", self.linked or self.prebuilt.gch, output.decode(errors="replace"))
             self._start(None, private_header=True)
             self._wait(timeout)
         else:
