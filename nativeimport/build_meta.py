@@ -114,7 +114,7 @@ def ship_native_modules(wheel: Path, packages: dict[str, str], project: Path) ->
             added[f"{package_path}/{module.name}.pyi"] = stub_text(entry).encode("utf-8")
             carries_wrappers = carries_wrappers or os.path.isfile(os.path.join(entry, FAST_FILE))
         if modules:
-            added.setdefault(f"{package_path}/py.typed", b"")
+            added.setdefault(f"{_typed_package(package, packages).replace('.', '/')}/py.typed", b"")
     if not added:
         log.info("no native sources in the packages %s: the wheel is setuptools' own", ", ".join(sorted(packages)))
         return wheel
@@ -127,6 +127,12 @@ def ship_native_modules(wheel: Path, packages: dict[str, str], project: Path) ->
     shipped = sorted(n[: -len(".pyi")].replace("/", ".") for n in added if n.endswith(".pyi"))
     log.info("%s: prebuilt %s", result.name, ", ".join(shipped))
     return result
+
+
+def _typed_package(package: str, packages: dict[str, str]) -> str:
+    """Where ``py.typed`` goes (PEP 561): the top-level package, unless that is a namespace package."""
+    top = package.partition(".")[0]
+    return top if os.path.isfile(os.path.join(packages.get(top, ""), "__init__.py")) else package
 
 
 def _archive_name(package_path: str, directory: str, source: str) -> str:
