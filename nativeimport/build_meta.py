@@ -96,37 +96,44 @@ def build_wheel(wheel_directory: str, config_settings: Optional[dict[str, Any]] 
 def ship_native_modules(wheel: Path, packages: dict[str, str], project: Path) -> Path:
     """Build the native modules of ``packages`` (name -> source directory) into ``wheel``; its new path."""
     registry = installed_drivers({})
+    found = [(package, directory, module) for package, directory in sorted(packages.items())
+             if not inside_native_project(directory, str(project), registry)
+             for module in native_modules(directory, registry)]
+    if not found:
+        where = f"the packages {', '.join(sorted(packages))}" if packages else "the project (it has no packages)"
+        log.info("no native sources in %s: the wheel is setuptools' own", where)
+        return wheel
+    _require_runtime(wheel)  # before compiling anything
     added: dict[str, bytes] = {}
     sources: list[str] = []  # archive names of the sources, in the wheel if MANIFEST.in or an sdist put them there
     carries_wrappers = False
-    for package, directory in sorted(packages.items()):
-        if inside_native_project(directory, str(project), registry):
-            continue
-        modules = native_modules(directory, registry)
+    for package, directory, module in found:
         package_path = package.replace(".", "/")
-        for module in modules:
-            sources.append(_archive_name(package_path, directory, module.source))
-            entry = _build(f"{package}.{module.name}", module)
-            added.update({name: _without_debug_info(data) if name.endswith(".so") else data
-                          for name, data in entry_files(entry, package_path, module.name).items()})
-            added[f"{package_path}/{module.name}.py"] = shim(f"{package}.{module.name}",
-                                                             os.path.basename(module.source)).encode("utf-8")
-            added[f"{package_path}/{module.name}.pyi"] = stub_text(entry).encode("utf-8")
-            carries_wrappers = carries_wrappers or os.path.isfile(os.path.join(entry, FAST_FILE))
-        if modules:
-            added.setdefault(f"{_typed_package(package, packages).replace('.', '/')}/py.typed", b"")
-    if not added:
-        log.info("no native sources in the packages %s: the wheel is setuptools' own", ", ".join(sorted(packages)))
-        return wheel
-    _require_runtime(wheel)
+        sources.append(_archive_name(package_path, directory, module.source))
+        files, has_wrapper = _module_files(package, module)
+        added.update(files)
+        carries_wrappers = carries_wrappers or has_wrapper
+        added.setdefault(f"{_typed_package(package, packages).replace('.', '/')}/py.typed", b"")
     tags = wheel_tags(wheel.name)
     if tags.pure:
         tags = _native_tags(carries_wrappers)
     result = rewrite_wheel(wheel, added, tags, purelib=False,
                            removed=lambda name: any(name == s or name.startswith(s + "/") for s in sources))
-    shipped = sorted(n[: -len(".pyi")].replace("/", ".") for n in added if n.endswith(".pyi"))
-    log.info("%s: prebuilt %s", result.name, ", ".join(shipped))
+    log.info("%s: prebuilt %s", result.name, ", ".join(f"{p}.{m.name}" for p, _, m in found))
     return result
+
+
+def _module_files(package: str, module: NativeModule) -> tuple[dict[str, bytes], bool]:
+    """One module's files in the wheel (entry, binding ``.py``, stub), and whether this CPython's wrapper is one."""
+    package_path = package.replace(".", "/")
+    log.debug("%s.%s: the entry of %s", package, module.name, module.source)  # a real build logs its own line
+    entry = str(build(module.source))
+    files = {name: _without_debug_info(data) if name.endswith(".so") else data
+             for name, data in entry_files(entry, package_path, module.name).items()}
+    files[f"{package_path}/{module.name}.py"] = shim(f"{package}.{module.name}",
+                                                    os.path.basename(module.source)).encode("utf-8")
+    files[f"{package_path}/{module.name}.pyi"] = stub_text(entry).encode("utf-8")
+    return files, os.path.isfile(os.path.join(entry, FAST_FILE))
 
 
 def _typed_package(package: str, packages: dict[str, str]) -> str:
@@ -137,11 +144,6 @@ def _typed_package(package: str, packages: dict[str, str]) -> str:
 
 def _archive_name(package_path: str, directory: str, source: str) -> str:
     return f"{package_path}/{os.path.relpath(source, directory).replace(os.sep, '/')}"
-
-
-def _build(module_name: str, module: NativeModule) -> str:
-    log.debug("%s: the entry of %s", module_name, module.source)  # a real build logs its own line
-    return str(build(module.source))
 
 
 def _without_debug_info(library: bytes) -> bytes:
