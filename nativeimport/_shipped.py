@@ -2,7 +2,7 @@
 
 The wheel puts, beside where the source was, ``<module>.nativeimport/`` (the
 entry's library, bindings and this CPython's wrapper) and ``<module>.py``, a
-three-line module that calls :func:`bind_shipped`. Python's own finder finds
+module whose one statement calls :func:`bind_shipped`. Python's own finder finds
 that ``.py`` file, so ``import mypkg.fast`` works without ``nativeimport.install()``,
 without a compiler and without the source. Binding only reads: no cache, no
 freshness record, no code written beside the entry.

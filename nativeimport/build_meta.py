@@ -31,6 +31,7 @@ setuptools already made platform-specific (its own C extensions) keeps those tag
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import logging
 import os
@@ -42,7 +43,7 @@ from typing import Any, Optional
 from setuptools import build_meta as _setuptools
 
 from ._api import build
-from ._entry import FAST_FILE
+from ._entry import FAST_FILE, fast_unavailable_marker
 from ._finder import installed_drivers
 from ._package import NativeModule, entry_files, inside_native_project, native_modules, shim, stub_text
 from ._version import __version__
@@ -132,8 +133,20 @@ def _module_files(package: str, module: NativeModule) -> tuple[dict[str, bytes],
              for name, data in entry_files(entry, package_path, module.name).items()}
     files[f"{package_path}/{module.name}.py"] = shim(f"{package}.{module.name}",
                                                     os.path.basename(module.source)).encode("utf-8")
-    files[f"{package_path}/{module.name}.pyi"] = stub_text(entry).encode("utf-8")
-    return files, os.path.isfile(os.path.join(entry, FAST_FILE))
+    stub = stub_text(entry)
+    try:
+        ast.parse(stub)
+    except SyntaxError as exc:  # a stub that does not parse would break every type check of its users
+        log.warning("%s.%s: its stub is left out of the wheel: line %s does not parse (%s)", package, module.name,
+                    exc.lineno, exc.msg)
+    else:
+        files[f"{package_path}/{module.name}.pyi"] = stub.encode("utf-8")
+    has_wrapper = os.path.isfile(os.path.join(entry, FAST_FILE))
+    if not has_wrapper and os.path.isfile(fast_unavailable_marker(entry)):
+        why = Path(fast_unavailable_marker(entry)).read_text(encoding="utf-8", errors="replace").strip()
+        log.info("%s.%s: no fast wrapper for this CPython in the wheel (%s): it binds through cffi", package,
+                 module.name, why)
+    return files, has_wrapper
 
 
 def _typed_package(package: str, packages: dict[str, str]) -> str:

@@ -112,6 +112,7 @@ CALLS = """
         "triple": vec.triple(-7),
         "doc": fast.add.__doc__,
         "file": fast.__file__,
+        "stray": [n for n in vars(fast) if not n.startswith("_") and n not in fast.__all__],
         "compilers": [n for n in ("cc", "gcc", "clang", "rustc", "cargo", "zig") if shutil.which(n)],
     }
     if HAS_CARGO:
@@ -245,6 +246,7 @@ def _check_calls(result: dict[str, object], installed: Path) -> None:
     assert result["doc"] == "double add(double a, double b)\n\nThe sum of two doubles."
     assert result["wrong_type"] == "TypeError"
     assert result["file"] == str(installed / "fast.py")
+    assert result["stray"] == [], "the module holds the native exports and nothing of its .py"
     modules = result["modules"]
     assert isinstance(modules, list)
     assert "nativeimport._build" not in modules, "nothing is built"
