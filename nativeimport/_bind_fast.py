@@ -199,10 +199,14 @@ class FastBuild:
         self.built = self.work / self.target.name
         self._start(prebuilt.helpers_object())
 
-    def _start(self, helpers: Path | None) -> None:
-        """Run the compiler, linking the prebuilt ``helpers`` object if given, else with the helpers inline."""
+    def _start(self, helpers: Path | None, private_header: bool = False) -> None:
+        """Run the compiler, linking the prebuilt ``helpers`` object if given, else with the helpers inline;
+        ``private_header``: beside the C file, where no precompiled header is (``#include "..."`` looks there first)."""
         self.linked = helpers
+        self.retried = private_header
         c_file = self.work / "fast.c"
+        if private_header:
+            (self.work / self.prebuilt.header.name).write_text(HEADER, encoding="utf-8")
         c_file.write_text(generate(self.functions, self.module_name, shared=helpers is not None), encoding="utf-8")
         compiler = _compiler()
         assert compiler is not None
@@ -250,10 +254,12 @@ class FastBuild:
             return
         if self.process.returncode == 0:
             os.replace(self.built, self.target)  # atomic: another process may build the same wrapper
-        elif self.linked is not None:  # a damaged or foreign helpers object: not a reason to give up
-            log.debug("linking %s failed; compiling the helpers inline: %s", self.linked,
-                      output.decode(errors="replace"))
-            self._start(None)
+        elif not self.retried and (self.linked is not None or self.prebuilt.gch.exists()):
+            # A damaged or foreign helpers object, or a precompiled header GCC cannot map this time ("PCH
+            # allocation failure", at random under address-space randomisation): not a reason to give up.
+            log.debug("building with the prebuilt parts (%s) failed; compiling the helpers inline, without the "
+                      "precompiled header: %s", self.linked or self.prebuilt.gch, output.decode(errors="replace"))
+            self._start(None, private_header=True)
             self._wait(timeout)
         else:
             self.problem = f"the C compiler failed: {output.decode(errors='replace').strip()[:2000]}"

@@ -14,6 +14,10 @@ Layout under the root::
     scratch/<name>/           toolchains' own caches (Zig's, Cargo's), the fast binder's prebuilt parts
     cells/<xx>/cell_<digest>  the sources of IPython ``%%native`` cells
 
+A wheel built by ``nativeimport.build_meta`` ships entries too, outside any
+root, as ``<package>/<module>.nativeimport/`` (see :func:`shipped_entry`):
+the same files, read and never written.
+
 No other module spells a file name or walks these directories: they ask here.
 An entry's key hashes everything that went into it (see ``_build``), never
 its path, so a copied project reuses it and any interpreter can use it.
@@ -71,6 +75,7 @@ __all__ = [
     "OWN_NAMES",
     "RECORD_DIRECTORIES",
     "REMOVED_PREFIX",
+    "SHIPPED_SUFFIX",
     "STAGING_PREFIX",
     "TAG_FILE",
     "EntryInfo",
@@ -87,6 +92,7 @@ __all__ = [
     "index_record",
     "interpreters_served",
     "is_key",
+    "is_shipped",
     "list_entries",
     "lock_file",
     "mark_used",
@@ -94,6 +100,8 @@ __all__ = [
     "remember_fresh",
     "root_of",
     "scratch_dir",
+    "shipped_entry",
+    "shipped_files",
     "staging_parent",
     "stored_code",
     "toolchain_record",
@@ -183,6 +191,30 @@ def fast_retry_due(entry: str) -> bool:
 def stored_code(entry: str, filename: str) -> str:
     """Where the code object of one of an entry's generated Python files is kept, per interpreter."""
     return os.path.join(entry, f"{filename[:-3]}.{sys.implementation.cache_tag}.code")
+
+
+# -- an entry shipped inside a package (a wheel built by nativeimport.build_meta) --------------
+SHIPPED_SUFFIX = ".nativeimport"  # a dot: never importable as a package, never mistaken for a module
+
+
+def shipped_entry(package_dir: str, name: str) -> str:
+    """Where a wheel puts the prebuilt entry of module ``name`` of the package in ``package_dir``."""
+    return os.path.join(package_dir, name + SHIPPED_SUFFIX)
+
+
+def is_shipped(entry: str) -> bool:
+    """Whether ``entry`` was shipped in a package: read only, never written (it is not ours to change)."""
+    return entry.endswith(SHIPPED_SUFFIX)
+
+
+def shipped_files(entry: str) -> list[str]:
+    """The files of ``entry`` a wheel ships: the library, the bindings, this interpreter's wrapper, the records.
+
+    Not what an entry accumulates in use (last-used, other interpreters' wrappers and
+    code, notes that a wrapper cannot be built): the wheel's tags name one CPython ABI.
+    """
+    names = (LIBRARY_FILE, BINDING_FILE, LIGHT_FILE, FAST_FILE, INTERFACE_FILE, MANIFEST_FILE)
+    return [name for name in names if os.path.isfile(os.path.join(entry, name))]
 
 
 # -- the other records under the root --------------------------------------------------------

@@ -49,13 +49,19 @@ ALLOWED: dict[str, set[str]] = {
     # an import: find, then load
     "_loader": {"_build", "_cffi_runtime", "_entry", "_fast_runtime", "_registry", "errors", "settings"},
     "_finder": {"_build_settings", "_loader", "_registry"},
+    # a module shipped prebuilt in a wheel: bound from beside its .py, read only
+    "_shipped": {"_entry", "_loader", "_version", "errors", "settings"},
+    # wheels: a package's native modules, the archive, the PEP 517 backend on top
+    "_package": {"_entry", "_registry", "_stored", "_version", "interface"},
+    "_wheel": set(),
+    "build_meta": {"_api", "_entry", "_finder", "_package", "_version", "_wheel", "errors"},
     # the public functions, and what sits on top of them (nothing imports these but the package)
-    "_api": {"_finder", "_loader", "_registry", "errors", "settings"},
+    "_api": {"_finder", "_loader", "_registry", "_shipped", "errors", "settings"},
     "__init__": {"_api", "_version", "errors", "ipython"},
     "auto": {"_api"},
     "__main__": {"_cli"},
-    "_cli": {"_api", "_bind_fast", "_cache", "_entry", "_finder", "_records", "_version", "errors", "interface",
-             "settings"},
+    "_cli": {"_api", "_bind_fast", "_cache", "_entry", "_finder", "_package", "_records", "_version", "errors",
+             "interface", "settings"},
     "ipython": {"_api", "_entry", "_finder", "_loader", "_records", "errors", "settings"},
     # the drivers shipped with nativeimport, exactly as a third party's
     "compilers.__init__": set(),
