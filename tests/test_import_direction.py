@@ -52,11 +52,11 @@ ALLOWED: dict[str, set[str]] = {
     # a module shipped prebuilt in a wheel: bound from beside its .py, read only
     "_shipped": {"_entry", "_loader", "_version", "errors", "settings"},
     # wheels: a package's native modules, the archive, the PEP 517 backend on top
-    "_package": {"_entry", "_registry", "_stored", "_version", "interface"},
+    "_package": {"_build_settings", "_entry", "_registry", "_stored", "_version", "interface"},
     "_wheel": set(),
-    "build_meta": {"_api", "_entry", "_finder", "_package", "_version", "_wheel", "errors"},
+    "build_meta": {"_api", "_build_settings", "_entry", "_finder", "_package", "_version", "_wheel", "errors"},
     # the public functions, and what sits on top of them (nothing imports these but the package)
-    "_api": {"_finder", "_loader", "_registry", "_shipped", "errors", "settings"},
+    "_api": {"_build_settings", "_finder", "_loader", "_registry", "_shipped", "errors", "settings"},
     "__init__": {"_api", "_version", "errors", "ipython"},
     "auto": {"_api"},
     "__main__": {"_cli"},
