@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import __version__, _bind_cffi
+from . import __version__, _bind_cffi, _cffi_check
 from ._bind_fast import FastBuild, Prebuilt, build_fast, light_binding, unavailable_marker
 from ._cache import Cache, Dependency, digest_file
 from ._fresh import BINDING_FILE, LIBRARY_FILE, LIGHT_FILE, entry_dir, forget_fresh, remember_fresh, snapshot
@@ -70,6 +70,7 @@ def build_into(staging: Path, *, driver: Driver, cache: Cache, source: Path, sou
         raise SourceError(f"{source} changed while it was being compiled; import it again",
                           name=module_name, path=str(source))
     interface = _checked_interface(driver, request, result)
+    interface = _cffi_check.checked(interface)  # types cffi would get wrong: opaque, with reasons
     # This interpreter's fast wrapper compiles while the cffi binding is generated.
     prebuilt = Prebuilt(cache.scratch(PREBUILT_SCRATCH)) if fast else None
     fast_build = FastBuild(staging, interface, module_name, prebuilt) if prebuilt is not None else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from _thread import _local  # threading.local without importing threading
 
 from ._fresh import BINDING_FILE, LIBRARY_FILE, check_elf, exec_stored
 
@@ -20,14 +21,22 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BufferSpec",
+    "CallbackSpec",
     "StructType",
     "as_buffer",
     "as_string",
+    "begin_calls",
+    "end_calls",
+    "from_proxy",
+    "function_pointer",
+    "handle",
     "int_enum",
     "load_binding",
     "retry",
     "struct_pointer",
     "struct_value",
+    "to_proxy",
+    "variadic",
 ]
 
 # Libraries stay loaded for the life of the process, as CPython's extension modules do: after a
@@ -142,20 +151,24 @@ def struct_pointer(ffi: Any, value: Any, struct: StructType, what: str) -> Any:
 
 
 class StructType:
-    """A C struct as a callable on the module: ``mod.Point(x=1.0, y=2.0)``.
+    """A C struct (or union) as a callable on the module: ``mod.Point(x=1.0, y=2.0)``.
 
     Instances are cffi cdata owning their memory, with attribute access to the
-    fields; ``isinstance(p, mod.Point)`` works.
+    fields; ``isinstance(p, mod.Point)`` works. A function-pointer field given
+    to the constructor takes what a function-pointer parameter takes (a native
+    function or a Python callable); the instance keeps that callback alive.
     """
 
-    def __init__(self, ffi: Any, name: str, fields: Sequence[str], module: str, doc: str) -> None:
+    def __init__(self, ffi: Any, name: str, fields: Sequence[str], module: str, doc: str,
+                 kind: str = "struct", callbacks: dict[str, CallbackSpec] | None = None) -> None:
         self._ffi = ffi
         self.__name__ = self.__qualname__ = name
         self.__module__ = module
         self.__doc__ = doc
         self.fields = tuple(fields)
-        self.pointer_type = ffi.typeof(f"struct {name} *")
-        self.value_type = ffi.typeof(f"struct {name}")
+        self.pointer_type = ffi.typeof(f"{kind} {name} *")
+        self.value_type = ffi.typeof(f"{kind} {name}")
+        self.callbacks = callbacks or {}
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if len(args) > len(self.fields):
@@ -168,13 +181,215 @@ class StructType:
             if field in init:
                 raise TypeError(f"{self.__name__}() got field {field!r} twice")
             init[field] = value
-        return self._ffi.new(self.pointer_type, init)
+        if not self.callbacks:
+            return self._ffi.new(self.pointer_type, init)
+        return _with_callbacks(self._ffi, self.pointer_type, init, self.callbacks)
 
     def __instancecheck__(self, value: Any) -> bool:
         return isinstance(value, self._ffi.CData) and self._ffi.typeof(value) in (self.pointer_type, self.value_type)
 
     def __repr__(self) -> str:
         return f"<struct {self.__name__} ({', '.join(self.fields)}) from {self.__module__}>"
+
+
+def _with_callbacks(ffi: Any, pointer_type: Any, init: dict[str, Any], callbacks: dict[str, CallbackSpec]) -> Any:
+    """A new instance whose function-pointer fields were given as functions; it holds their callbacks."""
+    keep = []
+    for field, spec in callbacks.items():
+        if field in init:
+            init[field] = function_pointer(ffi, init[field], spec)
+            keep.append(init[field])
+    made = ffi.new(pointer_type, init)
+    return ffi.gc(made, lambda _: keep.clear()) if keep else made  # the closure holds the callbacks
+
+
+def to_proxy(ffi: Any, value: Any, proxy: Any) -> Any:
+    """A struct or union value copied into the stand-in struct libffi passes the same way."""
+    made = ffi.new(proxy)
+    ffi.memmove(made, ffi.addressof(value), ffi.sizeof(value))
+    return made[0]
+
+
+def from_proxy(ffi: Any, value: Any, struct: StructType) -> Any:
+    """A stand-in struct's bytes, returned by a function, as an instance of the record it stands for."""
+    made = ffi.new(struct.pointer_type)
+    ffi.memmove(made, ffi.addressof(value), ffi.sizeof(struct.value_type))
+    return made
+
+
+def handle(ffi: Any, value: Any, ctype: Any, what: str) -> Any:
+    """A pointer to an opaque struct: what some function returned (of any module binding that type), or None."""
+    if value is None:
+        return ffi.NULL
+    if isinstance(value, ffi.CData):
+        held = ffi.typeof(value)
+        if held is ctype:
+            return value
+        if held.kind == "pointer" and held.cname == ctype.cname:  # the same C type, from another module
+            return ffi.cast(ctype, value)
+        shown = f"<cdata {held.cname!r}>"
+    else:
+        shown = type(value).__name__
+    raise TypeError(f"{what}: expected a {ctype.cname!r} handle (as a function returning one gives), not {shown}")
+
+
+class CallbackSpec:
+    """What a function-pointer parameter (or field) accepts, and how a Python callable is called from C.
+
+    ``args`` holds, per callback parameter, ``"string"`` (``const char *``, given as str),
+    ``"pointer"`` (NULL given as None) or ``""`` (as cffi converts it); ``result`` is
+    ``"bool"``, ``"pointer"``, ``"void"`` or ``""``.
+    """
+
+    __slots__ = ("args", "ctype", "made", "result", "what")
+
+    def __init__(self, ffi: Any, cdecl: str, args: Sequence[str], result: str, what: str) -> None:
+        import weakref
+
+        self.ctype = ffi.typeof(cdecl)
+        self.args = tuple(args)
+        self.result = result
+        self.what = what
+        # A Python function's callback lives as long as the function does (so C may keep it while
+        # the user holds the function); one made for a temporary (a lambda) lives for the call.
+        self.made: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def function_pointer(ffi: Any, value: Any, spec: CallbackSpec) -> Any:
+    """A function-pointer argument: None, a native function (its C address), or a Python callable."""
+    if value is None:
+        return ffi.NULL
+    native = _native_address(ffi, value)
+    if native is not None:
+        held = ffi.typeof(native)
+        if held is spec.ctype:
+            return native
+        if held.kind == "function" and held.cname == spec.ctype.cname:
+            return ffi.cast(spec.ctype, native)  # the same signature, from another module
+        raise TypeError(f"{spec.what}: expected a function {spec.ctype.cname!r}, not one of type {held.cname!r}")
+    if not callable(value):
+        raise TypeError(f"{spec.what}: expected a function (native or Python), not {type(value).__name__}")
+    try:
+        made = spec.made.get(value)
+    except TypeError:  # not weakly referenceable: a callback for this call only
+        return _callback(ffi, value, spec)
+    if made is None:
+        made = _callback(ffi, value, spec)
+        spec.made[value] = made
+    return made
+
+
+def _native_address(ffi: Any, value: Any) -> Any:
+    """The C function behind ``value`` if it is a cdata function pointer or a function nativeimport bound."""
+    if isinstance(value, ffi.CData):
+        return value
+    native = getattr(value, "__native__", None)  # a cffi wrapper
+    if native is not None:
+        return native
+    module = sys.modules.get(getattr(value, "__module__", None) or "")
+    name = getattr(value, "__name__", "")
+    exports = getattr(module, "__native_exports__", ())
+    if module is None or name not in exports:
+        return None
+    if module.__dict__.get(name) is not value and getattr(module, "__native_release_gil__", {}).get(name) is not value:
+        return None
+    return getattr(module.__lib__, name)  # a fast wrapper: its library's symbol
+
+
+def _callback(ffi: Any, function: Any, spec: CallbackSpec) -> Any:
+    string, pointer, null = "string", "pointer", ffi.NULL
+    kinds = spec.args
+    result = spec.result
+
+    def convert(value: Any, kind: str) -> Any:
+        if kind == string:
+            return None if value == null else ffi.string(value).decode("utf-8", "surrogateescape")
+        if kind == pointer:
+            return None if value == null else value
+        return value
+
+    def trampoline(*args: Any) -> Any:
+        back = function(*[convert(a, k) for a, k in zip(args, kinds)])
+        if result == "bool":
+            return bool(back)
+        if result == pointer and back is None:
+            return null
+        return None if result == "void" else back
+
+    def on_error(kind: type[BaseException], error: BaseException, traceback: Any) -> None:
+        _record_error(error.with_traceback(traceback), function)
+
+    return ffi.callback(spec.ctype, trampoline, onerror=on_error)
+
+
+# Per thread: the calls in progress that take Python callbacks, each with the errors its callbacks raised.
+_CALLS = _local()
+
+
+def begin_calls() -> list[BaseException]:
+    """Before a call that may run Python callbacks: where their exceptions go."""
+    errors: list[BaseException] = []
+    stack = getattr(_CALLS, "stack", None)
+    if stack is None:
+        stack = _CALLS.stack = []
+    stack.append(errors)
+    return errors
+
+
+def end_calls(errors: list[BaseException]) -> None:
+    """After the call: raise the first exception a callback raised (others are reported as unraisable)."""
+    _CALLS.stack.pop()
+    if errors:
+        for later in errors[1:]:
+            _unraisable(later, "Exception ignored in a callback (an earlier one is raised)")
+        raise errors[0]
+
+
+def _record_error(error: BaseException, function: Any) -> None:
+    stack = getattr(_CALLS, "stack", None)
+    if stack:
+        stack[-1].append(error)
+    else:  # C called a callback it kept, outside any call that took one: nobody to raise it to
+        _unraisable(error, f"Exception ignored in callback {function!r} called from C")
+
+
+def _unraisable(error: BaseException, message: str) -> None:
+    """Report an exception nobody can catch, as Python reports one raised in ``__del__``."""
+    import traceback
+
+    sys.stderr.write(f"{message}:\n")
+    traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
+
+
+def variadic(ffi: Any, values: Sequence[Any], function: str, first: int) -> list[Any]:
+    """The extra arguments of a variadic call, by C's default argument promotions."""
+    out = []
+    for position, value in enumerate(values, first + 1):
+        if isinstance(value, ffi.CData):
+            out.append(value)
+        elif value is None:
+            out.append(ffi.NULL)
+        elif isinstance(value, int):
+            for cdecl, low, high in _PROMOTED_INTS:
+                if low <= value <= high:
+                    out.append(ffi.cast(cdecl, value))
+                    break
+            else:
+                raise OverflowError(f"{function}() argument {position}: {value} does not fit any C integer type")
+        elif isinstance(value, float):
+            out.append(ffi.cast("double", value))
+        elif isinstance(value, (str, bytes)):
+            text = value.encode("utf-8") if isinstance(value, str) else value
+            out.append(ffi.new("char[]", text))  # NUL-terminated, alive for the call
+        else:
+            raise TypeError(f"{function}() argument {position} (variadic): cannot pass {type(value).__name__} "
+                            f"through '...'; give a C type, e.g. mod.__ffi__.cast('long', x) or "
+                            f"mod.__ffi__.new('double[]', values)")
+    return out
+
+
+_PROMOTED_INTS = (("int", -(2**31), 2**31 - 1), ("long long", -(2**63), 2**63 - 1),
+                  ("unsigned long long", 0, 2**64 - 1))
 
 
 def int_enum(name: str, members: Sequence[tuple[str, int]], module: str, doc: str) -> type[enum.IntEnum]:
