@@ -71,7 +71,9 @@ def light_binding(interface: Interface) -> str:
 
 def expressible(function: Function) -> bool:
     """Whether the fast binder can call ``function`` (variadic ones, handles and callbacks stay on cffi)."""
-    return not function.variadic and _result_ok(function.result) and all(_param_kind(p.type) is not None for p in function.params)
+    if function.variadic or not _result_ok(function.result):
+        return False
+    return all(_param_kind(p.type) is not None for p in function.params)
 
 
 def _result_ok(ctype: CType) -> bool:

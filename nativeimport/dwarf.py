@@ -154,7 +154,8 @@ class _Reader:
         top = die.cu.get_top_DIE()
         base = top.attributes["DW_AT_low_pc"].value if "DW_AT_low_pc" in top.attributes else 0
         starts = set()
-        for entry in lists.get_range_list_at_offset(die.attributes["DW_AT_ranges"].value, cu=die.cu):
+        unit: Any = die.cu  # a CompileUnit: subprograms are never in type units
+        for entry in lists.get_range_list_at_offset(die.attributes["DW_AT_ranges"].value, cu=unit):
             if isinstance(entry, BaseAddressEntry):
                 base = entry.base_address
             else:
@@ -381,7 +382,7 @@ class _Reader:
             yield Field(field_name, ctype, offset, bits.value, _bit_offset(member, ctype.size))
 
     def _field_type(self, die: DIE) -> CType:
-        peeled, _, typedef = _peel(die)
+        peeled = _peel(die)[0]
         if peeled is None:
             raise Unsupported("void")
         if peeled.tag != "DW_TAG_array_type":
