@@ -62,6 +62,7 @@ int minidb_finalize(minidb_stmt *stmt) { free(stmt); return MINIDB_OK; }
 const char *minidb_errmsg(minidb *db) { return ((struct minidb_impl *)db)->last_error; }
 int minidb_close(minidb *db) { free(db); return MINIDB_OK; }
 int minidb_is_null(minidb *db) { return db == NULL; }
+int pointer_is_null(const void *p) { return p == NULL; }  /* the fast binder's: a handle goes to cffi's */
 /* Run a query, calling back once per row; a non-zero return from the callback stops it. */
 int minidb_exec(minidb *db, const char *sql, minidb_row_fn callback, void *context) {
     minidb_stmt *stmt = minidb_query(db, sql);
@@ -163,7 +164,8 @@ DATABASE_CALLS = """
     import minidb as m
     out = {}
     db = m.minidb_open("main")
-    out["null"] = [m.minidb_open(""), m.minidb_is_null(None), m.minidb_is_null(db)]
+    out["null"] = [m.minidb_open(""), m.minidb_is_null(None), m.minidb_is_null(db), m.pointer_is_null(db),
+                   m.pointer_is_null(None)]
     stmt = m.minidb_query(db, "SELECT *")
     rows = []
     while m.minidb_step(stmt) == 100:
@@ -199,7 +201,7 @@ DATABASE_CALLS = """
 
 
 def check_database(out: dict[str, object]) -> None:
-    assert out["null"] == [None, 1, 0]
+    assert out["null"] == [None, 1, 0, 0, 1]
     assert out["rows"] == [[1, "row 1 of main"], [2, "row 2 of main"], [3, "row 3 of main"]]
     assert out["finalize"] == 0
     assert out["prepare"] == [1, True, "syntax error near DROP it"]
