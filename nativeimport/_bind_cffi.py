@@ -135,6 +135,8 @@ def _function(function: Function, opaque: set[str], proxied: set[str]) -> Iterat
             body.append(f"        {var} = {conversion}")
             checked.append(None)
         else:
+            if param.type.kind == "pointer":  # a pointer cffi checks itself (T **): None is NULL, as everywhere
+                body.append(f"        {var} = ffi.NULL if {var} is None else {var}")
             checked.append((param.name, param.type.cdecl(), param.type.spell(), param.type.kind in ("int", "enum")))
     yield from setup
     yield f"    def {name}({annotated}) -> {python_annotation(function.result, False)!r}:"
@@ -199,7 +201,7 @@ def _conversion(var: str, ctype: CType, what: str, spec: str, opaque: set[str]) 
         return f"_ni_rt.function_pointer(ffi, {var}, {spec})"
     if pointee.kind in _ANY_BUFFER or pointee.is_scalar:
         return f"_ni_rt.as_buffer(ffi, {var}, {spec})"
-    return ""  # a pointer to a pointer: cdata or None, checked by cffi
+    return ""  # a pointer to a pointer: cdata (or None, made NULL by the caller), checked by cffi
 
 
 def _buffer_spec(ctype: CType) -> tuple[str, str, int, bool]:

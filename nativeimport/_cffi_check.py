@@ -165,6 +165,9 @@ def _by_value(ctype: CType, records: dict[str, Struct]) -> Iterator[str]:
             yield from _by_value(inner, records)
 
 
+_CANNOT_BUILD = "cffi cannot build it"
+
+
 def _fix_layouts(records: dict[str, Struct]) -> None:
     """Make opaque (or packed, where that fits) every record cffi lays out unlike the compiler."""
     tried_packed: set[str] = set()
@@ -174,7 +177,9 @@ def _fix_layouts(records: dict[str, Struct]) -> None:
         if not wrong:
             return
         for name, why in wrong.items():
-            if name not in tried_packed:
+            if why.startswith(_CANNOT_BUILD):
+                records[name] = _opaque(records[name], why)
+            elif name not in tried_packed:
                 tried_packed.add(name)
                 records[name] = dataclasses.replace(records[name], packed=True)
             else:
@@ -201,18 +206,15 @@ def _propagate(records: dict[str, Struct]) -> None:
 
 
 def _layout_errors(records: dict[str, Struct]) -> dict[str, str]:
-    """Per described record whose cffi layout differs from the debug info's: the first difference."""
-    from cffi import FFI
+    """Per described record whose cffi layout differs from the debug info's: the first difference.
 
+    Asked of the out-of-line module cffi generates, as the binding will be: it cannot build some
+    types the in-line FFI can (an array of structs as a flexible array member).
+    """
     described = [r for r in records.values() if r.fields is not None and not r.anonymous]
     if not described:
         return {}
-    interface = Interface(structs=tuple(records.values()))
-    ffi = FFI()
-    ffi.cdef(interface.cdef())
-    packed = interface.cdef_packed()
-    if packed:
-        ffi.cdef(packed, packed=True)
+    ffi = _out_of_line_ffi(Interface(structs=tuple(records.values())))
     wrong = {}
     for record in described:
         why = _difference(ffi, record, records)
@@ -221,12 +223,36 @@ def _layout_errors(records: dict[str, Struct]) -> dict[str, str]:
     return wrong
 
 
+def _out_of_line_ffi(interface: Interface) -> Any:
+    """The ``ffi`` of the out-of-line module cffi generates for ``interface``'s records."""
+    import os
+    import tempfile
+
+    from cffi import FFI
+    from cffi.recompiler import make_py_source
+
+    ffi = FFI()
+    ffi.cdef(interface.cdef())
+    packed = interface.cdef_packed()
+    if packed:
+        ffi.cdef(packed, packed=True)
+    with tempfile.TemporaryDirectory(prefix="nativeimport-layout-") as scratch:
+        target = os.path.join(scratch, "_ni_layout.py")
+        make_py_source(ffi, "_ni_layout", target)
+        with open(target, encoding="utf-8") as stream:
+            source = stream.read()
+    namespace: dict[str, Any] = {}
+    exec(compile(source, "<cffi layout check>", "exec"), namespace)
+    return namespace["ffi"]
+
+
 def _difference(ffi: Any, record: Struct, records: dict[str, Struct]) -> str:
     ctype = f"{record.kind} {record.name}"
     try:
+        ffi.typeof(ctype + " *")
         size = ffi.sizeof(ctype)
-    except Exception as exc:  # cffi cannot complete it (e.g. a flexible array member not last)
-        return f"cffi cannot complete it: {exc}"
+    except Exception as exc:  # cffi cannot build it (e.g. a flexible array of structs)
+        return f"{_CANNOT_BUILD}: {exc}"
     if record.size and size != record.size:
         return f"cffi's size is {size} bytes, the compiler's {record.size}"
     for name, field, offset, bit_offset in _flat(record, records, 0):
