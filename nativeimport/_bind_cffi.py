@@ -87,7 +87,8 @@ def _wrappers(interface: Interface, proxied: set[str]) -> Iterator[str]:
         extra = "" if struct.kind == "struct" else f", kind={struct.kind!r}"
         if callbacks:
             extra += ", callbacks={" + ", ".join(f"{k!r}: {v}" for k, v in callbacks.items()) + "}"
-        yield (f"    _ni_s_{struct.name} = _ni_ns[{python_name(struct.name)!r}] = _ni_rt.StructType("
+        exposed = "" if struct.name.startswith("_ni_anon_") else f"_ni_ns[{python_name(struct.name)!r}] = "
+        yield (f"    _ni_s_{struct.name} = {exposed}_ni_rt.StructType("
                f"ffi, {struct.name!r}, {fields!r}, _ni_module, {doc!r}{extra})")
     for struct in interface.structs:
         if struct.fields is None and not struct.anonymous:

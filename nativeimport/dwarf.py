@@ -103,6 +103,7 @@ class _Reader:
     structs: dict[str, Struct] = dataclasses.field(default_factory=dict)
     enums: dict[str, Enum] = dataclasses.field(default_factory=dict)
     in_progress: set[str] = dataclasses.field(default_factory=set)
+    unnamed_field_type: str = ""  # the tag an untagged struct type of the field being read is given
 
     def read(self, where: str) -> Interface:
         addresses = set(self.exports.values())
@@ -314,7 +315,7 @@ class _Reader:
         return CType.function(result, tuple(params), variadic)
 
     def _struct_name(self, die: DIE, typedef: str) -> str:
-        name = _name(die) or typedef
+        name = _name(die) or typedef or self.unnamed_field_type
         if not name:
             raise Unsupported(f"an anonymous {_record_kind(die)} with no typedef")
         name = name.rpartition("::")[2]
@@ -327,7 +328,9 @@ class _Reader:
         kind = _record_kind(die)
         name = name or self._struct_name(die, spelling)
         make = CType.union if kind == "union" else CType.struct
-        ctype = make(name, spelling or (f"{kind} {name}" if _lang_is_c(die.cu) else name))
+        untagged = name.startswith("_ni_anon_")  # shown as the source writes it, not by the tag made up for it
+        ctype = make(name, spelling or (f"{kind} {{...}}" if untagged else f"{kind} {name}" if _lang_is_c(die.cu)
+                                        else name))
         known = self.structs.get(name)
         if known is not None and (known.fields is not None or known.opaque):
             return ctype
@@ -365,7 +368,8 @@ class _Reader:
                 self._check_complete(ctype, f"its anonymous {ctype.kind} member")
                 yield Field("", ctype, offset)
                 continue
-            try:
+            outer, self.unnamed_field_type = self.unnamed_field_type, f"_ni_anon_{name}_{field_name}"
+            try:  # a field of an untagged struct type (struct { ... } inner;) gets a made-up tag
                 ctype = self._field_type(member_type)
                 if ctype.is_record:
                     self._check_complete(ctype, "a record")
@@ -373,6 +377,8 @@ class _Reader:
                 raise
             except Unsupported as why:
                 raise Unsupported(f"its field {field_name!r} is {why}") from None
+            finally:
+                self.unnamed_field_type = outer
             bits = member.attributes.get("DW_AT_bit_size")
             if bits is None:
                 yield Field(field_name, ctype, offset)

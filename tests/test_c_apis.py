@@ -119,7 +119,7 @@ SHAPES_C = r"""
 
 union number { int32_t i; float f; uint8_t bytes[4]; };
 struct flags { unsigned ready : 1; int level : 4; unsigned mode : 3; uint16_t count; };
-struct tagged { int kind; union { int32_t i; double d; }; struct { int16_t x, y; }; };
+struct tagged { int kind; union { int32_t i; double d; }; struct { int16_t x, y; }; struct { float w, h; } size; };
 struct grid { int32_t cells[2][3]; char name[8]; };
 struct blob { uint32_t n; uint8_t data[]; };
 struct __attribute__((packed)) wire { uint8_t tag; uint32_t value; uint16_t crc; };
@@ -284,7 +284,8 @@ SHAPES_CALLS = """
     f = s.make_flags(1, -3, 5)
     out["bitfields"] = [f.ready, f.level, f.mode, f.count, s.flags_level(s.flags(level=-8)), s.flags_level(f)]
     t = s.tagged(kind=1, d=2.5)
-    out["anonymous"] = [t.d, s.tagged_value(t), s.tagged_value(s.tagged(kind=0, i=4)), s.tagged(x=1, y=-2).y]
+    out["anonymous"] = [t.d, s.tagged_value(t), s.tagged_value(s.tagged(kind=0, i=4)), s.tagged(x=1, y=-2).y,
+                        s.tagged(size={"w": 1.5}).size.w, hasattr(s, "_ni_anon_tagged_size")]
     g = s.grid(cells=[[1, 2, 3], [4, 5, 6]], name=b"hi")
     out["arrays"] = [s.grid_sum(g), list(g.cells[1]), bytes(g.name).rstrip(bytes(1)).decode()]
     b = s.blob_new(4)
@@ -313,7 +314,7 @@ def test_unions_bitfields_anonymous_members_arrays_and_function_pointer_fields(r
                                "shapes.wire_value"]
     assert out["union"] == [1.0, [0, 0, 128, 63], 2.5, 1.0]
     assert out["bitfields"] == [1, -3, 5, 7, -8, -3]
-    assert out["anonymous"] == [2.5, 2.5, 4.0, -2]
+    assert out["anonymous"] == [2.5, 2.5, 4.0, -2, 1.5, False]
     assert out["arrays"] == [21, [4, 5, 6], "hi"]
     assert out["flexible"] == [4, 18, [0, 3, 6, 9]]
     assert out["packed"] == [1002, 7]
@@ -321,6 +322,7 @@ def test_unions_bitfields_anonymous_members_arrays_and_function_pointer_fields(r
     assert out["fields"] == [105, 6, 42]
     assert out["set_field"] == 7
     assert out["help"].startswith("struct tagged { int kind; union { int32_t i; double d; }; struct {")
+    assert out["help"].endswith("struct {...} size; }")
 
 
 def test_each_left_out_export_says_why(runner: Runner) -> None:
