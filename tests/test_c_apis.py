@@ -7,6 +7,7 @@ same calls under PyPy when it is installed.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,12 @@ int minidb_exec(minidb *db, const char *sql, minidb_row_fn callback, void *conte
     minidb_finalize(stmt);
     return rc;
 }
+"""
+
+PEER_C = r"""
+#include <stdio.h>
+typedef struct minidb minidb;  /* the same opaque type as minidb.c's, in another module */
+int peer_has(const minidb *db) { return db != NULL; }
 """
 
 TOKENS_C = r"""
@@ -195,6 +202,8 @@ DATABASE_CALLS = """
         m.minidb_exec(db, "SELECT", fails, None)
     except KeyError as exc:
         out["raised_again"] = str(exc)
+    import peer
+    out["other_module"] = [peer.peer_has(db), peer.peer_has(None)]
     out["close"] = m.minidb_close(db)
     print(json.dumps(out))
 """
@@ -214,12 +223,14 @@ def check_database(out: dict[str, object]) -> None:
     assert out["seen"] == [[None, 1, "row 1 of main"], [None, 2, "row 2 of main"], [None, 3, "row 3 of main"]]
     assert out["exec_stops"] == 4
     assert out["raised_again"] == "'row 1'"
+    assert out["other_module"] == [1, 0]
     assert out["close"] == 0
 
 
 @pytest.mark.parametrize("binder", BINDERS)
 def test_a_database_style_handle_api(runner: Runner, binder: dict[str, str]) -> None:
     runner.write("minidb.c", MINIDB_C)
+    runner.write("peer.c", PEER_C)
     done = runner.run(DATABASE_CALLS, env=binder)
     check_database(__import__("json").loads(done.stdout.strip().splitlines()[-1]))
     # The callback's later exceptions (rows 2 and 3) were reported, not lost.
@@ -403,6 +414,7 @@ def test_a_function_split_into_hot_and_cold_parts_binds(runner: Runner, binder: 
 
 def test_the_same_calls_under_pypy(runner: Runner, pypy: Path) -> None:  # noqa: F811
     runner.write("minidb.c", MINIDB_C)
+    runner.write("peer.c", PEER_C)
     runner.write("tokens.c", TOKENS_C)
     runner.write("counter.c", COUNTER_C)
     runner.write("shapes.c", SHAPES_C)
@@ -415,3 +427,49 @@ def test_the_same_calls_under_pypy(runner: Runner, pypy: Path) -> None:  # noqa:
     assert isinstance(shaped, dict)
     assert shaped["union"] == [1.0, [0, 0, 128, 63], 2.5, 1.0] and shaped["fields"] == [105, 6, 42]
     assert shaped["bitfields"] == [1, -3, 5, 7, -8, -3] and shaped["flexible"] == [4, 18, [0, 3, 6, 9]]
+
+
+ZIPS_RS = """
+use std::collections::HashMap;
+/// Not #[repr(C)]: C (and Python) only ever hold a pointer to it.
+pub struct ZipCodeDatabase { codes: HashMap<u32, String>, lookups: Vec<u32> }
+
+#[unsafe(no_mangle)]
+pub extern "C" fn zip_new() -> *mut ZipCodeDatabase {
+    let mut codes = HashMap::new();
+    codes.insert(10001, "New York".to_string());
+    Box::into_raw(Box::new(ZipCodeDatabase { codes, lookups: Vec::new() }))
+}
+#[unsafe(no_mangle)]
+pub extern "C" fn zip_known(db: *mut ZipCodeDatabase, code: u32) -> bool {
+    if db.is_null() { return false; }
+    let db = unsafe { &mut *db };
+    db.lookups.push(code);
+    db.codes.contains_key(&code)
+}
+#[unsafe(no_mangle)]
+pub extern "C" fn zip_lookups(db: *const ZipCodeDatabase) -> u32 {
+    if db.is_null() { 0 } else { unsafe { (*db).lookups.len() as u32 } }
+}
+#[unsafe(no_mangle)]
+pub extern "C" fn zip_free(db: *mut ZipCodeDatabase) {
+    if !db.is_null() { unsafe { drop(Box::from_raw(db)); } }
+}
+"""
+
+
+@pytest.mark.skipif(shutil.which("rustc") is None, reason="rustc is not installed (https://rustup.rs)")
+@pytest.mark.parametrize("binder", BINDERS)
+def test_a_pointer_to_a_rust_type_that_is_not_repr_c_is_a_handle(runner: Runner, binder: dict[str, str]) -> None:
+    runner.write("zips.rs", ZIPS_RS)
+    out = runner.json("""
+        import json, warnings, nativeimport
+        nativeimport.install()
+        warnings.simplefilter("error")
+        import zips
+        db = zips.zip_new()
+        out = [zips.zip_known(db, 10001), zips.zip_known(db, 99999), zips.zip_lookups(db), zips.zip_lookups(None)]
+        zips.zip_free(db)
+        print(json.dumps(out))
+    """, env=binder)
+    assert out == [True, False, 2, 0]
