@@ -256,11 +256,12 @@ class Function:
     def c_signature(self) -> str:
         """The C prototype as the source spells its types."""
         params = [p.type.spell(p.name) for p in self.params] + (["..."] if self.variadic else [])
-        return f"{self.result.spell(self.name)}({', '.join(params) or 'void'})"
+        return self.result.spell(f"{self.name}({', '.join(params) or 'void'})")
 
     def cdef(self) -> str:
+        # The parameters bind to the name, inside the result's declarator: R (*f(int))(double) returns a callback.
         params = [p.type.cdecl(p.name) for p in self.params] + (["..."] if self.variadic else [])
-        return f"{self.result.cdecl(self.name)}({', '.join(params) or 'void'});"
+        return self.result.cdecl(f"{self.name}({', '.join(params) or 'void'})") + ";"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -105,6 +105,10 @@ int tokenize(const char *text, token_fn on_token) {
     return count;
 }
 int apply_twice(int (*f)(int), int v) { return f(f(v)); }
+static int negate(int v) { return -v; }
+typedef int (*unary)(int);
+unary pick(int which) { return which ? negate : NULL; }  /* returns a callback */
+int (*pick_raw(void))(int) { return negate; }
 """
 
 COUNTER_C = r"""
@@ -250,6 +254,7 @@ PARSER_CALLS = """
     out["twice"] = [tokens.apply_twice(counter.triple, 2), tokens.apply_twice(lambda v: v + 1, 2)]
     keep = lambda v: v - 1  # held by the caller: its callback is made once and reused
     out["held"] = [tokens.apply_twice(keep, 10), tokens.apply_twice(keep, 20)]
+    out["returned"] = [tokens.pick(1)(5), tokens.pick(0), tokens.apply_twice(tokens.pick_raw(), 3)]
     for bad in (counter.halve, 5):
         try:
             tokens.apply_twice(bad, 2)
@@ -278,6 +283,7 @@ def test_a_callback_driven_parser(runner: Runner, binder: dict[str, str]) -> Non
     assert out["native"] == [4, 3]  # counter's C function called by tokens' C code, no Python between
     assert out["twice"] == [18, 4]
     assert out["held"] == [8, 18]
+    assert out["returned"] == [-5, None, 3]  # a returned function pointer is callable, and passed back as is
     assert "expected a function 'int32_t(*)(int32_t)', not one of type 'double(*)(double)'" in out["errors"][0]
     assert "expected a function (native or Python), not int" in out["errors"][1]
     assert out["raised_again"] == "a word: x"
