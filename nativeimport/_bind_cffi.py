@@ -122,6 +122,7 @@ def _function(function: Function, opaque: set[str], proxied: set[str]) -> Iterat
     body: list[str] = []
     # Per parameter: None when converted above, else what _ni_rt.retry needs for one cffi converts itself.
     checked: list[tuple[str, str, str, bool] | None] = []
+    arguments = list(params)  # what the C function is called with
     for index, (var, param) in enumerate(zip(params, function.params)):
         what = f"{name}() argument {param.name!r} ({param.type.spell()})"
         spec = f"_ni_b_{function.name}_{index}"
@@ -132,7 +133,12 @@ def _function(function: Function, opaque: set[str], proxied: set[str]) -> Iterat
             setup.append(f"    {spec} = _ni_rt.BufferSpec(ffi, *{_buffer_spec(param.type)!r}, {what!r})")
         if conversion.startswith("_ni_rt.function_pointer"):
             setup.append(f"    {spec} = {_callback_spec(param.type, what)}")
-        if conversion:
+        if conversion.startswith("_ni_rt.function_pointer"):
+            # Under another name: the callable stays referenced (its callback holds it only weakly).
+            body.append(f"        _ni_k{index} = {conversion}")
+            arguments[index] = f"_ni_k{index}"
+            checked.append(None)
+        elif conversion:
             body.append(f"        {var} = {conversion}")
             checked.append(None)
         else:
@@ -143,7 +149,6 @@ def _function(function: Function, opaque: set[str], proxied: set[str]) -> Iterat
     yield f"    def {name}({annotated}) -> {python_annotation(function.result, False)!r}:"
     yield f"        {doc!r}"
     yield from body
-    arguments = list(params)
     if function.variadic:
         yield f"        _ni_va = _ni_rt.variadic(ffi, _ni_va, {name!r}, {len(params)})"
         arguments.append("*_ni_va")

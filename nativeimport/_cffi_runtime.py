@@ -194,9 +194,10 @@ class StructType:
 
 def _with_callbacks(ffi: Any, pointer_type: Any, init: dict[str, Any], callbacks: dict[str, CallbackSpec]) -> Any:
     """A new instance whose function-pointer fields were given as functions; it holds their callbacks."""
-    keep = []
+    keep: list[Any] = []
     for field, spec in callbacks.items():
         if field in init:
+            keep += [init[field]]  # the Python function too: its callback holds it only weakly
             init[field] = function_pointer(ffi, init[field], spec)
             keep.append(init[field])
     made = ffi.new(pointer_type, init)
@@ -269,12 +270,14 @@ def function_pointer(ffi: Any, value: Any, spec: CallbackSpec) -> Any:
         raise TypeError(f"{spec.what}: expected a function {spec.ctype.cname!r}, not one of type {held.cname!r}")
     if not callable(value):
         raise TypeError(f"{spec.what}: expected a function (native or Python), not {type(value).__name__}")
+    import weakref
+
     try:
         made = spec.made.get(value)
     except TypeError:  # not weakly referenceable: a callback for this call only
         return _callback(ffi, value, spec)
     if made is None:
-        made = _callback(ffi, value, spec)
+        made = _callback(ffi, value, spec, weakref.ref(value))
         spec.made[value] = made
     return made
 
@@ -296,10 +299,13 @@ def _native_address(ffi: Any, value: Any) -> Any:
     return getattr(module.__lib__, name)  # a fast wrapper: its library's symbol
 
 
-def _callback(ffi: Any, function: Any, spec: CallbackSpec) -> Any:
+def _callback(ffi: Any, function: Any, spec: CallbackSpec, held: Any = None) -> Any:
+    """A C callback calling ``function``; ``held`` (a weak reference to it) when the callback is cached
+    under the function: then the callback must not keep the function alive, or neither would ever go."""
     string, pointer, null = "string", "pointer", ffi.NULL
     kinds = spec.args
     result = spec.result
+    name = repr(function)
 
     def convert(value: Any, kind: str) -> Any:
         if kind == string:
@@ -309,7 +315,11 @@ def _callback(ffi: Any, function: Any, spec: CallbackSpec) -> Any:
         return value
 
     def trampoline(*args: Any) -> Any:
-        back = function(*[convert(a, k) for a, k in zip(args, kinds)])
+        target = function if held is None else held()
+        if target is None:
+            raise ReferenceError(f"the Python function {name} behind this C callback no longer exists; "
+                                 "keep a reference to it for as long as C may call it")
+        back = target(*[convert(a, k) for a, k in zip(args, kinds)])
         if result == "bool":
             return bool(back)
         if result == pointer and back is None:
@@ -317,8 +327,10 @@ def _callback(ffi: Any, function: Any, spec: CallbackSpec) -> Any:
         return None if result == "void" else back
 
     def on_error(kind: type[BaseException], error: BaseException, traceback: Any) -> None:
-        _record_error(error.with_traceback(traceback), function)
+        _record_error(error.with_traceback(traceback), name)
 
+    if held is not None:
+        function = None  # only the weak reference stays in the closure
     return ffi.callback(spec.ctype, trampoline, onerror=on_error)
 
 
@@ -345,12 +357,12 @@ def end_calls(errors: list[BaseException]) -> None:
         raise errors[0]
 
 
-def _record_error(error: BaseException, function: Any) -> None:
+def _record_error(error: BaseException, function: str) -> None:
     stack = getattr(_CALLS, "stack", None)
     if stack:
         stack[-1].append(error)
     else:  # C called a callback it kept, outside any call that took one: nobody to raise it to
-        _unraisable(error, f"Exception ignored in callback {function!r} called from C")
+        _unraisable(error, f"Exception ignored in callback {function} called from C")
 
 
 def _unraisable(error: BaseException, message: str) -> None:

@@ -255,6 +255,11 @@ PARSER_CALLS = """
     keep = lambda v: v - 1  # held by the caller: its callback is made once and reused
     out["held"] = [tokens.apply_twice(keep, 10), tokens.apply_twice(keep, 20)]
     out["returned"] = [tokens.pick(1)(5), tokens.pick(0), tokens.apply_twice(tokens.pick_raw(), 3)]
+    import gc, weakref
+    gone = weakref.ref(keep)
+    del keep
+    gc.collect()
+    out["released"] = gone() is None  # its callback does not keep the function alive
     for bad in (counter.halve, 5):
         try:
             tokens.apply_twice(bad, 2)
@@ -283,7 +288,8 @@ def test_a_callback_driven_parser(runner: Runner, binder: dict[str, str]) -> Non
     assert out["native"] == [4, 3]  # counter's C function called by tokens' C code, no Python between
     assert out["twice"] == [18, 4]
     assert out["held"] == [8, 18]
-    assert out["returned"] == [-5, None, 3]  # a returned function pointer is callable, and passed back as is
+    assert out["returned"] == [-5, None, 3]
+    assert out["released"] is True  # a returned function pointer is callable, and passed back as is
     assert "expected a function 'int32_t(*)(int32_t)', not one of type 'double(*)(double)'" in out["errors"][0]
     assert "expected a function (native or Python), not int" in out["errors"][1]
     assert out["raised_again"] == "a word: x"
