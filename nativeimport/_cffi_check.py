@@ -170,7 +170,7 @@ _CANNOT_BUILD = "cffi cannot build it"
 
 def _fix_layouts(records: dict[str, Struct]) -> None:
     """Make opaque (or packed, where that fits) every record cffi lays out unlike the compiler."""
-    tried_packed: set[str] = set()
+    unpacked_difference: dict[str, str] = {}  # a record tried packed, and how it differed as it was
     for _ in range(2 * len(records) + 2):
         _propagate(records)
         wrong = _layout_errors(records)
@@ -179,10 +179,11 @@ def _fix_layouts(records: dict[str, Struct]) -> None:
         for name, why in wrong.items():
             if why.startswith(_CANNOT_BUILD):
                 records[name] = _opaque(records[name], why)
-            elif name not in tried_packed:
-                tried_packed.add(name)
+            elif name not in unpacked_difference:
+                unpacked_difference[name] = why
                 records[name] = dataclasses.replace(records[name], packed=True)
-            else:
+            else:  # packed did not fit either: say how the layout as written differs
+                why = unpacked_difference[name]
                 records[name] = _opaque(records[name], f"cffi lays it out unlike the compiler ({why})")
     for name in _layout_errors(records):  # never reached for a finite set of records, kept as a guard
         records[name] = _opaque(records[name], "cffi lays it out unlike the compiler")
