@@ -14,6 +14,7 @@ import dataclasses
 import os
 import tempfile
 from collections.abc import Iterator
+from typing import Any
 
 from .errors import InterfaceError
 from .interface import CType, Function, Interface, Param, Struct, python_annotation, python_name
@@ -90,9 +91,6 @@ def _wrappers(interface: Interface, proxied: set[str]) -> Iterator[str]:
         exposed = "" if struct.name.startswith("_ni_anon_") else f"_ni_ns[{python_name(struct.name)!r}] = "
         yield (f"    _ni_s_{struct.name} = {exposed}_ni_rt.StructType("
                f"ffi, {struct.name!r}, {fields!r}, _ni_module, {doc!r}{extra})")
-    for struct in interface.structs:
-        if struct.fields is None and not struct.anonymous:
-            yield f"    _ni_h_{struct.name} = ffi.typeof({struct.kind + ' ' + struct.name + ' *'!r})"
     for name in sorted(proxied):
         yield f"    _ni_v_{name} = ffi.typeof('struct _ni_v_{name} *')"
     for enum in interface.enums:
@@ -121,7 +119,7 @@ def _function(function: Function, opaque: set[str], proxied: set[str]) -> Iterat
     setup = [f"    {native} = getattr(_ni_lib, {function.name!r})"]
     body: list[str] = []
     # Per parameter: None when converted above, else what _ni_rt.retry needs for one cffi converts itself.
-    checked: list[tuple[str, str, str, bool] | None] = []
+    checked: list[tuple[Any, ...] | None] = []
     arguments = list(params)  # what the C function is called with
     for index, (var, param) in enumerate(zip(params, function.params)):
         what = f"{name}() argument {param.name!r} ({param.type.spell()})"
@@ -142,9 +140,14 @@ def _function(function: Function, opaque: set[str], proxied: set[str]) -> Iterat
             body.append(f"        {var} = {conversion}")
             checked.append(None)
         else:
-            if param.type.kind == "pointer":  # a pointer cffi checks itself (T **): None is NULL, as everywhere
+            spec_tuple: tuple[str, str, str, bool] | tuple[str, str, str, bool, bool] = (
+                param.name, param.type.cdecl(), param.type.spell(), param.type.kind in ("int", "enum"))
+            if param.type.kind == "pointer":  # a pointer cffi checks itself (a handle, T **): None is NULL
                 body.append(f"        {var} = ffi.NULL if {var} is None else {var}")
-            checked.append((param.name, param.type.cdecl(), param.type.spell(), param.type.kind in ("int", "enum")))
+                pointee = param.type.pointee
+                if pointee is not None and pointee.is_record and pointee.name in opaque:
+                    spec_tuple = (*spec_tuple, True)
+            checked.append(spec_tuple)
     yield from setup
     yield f"    def {name}({annotated}) -> {python_annotation(function.result, False)!r}:"
     yield f"        {doc!r}"
@@ -200,7 +203,7 @@ def _conversion(var: str, ctype: CType, what: str, spec: str, opaque: set[str]) 
     if ctype.is_string:
         return f"_ni_rt.as_string(ffi, {var}, {what!r})"
     if pointee.is_record and pointee.name in opaque:
-        return f"_ni_rt.handle(ffi, {var}, _ni_h_{pointee.name}, {what!r})"
+        return ""  # a handle: cffi checks its type itself, and _ni_rt.retry explains a refusal
     if pointee.is_record:
         return f"_ni_rt.struct_pointer(ffi, {var}, _ni_s_{pointee.name}, {what!r})"
     if pointee.kind == "function":

@@ -260,24 +260,32 @@ def function_pointer(ffi: Any, value: Any, spec: CallbackSpec) -> Any:
     """A function-pointer argument: None, a native function (its C address), or a Python callable."""
     if value is None:
         return ffi.NULL
+    try:
+        made = spec.made.get(value)  # a function seen before: its C address, or the callback made for it
+        cacheable = not isinstance(value, ffi.CData)  # a cdata would be its own value: never collected
+    except TypeError:  # not weakly referenceable: a callback for this call only
+        made, cacheable = None, False
+    if made is not None:
+        return made
     native = _native_address(ffi, value)
     if native is not None:
         held = ffi.typeof(native)
         if held is spec.ctype:
-            return native
-        if held.kind == "function" and held.cname == spec.ctype.cname:
-            return ffi.cast(spec.ctype, native)  # the same signature, from another module
-        raise TypeError(f"{spec.what}: expected a function {spec.ctype.cname!r}, not one of type {held.cname!r}")
-    if not callable(value):
+            made = native
+        elif held.kind == "function" and held.cname == spec.ctype.cname:
+            made = ffi.cast(spec.ctype, native)  # the same signature, from another module
+        else:
+            raise TypeError(f"{spec.what}: expected a function {spec.ctype.cname!r}, "
+                            f"not one of type {held.cname!r}")
+    elif not callable(value):
         raise TypeError(f"{spec.what}: expected a function (native or Python), not {type(value).__name__}")
-    import weakref
-
-    try:
-        made = spec.made.get(value)
-    except TypeError:  # not weakly referenceable: a callback for this call only
+    elif not cacheable:
         return _callback(ffi, value, spec)
-    if made is None:
+    else:
+        import weakref
+
         made = _callback(ffi, value, spec, weakref.ref(value))
+    if cacheable:
         spec.made[value] = made
     return made
 
@@ -415,12 +423,13 @@ def int_enum(name: str, members: Sequence[tuple[str, int]], module: str, doc: st
 
 
 def retry(ffi: Any, exc: Exception, native: Any, function: str,
-          params: Sequence[tuple[str, str, str, bool] | None], args: Sequence[Any]) -> Any:
+          params: Sequence[tuple[Any, ...] | None], args: Sequence[Any]) -> Any:
     """After cffi refused an argument: convert ``__index__`` objects as Python's int() would and call
     again, or raise the error again naming the function and the parameter at fault.
 
     ``params`` holds, per parameter cffi converts itself, (name, cffi type, type as the source
-    spells it, is an integer); None for one already converted. Only the error path pays for this.
+    spells it, is an integer[, is a handle]); None for one already converted. Only the error path
+    pays for this.
     """
     import operator
 
@@ -428,7 +437,10 @@ def retry(ffi: Any, exc: Exception, native: Any, function: str,
     for index, (spec, value) in enumerate(zip(params, args)):
         if spec is not None and spec[3] and not isinstance(value, int) and hasattr(type(value), "__index__"):
             converted[index] = operator.index(value)
-    if converted != list(args):
+        elif spec is not None and len(spec) > 4 and spec[4]:  # a handle: from another module, or an error
+            converted[index] = handle(ffi, value, ffi.typeof(spec[1]), f"{function}() argument {spec[0]!r} "
+                                                                          f"({spec[2]})")
+    if any(new is not old for new, old in zip(converted, args)):
         try:
             return native(*converted)
         except (TypeError, OverflowError) as again:
@@ -436,7 +448,7 @@ def retry(ffi: Any, exc: Exception, native: Any, function: str,
     for spec, value in zip(params, converted):
         if spec is None:
             continue
-        name, cdecl, spelled, _ = spec
+        name, cdecl, spelled = spec[:3]
         if value is None:  # ffi.new takes None as "zero", a call does not
             raise TypeError(f"{function}() argument {name!r} ({spelled}): a number is required, not NoneType")
         try:
