@@ -209,6 +209,7 @@ DATABASE_CALLS = """
     import peer
     out["other_module"] = [peer.peer_has(db), peer.peer_has(None)]
     out["close"] = m.minidb_close(db)
+    out["served_by"] = [type(m.minidb_step).__name__, type(m.minidb_exec).__name__]
     print(json.dumps(out))
 """
 
@@ -236,7 +237,11 @@ def test_a_database_style_handle_api(runner: Runner, binder: dict[str, str]) -> 
     runner.write("minidb.c", MINIDB_C)
     runner.write("peer.c", PEER_C)
     done = runner.run(DATABASE_CALLS, env=binder)
-    check_database(__import__("json").loads(done.stdout.strip().splitlines()[-1]))
+    out = __import__("json").loads(done.stdout.strip().splitlines()[-1])
+    check_database(out)
+    # By default the fast wrapper serves the handle functions (taking and returning cffi's own pointer
+    # objects) and hands the one taking a callback to cffi; the handles cross between them above.
+    assert out["served_by"] == (["function", "function"] if binder else ["builtin_function_or_method", "function"])
     # The callback's later exceptions (rows 2 and 3) were reported, not lost.
     assert "KeyError: 'row 2'" in done.stderr and "KeyError: 'row 3'" in done.stderr
 
