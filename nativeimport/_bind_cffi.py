@@ -22,6 +22,8 @@ from .interface import CType, Function, Interface, Param, Struct, python_annotat
 __all__ = ["generate"]
 
 _ANY_BUFFER = ("void", "char")
+# The names the generated module defines at its top level (cffi's part: ffi, _cffi_backend; ours: the rest).
+_BINDING_NAMES = frozenset({"ffi", "_cffi_backend", "bind", "SKIPPED"})
 
 
 def generate(interface: Interface, *, where: str = "") -> str:
@@ -149,7 +151,10 @@ def _function(function: Function, opaque: set[str], proxied: set[str]) -> Iterat
                     spec_tuple = (*spec_tuple, True)
             checked.append(spec_tuple)
     yield from setup
-    yield f"    def {name}({annotated}) -> {python_annotation(function.result, False)!r}:"
+    # Inside bind() a wrapper's name is a local every other wrapper would see: one that would hide a
+    # name of the binding module itself (a C function called ffi) is defined under another.
+    local = f"_ni_w_{name}" if name in _BINDING_NAMES or name.startswith("_ni_") else name
+    yield f"    def {local}({annotated}) -> {python_annotation(function.result, False)!r}:"
     yield f"        {doc!r}"
     yield from body
     if function.variadic:
@@ -184,10 +189,10 @@ def _function(function: Function, opaque: set[str], proxied: set[str]) -> Iterat
         yield "        return None"
     else:
         yield "        return _ni_r"
-    yield f"    {name}.__module__ = _ni_module"
-    yield f"    {name}.__qualname__ = {name!r}"
-    yield f"    {name}.__native__ = {native}"
-    yield f"    _ni_ns[{name!r}] = {name}"
+    yield f"    {local}.__module__ = _ni_module"
+    yield f"    {local}.__name__ = {local}.__qualname__ = {name!r}"
+    yield f"    {local}.__native__ = {native}"
+    yield f"    _ni_ns[{name!r}] = {local}"
 
 
 def _conversion(var: str, ctype: CType, what: str, spec: str, opaque: set[str]) -> str:

@@ -166,6 +166,7 @@ int log_close(FILE *f) { return fclose(f); }
 __attribute__((noinline, cold)) void report(const char *m, int v) { fprintf(stderr, "%s %d\n", m, v); }
 int checked_div(int a, int b) { if (b == 0) { report("division by zero", a); report("divisor", b); return -1; } return a / b; }
 int __name__(void) { return 1; }
+int ffi(int x) { return x + 1; }  /* a name the generated binding module uses itself */
 """
 
 DATABASE_CALLS = """
@@ -368,9 +369,10 @@ def test_each_left_out_export_says_why(runner: Runner) -> None:
         nativeimport.install()
         import shapes
         w = shapes.weird_new(5)
-        print(json.dumps([shapes.__name__, shapes.weird_y(w), repr(w).startswith("<cdata 'struct weird *'")]))
+        print(json.dumps([shapes.__name__, shapes.weird_y(w), repr(w).startswith("<cdata 'struct weird *'"),
+                          shapes.ffi(1), shapes.add(2, 3)]))
     """)
-    assert out == ["shapes", 5, True]
+    assert out == ["shapes", 5, True, 2, 5]
 
 
 VARIADIC_AND_FILE_CALLS = """
