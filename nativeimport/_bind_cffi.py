@@ -80,6 +80,7 @@ def _wrappers(interface: Interface, proxied: set[str]) -> Iterator[str]:
     yield "    _ni_lib = ffi.dlopen(_ni_path)"
     yield "    _ni_ns = {'__ffi__': ffi, '__lib__': _ni_lib}"
     records = interface.records()
+    aliases: list[str] = []
     for struct in interface.structs:
         if struct.fields is None or struct.anonymous:
             continue
@@ -93,6 +94,8 @@ def _wrappers(interface: Interface, proxied: set[str]) -> Iterator[str]:
         exposed = "" if struct.name.startswith("_ni_anon_") else f"_ni_ns[{python_name(struct.name)!r}] = "
         yield (f"    _ni_s_{struct.name} = {exposed}_ni_rt.StructType("
                f"ffi, {struct.name!r}, {fields!r}, _ni_module, {doc!r}{extra})")
+        aliases += [f"    _ni_ns.setdefault({python_name(a)!r}, _ni_s_{struct.name})" for a in struct.aliases]
+    yield from aliases  # the typedef names C code uses (never hiding a record's own name)
     for name in sorted(proxied):
         yield f"    _ni_v_{name} = ffi.typeof('struct _ni_v_{name} *')"
     for enum in interface.enums:

@@ -104,6 +104,7 @@ class _Reader:
     enums: dict[str, Enum] = dataclasses.field(default_factory=dict)
     in_progress: set[str] = dataclasses.field(default_factory=set)
     unnamed_field_type: str = ""  # the tag an untagged struct type of the field being read is given
+    aliases: dict[str, set[str]] = dataclasses.field(default_factory=dict)  # record -> its typedef names
 
     def read(self, where: str) -> Interface:
         addresses = set(self.exports.values())
@@ -135,7 +136,8 @@ class _Reader:
         ordered = sorted(found.values(), key=lambda f: f.name)
         return Interface(
             functions=tuple(ordered),
-            structs=tuple(sorted(self.structs.values(), key=lambda s: s.name)),
+            structs=tuple(dataclasses.replace(s, aliases=tuple(sorted(self.aliases.get(s.name, ()))))
+                          for s in sorted(self.structs.values(), key=lambda s: s.name)),
             enums=tuple(sorted(self.enums.values(), key=lambda e: e.name)),
             skipped=tuple(Skipped(n, r) for n, r in sorted(skipped.items()) if not _is_runtime_symbol(n)),
         )
@@ -254,7 +256,10 @@ class _Reader:
         if tag == "DW_TAG_pointer_type":
             return self._pointer(die, spelling)
         if tag in _RECORD_TAGS:
-            return self._record(die, spelling)
+            record = self._record(die, spelling)
+            if spelling.isidentifier() and spelling != record.name:  # typedef struct point_s Point;
+                self.aliases.setdefault(record.name, set()).add(spelling)
+            return record
         if tag == "DW_TAG_enumeration_type":
             return self._enum(die, spelling)
         if tag == "DW_TAG_unspecified_type":  # C23 nullptr_t, C++'s decltype(nullptr)

@@ -296,6 +296,7 @@ class Struct:
     ``packed``: laid out with no padding (``__attribute__((packed))``).
     ``anonymous``: an unnamed member of another record, its name made up
     (``_ni_anon_...``), written in place inside that record's declaration.
+    ``aliases``: typedef names the source gives it (``typedef struct point_s Point``).
     """
 
     name: str
@@ -306,6 +307,7 @@ class Struct:
     packed: bool = False
     anonymous: bool = False
     opaque: str = ""
+    aliases: tuple[str, ...] = ()
 
     def cdef(self, records: Optional[Mapping[str, Struct]] = None) -> str:
         if self.fields is None:
@@ -401,6 +403,7 @@ class Interface:
             lines.append(f"    def __init__(self, {', '.join(fields)}) -> None: ...")
             lines += [f"    {python_name(f.name)}: {python_annotation(f.type, False)}" for f in members]
             lines.append("")
+            lines += [f"{python_name(alias)} = {struct.name}" for alias in struct.aliases]
         for fn in self.functions:
             params = ", ".join(f"{python_name(p.name)}: {python_annotation(p.type, True)}" for p in fn.params)
             if fn.variadic:
@@ -471,6 +474,7 @@ class Interface:
                     packed=bool(s.get("packed", False)),
                     anonymous=bool(s.get("anonymous", False)),
                     opaque=s.get("opaque", ""),
+                    aliases=tuple(s.get("aliases", ())),
                 )
                 for s in data["structs"]
             ),
@@ -516,6 +520,8 @@ def _record_json(struct: Struct) -> dict[str, Any]:
         data["anonymous"] = True
     if struct.opaque:
         data["opaque"] = struct.opaque
+    if struct.aliases:
+        data["aliases"] = list(struct.aliases)
     return data
 
 

@@ -132,6 +132,7 @@ union number { int32_t i; float f; uint8_t bytes[4]; };
 struct flags { unsigned ready : 1; int level : 4; unsigned mode : 3; uint16_t count; };
 struct tagged { int kind; union { int32_t i; double d; }; struct { int16_t x, y; }; struct { float w, h; } size; };
 struct grid { int32_t cells[2][3]; char name[8]; };
+typedef struct grid grid_t;  /* the typedef name is the same type on the module */
 struct blob { uint32_t n; uint8_t data[]; };
 struct __attribute__((packed)) wire { uint8_t tag; uint32_t value; uint16_t crc; };
 struct ops { int (*apply)(int, int); int bias; };
@@ -143,7 +144,7 @@ union number number_from_int(int32_t i) { union number n; n.i = i; return n; }
 int flags_level(const struct flags *f) { return f->level; }
 struct flags make_flags(unsigned ready, int level, unsigned mode) { struct flags f = {ready, level, mode, 7}; return f; }
 double tagged_value(struct tagged t) { return t.kind ? t.d : t.i; }
-int32_t grid_sum(const struct grid *g) { int32_t s = 0; for (int r = 0; r < 2; r++) for (int c = 0; c < 3; c++) s += g->cells[r][c]; return s; }
+int32_t grid_sum(const grid_t *g) { int32_t s = 0; for (int r = 0; r < 2; r++) for (int c = 0; c < 3; c++) s += g->cells[r][c]; return s; }
 struct blob *blob_new(uint32_t n) { struct blob *b = malloc(sizeof *b + n); b->n = n; for (uint32_t i = 0; i < n; i++) b->data[i] = (uint8_t)(i * 3); return b; }
 uint32_t blob_sum(const struct blob *b) { uint32_t s = 0; for (uint32_t i = 0; i < b->n; i++) s += b->data[i]; return s; }
 void blob_free(struct blob *b) { free(b); }
@@ -316,7 +317,7 @@ SHAPES_CALLS = """
     out["anonymous"] = [t.d, s.tagged_value(t), s.tagged_value(s.tagged(kind=0, i=4)), s.tagged(x=1, y=-2).y,
                         s.tagged(size={"w": 1.5}).size.w, hasattr(s, "_ni_anon_tagged_size")]
     g = s.grid(cells=[[1, 2, 3], [4, 5, 6]], name=b"hi")
-    out["arrays"] = [s.grid_sum(g), list(g.cells[1]), bytes(g.name).rstrip(bytes(1)).decode()]
+    out["arrays"] = [s.grid_sum(g), list(g.cells[1]), bytes(g.name).rstrip(bytes(1)).decode(), s.grid_t is s.grid]
     b = s.blob_new(4)
     out["flexible"] = [b.n, s.blob_sum(b), [b.data[i] for i in range(4)]]
     s.blob_free(b)
@@ -344,7 +345,7 @@ def test_unions_bitfields_anonymous_members_arrays_and_function_pointer_fields(r
     assert out["union"] == [1.0, [0, 0, 128, 63], 2.5, 1.0]
     assert out["bitfields"] == [1, -3, 5, 7, -8, -3]
     assert out["anonymous"] == [2.5, 2.5, 4.0, -2, 1.5, False]
-    assert out["arrays"] == [21, [4, 5, 6], "hi"]
+    assert out["arrays"] == [21, [4, 5, 6], "hi", True]
     assert out["flexible"] == [4, 18, [0, 3, 6, 9]]
     assert out["packed"] == [1002, 7]
     assert out["wide"][0] == 7
