@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from . import _bind_cffi
+from . import _bind_cffi, _cffi_check
 from ._bind_fast import FastBuild, Prebuilt, build_fast, light_binding
 from ._build_settings import Resolved, config_of, resolve, table_digest
 from ._cache import Cache, Dependency, digest_file
@@ -80,6 +80,7 @@ def build_into(staging: Path, *, driver: Driver, cache: Cache, source: Path, sou
     request, result, dependencies, stats = _compile_unraced(staging, driver, cache, source, source_bytes,
                                                             module_name, timeout, resolved)
     interface = _checked_interface(driver, request, result)
+    interface = _cffi_check.checked(interface)  # types cffi would get wrong: opaque, with reasons
     # This interpreter's fast wrapper compiles while the cffi binding is generated.
     prebuilt = Prebuilt(cache.scratch(PREBUILT_SCRATCH)) if fast else None
     fast_build = FastBuild(staging, interface, module_name, prebuilt) if prebuilt is not None else None
@@ -284,7 +285,7 @@ def _checked_interface(driver: Driver, request: BuildRequest, result: BuildResul
     return Interface(interface.functions, interface.structs, interface.enums, interface.skipped + skipped)
 
 
-KEY_SCHEMA = "nativeimport-key-1"
+KEY_SCHEMA = "nativeimport-key-2"  # 2: interfaces bind handles, unions, callbacks; settings and search paths keyed
 
 
 def check_or_build(root: str, source_name: str, info: DriverInfo, token: str, settings: Settings,

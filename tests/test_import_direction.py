@@ -38,12 +38,14 @@ ALLOWED: dict[str, set[str]] = {
     # drivers known without importing them
     "_registry": {"_entry", "_records", "_version", "driver", "errors", "settings"},
     # binders: generating (at build) and loading (at import)
-    "_bind_cffi": {"errors", "interface"},
-    "_cffi_runtime": {"_entry", "_stored"},
+    "_cffi_check": {"interface"},  # the Interface held against what cffi can do, at build
+    "_bind_cffi": {"_cffi_check", "errors", "interface"},
+    "_cffi_callbacks": set(),  # function pointers, imported by bindings that have them
+    "_cffi_runtime": {"_cffi_callbacks", "_entry", "_stored"},
     "_bind_fast": {"_child", "_entry", "_fast_c", "_records", "interface"},
     "_fast_runtime": {"_cffi_runtime", "_entry", "_stored"},
     # a miss
-    "_build": {"_bind_cffi", "_bind_fast", "_build_settings", "_cache", "_entry", "_progress", "_records",
+    "_build": {"_bind_cffi", "_bind_fast", "_cffi_check", "_build_settings", "_cache", "_entry", "_progress", "_records",
                "_registry", "_version", "driver", "dwarf", "errors", "interface", "settings"},
     "_progress": set(),
     # an import: find, then load
