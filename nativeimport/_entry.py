@@ -519,11 +519,22 @@ def remember_fresh(root: str, source: str, token: str, stats: Snapshot, key: str
 
     def rows(now: int) -> list[list[str]]:
         head = [["source", source], ["token", text_checksum(token)], ["key", key]]
-        return head + [["racy" if row[4] is not None and int(row[4]) >= now else "stat",
+        return head + [["racy" if row[4] is not None and _racy(int(row[4]), now) else "stat",
                         *(str(field) for field in row[1:5]), str(row[5]) if len(row) > 5 else "-", str(row[0])]
                        for row in stats]
 
     write_lines(_fresh_record(root, source), FRESH_KIND, rows)
+
+
+def _racy(ctime: int, now: int) -> bool:
+    """Whether a file with this ctime could still change unseen by a record written at ``now``.
+
+    A ctime of a whole second comes from a file system with coarse timestamps
+    (FAT's are 2 s): any change in the 2 s it stands for keeps the same stats,
+    whatever the cache's own file system says the time is.
+    """
+    tick = 2 * 10**9 if ctime % 10**9 == 0 else 0
+    return ctime + tick >= now
 
 
 def forget_fresh(root: str, source: str) -> None:
