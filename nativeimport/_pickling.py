@@ -21,10 +21,9 @@ import sys
 from typing import Any, Optional
 
 from . import _resolve
-from ._entry import MANIFEST_FILE, cache_root, entry_file, fresh_key
+from ._entry import MANIFEST_FILE, entry_file, fresh_key, root_of
 from ._loader import BOUND, NativeLoader
 from ._records import read_record
-from .settings import Settings
 
 __all__ = ["Reference", "reduce_native", "reference_for"]
 
@@ -171,9 +170,12 @@ def reference_for(key: str) -> Reference:
 def _make_reference(key: str) -> Reference:
     module, _ = BOUND[key]
     loader = getattr(module, "__loader__", None)
-    settings = Settings.from_env(**(loader.overrides if isinstance(loader, NativeLoader) else {}))
-    root = cache_root(settings.cache_dir)
-    manifest = read_record(entry_file(os.path.join(root, "entries", key), MANIFEST_FILE)) or {}
+    overrides = loader.overrides if isinstance(loader, NativeLoader) else {}
+    binder = str(overrides.get("binder") or os.environ.get("NATIVEIMPORT_BINDER") or "auto")
+    # The cache the module was bound from, whatever NATIVEIMPORT_CACHE_DIR says now.
+    entry = os.path.dirname(str(getattr(module, "__native_library__", "")))
+    root = root_of(entry)
+    manifest = read_record(entry_file(entry, MANIFEST_FILE)) or {}
     driver = str(manifest.get("language", ""))
     source_path = loader.source if isinstance(loader, NativeLoader) else str(manifest.get("source", ""))
     source: Optional[bytes] = None
@@ -182,8 +184,7 @@ def _make_reference(key: str) -> Reference:
     if isinstance(loader, NativeLoader) and fresh_key(root, loader.source, loader.driver.token()) == key:
         driver = loader.driver.name
         source, dependencies = _read_sources(loader, manifest)
-    return Reference(key, module.__name__, driver, settings.binder, os.path.basename(source_path), source,
-                     dependencies)
+    return Reference(key, module.__name__, driver, binder, os.path.basename(source_path), source, dependencies)
 
 
 def _read_sources(loader: NativeLoader, manifest: dict[str, Any]) -> tuple[Optional[bytes],
