@@ -201,11 +201,11 @@ def test_workers_sharing_a_cache_build_once_and_ask_the_compiler_its_version_onc
             import nativeimport
             nativeimport.install()
             import mymath
-            os.environ["NATIVEIMPORT_CACHE_DIR"] = {str(shared)!r}  # the workers' cache, not the client's
-            os.environ["CC"] = {str(wrapper)!r}
             from distributed import Client, LocalCluster
-            with LocalCluster(n_workers=4, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \\
-                    Client(cluster) as client:
+            # The workers' own cache and compiler, not the client's
+            workers_env = {{"NATIVEIMPORT_CACHE_DIR": {str(shared)!r}, "CC": {str(wrapper)!r}}}
+            with LocalCluster(n_workers=4, threads_per_worker=1, processes=True, dashboard_address=None,
+                              env=workers_env) as cluster, Client(cluster) as client:
                 client.wait_for_workers(4)
                 workers = list(client.scheduler_info()["workers"])
                 futures = [client.submit(mymath.add, i, i, workers=[w], pure=False) for i, w in enumerate(workers)]
