@@ -240,9 +240,12 @@ def test_ray_workers_get_modules_through_the_runtime_env(runner: Runner, tmp_pat
             def work(i):
                 return mymath.add(i, i)
 
-            add = ray.remote(mymath.add)
-            moved = ray.get(ray.remote(mymath.moved).remote(mymath.point(1.0, 2.0), 0.5))
-            print(json.dumps([ray.get([work.remote(i) for i in range(4)]), ray.get(add.remote(20, 22)),
+            @ray.remote
+            def apply(function, *args):  # ray.remote takes Python functions only, not builtins
+                return function(*args)
+
+            moved = ray.get(apply.remote(mymath.moved, mymath.point(1.0, 2.0), 0.5))
+            print(json.dumps([ray.get([work.remote(i) for i in range(4)]), ray.get(apply.remote(mymath.add, 20, 22)),
                               [moved.x, moved.y]]))
             ray.shutdown()
     """, cwd=runner.project))
