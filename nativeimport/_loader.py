@@ -25,16 +25,21 @@ from .settings import Settings
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import types
+    from collections.abc import Callable
     from typing import Any, Optional
 
     from ._registry import DriverInfo
 
-__all__ = ["BOUND", "NativeLoader", "bind_module", "complete_entry", "is_stale", "obtain_entry", "spec_for_path"]
+__all__ = ["BIND_HOOKS", "BOUND", "NativeLoader", "bind_module", "complete_entry", "is_stale", "obtain_entry",
+           "spec_for_path"]
 
 # Every entry bound in this process: key -> (module, the namespace bound from that entry). Pickling looks
 # functions up here (nativeimport._pickling), unpickling finds modules already loaded (nativeimport._resolve).
 # The namespace is kept apart from the module: after a reload, functions of the older key still pickle.
 BOUND: dict[str, tuple[types.ModuleType, dict[str, Any]]] = {}
+# Called with each namespace bound: install() and load() add nativeimport._reducers' (the loader knows
+# nothing of pickling, which sits above it).
+BIND_HOOKS: list[Callable[[dict[str, Any]], None]] = []
 
 
 def spec_for_path(fullname: str, source: str, driver: DriverInfo, overrides: dict[str, Any]) -> ModuleSpec:
@@ -158,43 +163,8 @@ def bind_module(module: types.ModuleType, entry: str, settings: Settings) -> Non
     module.__all__ = [name for name in namespace if not name.startswith("_")]  # type: ignore[attr-defined]
     module.__native_left_out__ = dict(skipped)  # type: ignore[attr-defined]
     BOUND[module.__native_key__] = (module, namespace)
-    _enable_pickling(namespace)
-
-
-def _enable_pickling(namespace: dict[str, Any]) -> None:
-    """Make what ``namespace`` holds pickle by content, through ``copyreg`` (no cost to a call or ``mod.f``).
-
-    The reducers registered here are trampolines: :mod:`nativeimport._pickling` is imported
-    by the first pickle, not by the import. A type already registered is left alone.
-    """
-    import copyreg
-
-    table = copyreg.dispatch_table
-    table.setdefault(type(len), _reduce)  # the fast binder's functions are builtin functions
-    table.setdefault(type(sys), _reduce)  # a module
-    for value in namespace.values():
-        kind = type(value)
-        if kind.__name__ == "StructType" and kind.__module__ == "nativeimport._cffi_runtime":
-            if kind in table:
-                continue
-            table[kind] = _reduce
-            for sample in _cdata_samples(value._ffi):
-                table.setdefault(type(sample), _reduce)
-        elif isinstance(value, type) and issubclass(value, int) and hasattr(value, "_member_map_"):
-            table.setdefault(value, _reduce)  # an enum's members
-            table.setdefault(kind, _reduce)  # enum classes (std pickle; cloudpickle names them)
-
-
-def _cdata_samples(ffi: Any) -> list[Any]:
-    # cffi's cdata come in several Python types (owning or not); registering each is cheaper than wrapping.
-    return [ffi.NULL, ffi.new("char[1]"), ffi.new("int *"), ffi.from_buffer(bytearray(1)),
-            ffi.gc(ffi.new("char[1]"), lambda _: None)]
-
-
-def _reduce(value: Any) -> Any:
-    from ._pickling import reduce_native
-
-    return reduce_native(value)
+    for hook in BIND_HOOKS:
+        hook(namespace)
 
 
 def is_stale(module: types.ModuleType) -> bool:

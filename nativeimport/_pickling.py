@@ -1,37 +1,47 @@
-"""Pickling by content: what a native function, struct, enum or module becomes in a pickle.
+"""Pickling by content: what a native function, struct, enum or module becomes in a pickle, and back.
 
 Each pickles as a small reference to its cache entry's key plus what rebuilds
 the entry elsewhere (:class:`Reference`): the module's name, its driver, the
-binder asked for, and the source and dependency bytes. The receiving side is
-:mod:`nativeimport._resolve`, which needs neither ``install()`` nor the source.
+binder asked for, and the source and dependency bytes. Unpickling calls the
+functions at the end of this module, which need neither ``install()`` nor the
+source: :mod:`nativeimport._resolve` finds or rebuilds the module, or gives a
+stand-in whose use raises why.
 
-The objects themselves are the binders' own (a call costs what it did): the
-loader registers :func:`reduce_native` with ``copyreg`` for their types, and
-this module is imported by the first pickle. Objects of those types that are
-not ours (``len``, another library's module) pickle exactly as before.
+The objects themselves are the binders' own, so a call costs what it did:
+:func:`enable` (run by ``install()`` and ``load()``) registers
+:func:`reduce_native` with ``copyreg`` for their types, which pickle,
+multiprocessing's pickler and cloudpickle all consult. Objects of those types
+that are not ours (``len``, another library's module) pickle as before.
 
 A pointer into this process's memory means nothing elsewhere: it is refused,
 saying what to send instead.
+
+``install()`` imports this module, so at module level it imports only what a
+cache hit has already loaded.
 """
 
 from __future__ import annotations
 
+import copyreg
 import os
 import sys
-from typing import Any, Optional
 
-from . import _resolve
 from ._entry import MANIFEST_FILE, entry_file, fresh_key, root_of
-from ._loader import BOUND, NativeLoader
+from ._loader import BIND_HOOKS, BOUND, NativeLoader
 from ._records import read_record
 
-__all__ = ["Reference", "reduce_native", "reference_for"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional
+
+__all__ = ["Reference", "attribute", "enable", "enum_member", "module_for", "on_bind", "reduce_native",
+           "reference_for", "released", "same", "struct_value"]
 
 _REFERENCES: dict[str, Reference] = {}  # one per key, built once: reading the source is not free
 
 
 class Reference:
-    """What rebuilds one entry's module in another process; pickles as a call to :func:`_resolve.module_for`.
+    """What rebuilds one entry's module in another process; pickles as a call to :func:`module_for`.
 
     Pickle's memo stores it once per pickle however many functions of the module refer to it.
     """
@@ -49,8 +59,42 @@ class Reference:
         self.dependencies = dependencies
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        return (_resolve.module_for, (self.key, self.module, self.driver, self.binder, self.source_name,
+        return (module_for, (self.key, self.module, self.driver, self.binder, self.source_name,
                                       self.source, self.dependencies))
+
+
+def enable() -> None:
+    """Make native objects pickle by content from now on (idempotent; costs a call nothing)."""
+    if on_bind in BIND_HOOKS:
+        return
+    BIND_HOOKS.append(on_bind)
+    table = copyreg.dispatch_table
+    table.setdefault(type(len), reduce_native)  # the fast binder's functions are builtin functions
+    table.setdefault(type(sys), reduce_native)  # modules: pickle has no reducer of its own for them
+    for _, namespace in list(BOUND.values()):  # bound before this was enabled
+        on_bind(namespace)
+
+
+def on_bind(namespace: dict[str, Any]) -> None:
+    """Register the types a newly bound namespace brings: its enums, and cffi's cdata for its structs."""
+    table = copyreg.dispatch_table
+    for value in namespace.values():
+        kind = type(value)
+        if kind.__name__ == "StructType" and kind.__module__ == "nativeimport._cffi_runtime":
+            if kind in table:
+                continue
+            table[kind] = reduce_native
+            for sample in _cdata_samples(value._ffi):
+                table.setdefault(type(sample), reduce_native)
+        elif isinstance(value, type) and issubclass(value, int) and hasattr(value, "_member_map_"):
+            table.setdefault(value, reduce_native)  # the enum's members
+            table.setdefault(kind, reduce_native)  # enum classes themselves (pickle; cloudpickle names classes)
+
+
+def _cdata_samples(ffi: Any) -> list[Any]:
+    # cffi's cdata come in several Python types (owning memory or not); one reducer serves them all.
+    return [ffi.NULL, ffi.new("char[1]"), ffi.new("int *"), ffi.from_buffer(bytearray(1)),
+            ffi.gc(ffi.new("char[1]"), lambda _: None)]
 
 
 def reduce_native(value: Any) -> Any:
@@ -64,31 +108,31 @@ def reduce_native(value: Any) -> Any:
         return _reduce_attribute(value, "struct type")
     if isinstance(value, type):  # an enum class (its metaclass is registered)
         found = _find(value)
-        return value.__qualname__ if found is None else (_resolve.attribute, found)
+        return value.__qualname__ if found is None else (attribute, found)
     if isinstance(value, int) and hasattr(kind, "_member_map_"):  # an enum member
         found = _find(kind)
         if found is None:
             return value.__reduce_ex__(2)
-        return (_resolve.enum_member, (*found, int(value)))
+        return (enum_member, (*found, int(value)))
     return _reduce_cdata(value)
 
 
 def _reduce_builtin(function: Any) -> Any:
     found = _find(function)
     if found is not None:
-        return (_resolve.attribute, found)
+        return (attribute, found)
     for key, (_, namespace) in list(BOUND.items()):
         released = namespace.get("__native_release_gil__") or {}
         for name, variant in released.items():
             if variant is function:
-                return (_resolve.released, (reference_for(key), name))
+                return (released, (reference_for(key), name))
     return function.__reduce__()  # someone else's: by name, as pickle does by default
 
 
 def _reduce_module(module: Any) -> Any:
     key = getattr(module, "__native_key__", None)
     if isinstance(key, str) and key in BOUND:
-        return (_resolve.same, (reference_for(key),))
+        return (same, (reference_for(key),))
     raise TypeError(f"cannot pickle 'module' object ({module.__name__})")
 
 
@@ -97,7 +141,7 @@ def _reduce_attribute(value: Any, what: str) -> Any:
     if found is None:
         raise TypeError(f"cannot pickle {value!r}: this {what} belongs to no module nativeimport bound "
                         "in this process")
-    return (_resolve.attribute, found)
+    return (attribute, found)
 
 
 def _find(value: Any) -> Optional[tuple[Reference, str]]:
@@ -130,7 +174,7 @@ def _reduce_cdata(value: Any) -> Any:
                 raise TypeError(f"cannot pickle a struct {struct.__name__}: its field {inner!r} is a pointer, which "
                                 "means nothing in another process; send the data it points to instead")
             data = bytes(ffi.buffer(value if pointer else ffi.addressof(value)))
-            return (_resolve.struct_value, (reference_for(key), name, data))
+            return (struct_value, (reference_for(key), name, data))
     try:
         what = repr(value)
     except Exception:
@@ -205,3 +249,69 @@ def _read_sources(loader: NativeLoader, manifest: dict[str, Any]) -> tuple[Optio
     except OSError:
         return None, ()
     return data, tuple(dependencies)
+
+
+# -- what the pickles call, in the receiving process ------------------------------------------------
+
+
+def module_for(key: str, name: str, driver: str, binder: str, source_name: str, source: Optional[bytes],
+               dependencies: tuple[tuple[str, bytes], ...]) -> Any:
+    """The module bound from entry ``key``, found or rebuilt here; a stand-in (never an exception) otherwise."""
+    enable()  # what this process binds pickles by content too (sent back, or on)
+    from ._resolve import Unavailable, resolve_carried
+
+    carried = (key, name, driver, binder, source_name, source, dependencies)
+    module, reason = resolve_carried(carried)
+    return module if module is not None else Unavailable(carried, reason, module_for, attribute)
+
+
+def same(value: Any) -> Any:
+    """A module pickles as its reference, which unpickles to the module itself."""
+    return value
+
+
+def attribute(module: Any, name: str) -> Any:
+    """A function, struct type or enum class of a module :func:`module_for` gave."""
+    try:
+        return getattr(module, name)
+    except AttributeError:
+        from ._resolve import Missing
+
+        key = str(getattr(module, "__native_key__", ""))
+        return Missing(f"{module.__name__}.{name}", module.__name__, key,
+                       f"{module.__name__} (entry {key}) has no attribute {name!r}", (attribute, (module, name)))
+
+
+def released(module: Any, name: str) -> Any:
+    """The variant of a function that releases the GIL (``nativeimport.release_gil``)."""
+    variants = getattr(module, "__native_release_gil__", None)
+    if isinstance(variants, dict) and name in variants:
+        return variants[name]
+    return attribute(module, name)
+
+
+def enum_member(module: Any, enum_name: str, value: int) -> Any:
+    """An enum member; its plain value when the module is not available here (an IntEnum is an int)."""
+    try:
+        return getattr(module, enum_name)(value)
+    except Exception:
+        return value
+
+
+def struct_value(module: Any, name: str, data: bytes) -> Any:
+    """A struct instance made from the sender's bytes; a stand-in when its module is not available here."""
+    from ._resolve import Missing
+
+    struct = attribute(module, name)
+    if isinstance(struct, Missing):
+        return Missing(f"a {name} instance", struct.module, struct.key, struct.reason,
+                       (struct_value, (module, name, data)))
+    ffi = struct._ffi
+    size = ffi.sizeof(struct.value_type)
+    if size != len(data):
+        return Missing(f"a {name} instance", module.__name__, str(module.__native_key__),
+                       f"struct {name} is {size} bytes here and {len(data)} where it was pickled (another build?)",
+                       (struct_value, (module, name, data)))
+    made = struct()
+    ffi.memmove(made, data, size)
+    return made

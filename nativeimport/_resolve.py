@@ -1,7 +1,8 @@
 """Unpickling by content: from an entry's key (and what rebuilds it) to a bound module, on any machine.
 
-What :mod:`nativeimport._pickling` writes calls :func:`module_for`, which
-needs no ``install()`` and no source on ``sys.path``. It tries, in order:
+What :mod:`nativeimport._pickling` writes calls its ``module_for``, which asks
+:func:`resolve_carried` here; that needs no ``install()`` and no source on
+``sys.path``. It tries, in order:
 
 1. a module this process already bound from that key;
 2. the local cache, by the sender's key: no toolchain is asked, the entry is
@@ -38,20 +39,8 @@ from ._stored import check_elf
 from .errors import NativeImportError
 from .settings import Settings
 
-__all__ = [
-    "Missing",
-    "ShippedFinder",
-    "Unavailable",
-    "attribute",
-    "enum_member",
-    "module_for",
-    "publish_names",
-    "released",
-    "resolve_key",
-    "same",
-    "struct_value",
-    "unfit",
-]
+__all__ = ["SHIPPED_VARIABLE", "Missing", "ShippedFinder", "Unavailable", "publish_names", "resolve_carried",
+           "resolve_key", "unfit"]
 
 log = logging.getLogger("nativeimport")
 
@@ -61,16 +50,13 @@ _SHIPPED_IMPORTED: set[str] = set()  # archives of NATIVEIMPORT_SHIPPED already 
 SHIPPED_VARIABLE = "NATIVEIMPORT_SHIPPED"
 
 
-def module_for(key: str, name: str, driver: str, binder: str, source_name: str, source: Optional[bytes],
-               dependencies: tuple[tuple[str, bytes], ...]) -> Any:
-    """The module bound from entry ``key``, found or rebuilt here; a stand-in (never an exception) otherwise."""
-    carried = (key, name, driver, binder, source_name, source, dependencies)
+def resolve_carried(carried: tuple[Any, ...]) -> tuple[Optional[types.ModuleType], str]:
+    """The module bound from the carried entry, found or rebuilt here, or None and why; never raises."""
     try:
         with _LOCK:
-            module, reason = _resolve(*carried)
+            return _resolve(*carried)
     except Exception as exc:  # whatever went wrong, deserialisation goes on: the call reports it
-        module, reason = None, f"{type(exc).__name__}: {exc}"
-    return module if module is not None else Unavailable(carried, reason)
+        return None, f"{type(exc).__name__}: {exc}"
 
 
 def resolve_key(key: str, name: str, binder: str = "auto") -> Optional[types.ModuleType]:
@@ -288,65 +274,20 @@ def _write_carried(root: str, key: str, info: Any, source_name: str, source: byt
     return path
 
 
-# -- what the pickles call ---------------------------------------------------------------------
-
-
-def same(value: Any) -> Any:
-    """A module pickles as its reference, which unpickles to the module itself."""
-    return value
-
-
-def attribute(module: Any, name: str) -> Any:
-    """A function, struct type or enum class of a module resolved by :func:`module_for`."""
-    try:
-        return getattr(module, name)
-    except AttributeError:
-        key = str(getattr(module, "__native_key__", ""))
-        return Missing(f"{module.__name__}.{name}", module.__name__, key,
-                       f"{module.__name__} (entry {key}) has no attribute {name!r}", (attribute, (module, name)))
-
-
-def released(module: Any, name: str) -> Any:
-    """The variant of a function that releases the GIL (``nativeimport.release_gil``)."""
-    variants = getattr(module, "__native_release_gil__", None)
-    if isinstance(variants, dict) and name in variants:
-        return variants[name]
-    return attribute(module, name)
-
-
-def enum_member(module: Any, enum_name: str, value: int) -> Any:
-    """An enum member; its plain value when the module is not available here (an IntEnum is an int)."""
-    try:
-        return getattr(module, enum_name)(value)
-    except Exception:
-        return value
-
-
-def struct_value(module: Any, name: str, data: bytes) -> Any:
-    """A struct instance made from the sender's bytes."""
-    struct = attribute(module, name)
-    if isinstance(struct, Missing):
-        return Missing(f"a {name} instance", struct.module, struct.key, struct.reason,
-                       (struct_value, (module, name, data)))
-    ffi = struct._ffi
-    size = ffi.sizeof(struct.value_type)
-    if size != len(data):
-        return Missing(f"a {name} instance", module.__name__, str(module.__native_key__),
-                       f"struct {name} is {size} bytes here and {len(data)} where it was pickled (another build?)",
-                       (struct_value, (module, name, data)))
-    made = struct()
-    ffi.memmove(made, data, size)
-    return made
-
-
 # -- stand-ins ----------------------------------------------------------------------------------
 
 
 class Unavailable:
-    """Stands for a module that could not be had here; its attributes are :class:`Missing` stand-ins."""
+    """Stands for a module that could not be had here; its attributes are :class:`Missing` stand-ins.
 
-    def __init__(self, carried: tuple[Any, ...], reason: str) -> None:
+    ``rebuild`` and ``attribute`` are the functions pickles call (in :mod:`nativeimport._pickling`):
+    sent back or on, a stand-in pickles as what it stands for, and the receiver tries again.
+    """
+
+    def __init__(self, carried: tuple[Any, ...], reason: str, rebuild: Any, attribute: Any) -> None:
         self._carried = carried
+        self._rebuild = rebuild
+        self._attribute = attribute
         self.__native_key__ = carried[0]
         self.__name__ = carried[1]
         self.reason = reason
@@ -355,10 +296,10 @@ class Unavailable:
         if name.startswith("__"):
             raise AttributeError(name)
         return Missing(f"{self.__name__}.{name}", self.__name__, self.__native_key__, self.reason,
-                       (attribute, (self, name)))
+                       (self._attribute, (self, name)))
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        return (module_for, self._carried)  # sent back or on: the receiver tries again
+        return (self._rebuild, self._carried)
 
     def __repr__(self) -> str:
         return f"<unavailable native module {self.__name__} (entry {self.__native_key__[:16]})>"

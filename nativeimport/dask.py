@@ -17,6 +17,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from ._archive import import_archive, shipment
 from ._entry import cache_root
+from ._pickling import enable
 from ._resolve import publish_names
 from .settings import Settings
 
@@ -43,6 +44,7 @@ class NativeModules(WorkerPlugin):
         if self.archive:
             import_archive(cache_root(Settings.from_env().cache_dir), self.archive)
         publish_names(self.modules)
+        enable()  # what the worker binds pickles by content (results sent back)
 
     def __repr__(self) -> str:
         return f"NativeModules({', '.join(sorted(self.modules))})"

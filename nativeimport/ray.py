@@ -18,6 +18,7 @@ from typing import Any
 
 from ._archive import import_archive, shipment
 from ._entry import cache_root
+from ._pickling import enable
 from ._resolve import SHIPPED_VARIABLE, publish_names
 from .settings import Settings
 
@@ -56,6 +57,7 @@ def setup_worker() -> None:
     """Ray's setup hook: import the shipped archives into this worker's cache and publish their module names."""
     import importlib.util
 
+    enable()  # what the worker binds pickles by content (results sent back)
     root = cache_root(Settings.from_env().cache_dir)
     for package in filter(None, os.environ.get(SHIPPED_VARIABLE, "").split(os.pathsep)):
         spec = importlib.util.find_spec(package)
