@@ -37,9 +37,9 @@ __all__ = ["BIND_HOOKS", "BOUND", "NativeLoader", "bind_module", "complete_entry
 # functions up here (nativeimport._pickling), unpickling finds modules already loaded (nativeimport._resolve).
 # The namespace is kept apart from the module: after a reload, functions of the older key still pickle.
 BOUND: dict[str, tuple[types.ModuleType, dict[str, Any]]] = {}
-# Called with each namespace bound: install() and load() add nativeimport._reducers' (the loader knows
-# nothing of pickling, which sits above it).
-BIND_HOOKS: list[Callable[[dict[str, Any]], None]] = []
+# Called with each module and the namespace bound into it: install() and load() add nativeimport._pickling's
+# (the loader knows nothing of pickling, which sits above it).
+BIND_HOOKS: list[Callable[[types.ModuleType, dict[str, Any]], None]] = []
 
 
 def spec_for_path(fullname: str, source: str, driver: DriverInfo, overrides: dict[str, Any]) -> ModuleSpec:
@@ -164,7 +164,7 @@ def bind_module(module: types.ModuleType, entry: str, settings: Settings) -> Non
     module.__native_left_out__ = dict(skipped)  # type: ignore[attr-defined]
     BOUND[module.__native_key__] = (module, namespace)
     for hook in BIND_HOOKS:
-        hook(namespace)
+        hook(module, namespace)
 
 
 def is_stale(module: types.ModuleType) -> bool:

@@ -34,8 +34,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Optional
 
-__all__ = ["Reference", "attribute", "enable", "enum_member", "module_for", "on_bind", "reduce_native",
-           "reference_for", "released", "same", "struct_value"]
+__all__ = ["ALIAS", "EntryFinder", "Reference", "attribute", "enable", "enum_member", "module_for", "on_bind",
+           "reduce_native", "reference_for", "released", "same", "struct_value"]
 
 _REFERENCES: dict[str, Reference] = {}  # one per key, built once: reading the source is not free
 
@@ -71,16 +71,28 @@ def enable() -> None:
     table = copyreg.dispatch_table
     table.setdefault(type(len), reduce_native)  # the fast binder's functions are builtin functions
     table.setdefault(type(sys), reduce_native)  # modules: pickle has no reducer of its own for them
-    for _, namespace in list(BOUND.values()):  # bound before this was enabled
-        on_bind(namespace)
+    for module, namespace in list(BOUND.values()):  # bound before this was enabled
+        on_bind(module, namespace)
 
 
-def on_bind(namespace: dict[str, Any]) -> None:
-    """Register the types a newly bound namespace brings: its enums, and cffi's cdata for its structs."""
+def on_bind(module: Any, namespace: dict[str, Any]) -> None:
+    """Prepare what a newly bound namespace brings: its enums, cffi's cdata for its structs, its Python functions.
+
+    Python functions (the cffi binder's wrappers) and classes always pickle by
+    module and name, whatever copyreg says; so theirs become the entry's
+    alias module (:data:`ALIAS` + key), which any process resolves by key
+    (:class:`EntryFinder`), instead of a name only processes that ran
+    ``install()`` with the source at hand can import.
+    """
     table = copyreg.dispatch_table
+    alias = f"{ALIAS}{module.__native_key__}"
+    aliased = False
     for value in namespace.values():
         kind = type(value)
-        if kind.__name__ == "StructType" and kind.__module__ == "nativeimport._cffi_runtime":
+        if kind is _FUNCTION:
+            value.__module__ = alias
+            aliased = True
+        elif kind.__name__ == "StructType" and kind.__module__ == "nativeimport._cffi_runtime":
             if kind in table:
                 continue
             table[kind] = reduce_native
@@ -88,7 +100,71 @@ def on_bind(namespace: dict[str, Any]) -> None:
                 table.setdefault(type(sample), reduce_native)
         elif isinstance(value, type) and issubclass(value, int) and hasattr(value, "_member_map_"):
             table.setdefault(value, reduce_native)  # the enum's members
-            table.setdefault(kind, reduce_native)  # enum classes themselves (pickle; cloudpickle names classes)
+            table.setdefault(kind, reduce_native)  # enum classes themselves, for pickle
+            value.__module__ = alias  # and for cloudpickle, which names classes
+            aliased = True
+    if aliased:  # pickle and cloudpickle look the alias up in sys.modules
+        sys.modules[alias] = _snapshot(alias, namespace)
+
+
+_FUNCTION = type(on_bind)
+ALIAS = f"{__name__}.k"  # nativeimport._pickling.k<key>: the module a key names, in any process
+
+
+def _snapshot(name: str, namespace: dict[str, Any]) -> Any:
+    """A module holding exactly ``namespace`` (not the live module: a reload must not change what a key names)."""
+    snapshot = type(sys)(name)
+    snapshot.__dict__.update(namespace)
+    return snapshot
+
+
+class EntryFinder:
+    """Answers ``import nativeimport._pickling.k<key>`` in any process: the module bound from that entry.
+
+    Appended to ``sys.meta_path`` when this module is imported, which a pickle
+    naming such a module does first; it answers no other name.
+    """
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if not fullname.startswith(ALIAS):
+            return None
+        from _frozen_importlib import ModuleSpec
+
+        return ModuleSpec(fullname, self)  # type: ignore[arg-type]
+
+    def create_module(self, spec: Any) -> Any:
+        key = spec.name[len(ALIAS):]
+        enable()
+        from ._resolve import Unavailable, resolve_carried
+
+        found = BOUND.get(key)
+        name = found[0].__name__ if found is not None else _module_name(key)
+        carried = (key, name, "", "auto", "", None, ())
+        module, reason = resolve_carried(carried)
+        if module is None:
+            return Unavailable(carried, reason, module_for, attribute)
+        return _snapshot(spec.name, BOUND[key][1] if key in BOUND else vars(module))
+
+    def exec_module(self, module: Any) -> None:
+        pass  # made whole in create_module
+
+
+def _module_name(key: str) -> str:
+    """The module name an entry of the local cache was built as (its manifest says), else a placeholder."""
+    from ._entry import cache_root, entry_dir
+    from .settings import Settings
+
+    try:
+        manifest = read_record(entry_file(entry_dir(cache_root(Settings.from_env().cache_dir), key), MANIFEST_FILE))
+    except Exception:
+        manifest = None
+    return str((manifest or {}).get("module") or f"entry_{key[:16]}")
+
+
+# The import system looks submodules up only under a package: an empty path makes this one, with no files.
+__path__: list[str] = []
+if not any(isinstance(finder, EntryFinder) for finder in sys.meta_path):
+    sys.meta_path.append(EntryFinder())
 
 
 def _cdata_samples(ffi: Any) -> list[Any]:

@@ -80,6 +80,9 @@ def _resolve(key: str, name: str, driver: str, binder: str, source_name: str, so
         module, cache_problem = _from_cache(key, name, binder)
     if module is not None:
         return module, ""
+    if source is None and not driver:
+        return None, (f"{cache_problem}; the pickle named it by key alone (as it does a function the cffi "
+                      "binder serves, or an enum class), so no source came with it to build from")
     if source is None:
         return None, (f"{cache_problem}; the sender's source had changed since it was built, so none was "
                       "carried to build from")

@@ -47,7 +47,7 @@ ALLOWED: dict[str, set[str]] = {
     "_finder": {"_loader", "_registry"},
     # crossing processes: pickling by content (enabled by install() and load()), resolving on the other side,
     # entries as archives, and the engines' own shipping mechanisms on top
-    "_pickling": {"_entry", "_loader", "_records", "_resolve"},
+    "_pickling": {"_entry", "_loader", "_records", "_resolve", "settings"},
     "_resolve": {"_archive", "_entry", "_finder", "_loader", "_stored", "errors", "settings"},
     "_archive": {"_entry", "errors"},
     "dask": {"_archive", "_entry", "_pickling", "_resolve", "settings"},

@@ -108,6 +108,27 @@ def test_pickles_resolve_from_the_local_cache_without_a_toolchain(sender: Runner
     assert sender.entries() == entries and entries[0].name == key  # found by key: nothing built
 
 
+def test_cffi_served_functions_and_enum_classes_pickle_by_key_with_cloudpickle(sender: Runner,
+                                                                              tmp_path: Path) -> None:
+    pytest.importorskip("cloudpickle")
+    target = tmp_path / "cloud.pickle"
+    run(sender, f"""
+        import cloudpickle, nativeimport
+        nativeimport.install()
+        import mymath
+        with open({str(target)!r}, "wb") as stream:
+            cloudpickle.dump([mymath.moved, mymath.norm1, mymath.colour], stream)
+    """, cwd=sender.project)
+    result = last_json(run(sender, f"""
+        import json, pickle
+        with open({str(target)!r}, "rb") as stream:
+            moved, norm1, colour = pickle.load(stream)
+        print(json.dumps([moved({{"x": 1.0, "y": 2.0}}, 1.0).x, norm1(moved({{"x": 1.0, "y": 2.0}}, 1.0)),
+                          repr(colour(2)), moved.__name__]))
+    """, env=no_compiler(tmp_path, sender.cache)))
+    assert result == [2.0, 4.0, "<colour.GREEN: 2>", "moved"]
+
+
 def test_pickles_build_from_the_carried_source_where_a_compiler_is(sender: Runner, tmp_path: Path) -> None:
     target = tmp_path / "objects.pickle"
     pickle_objects(sender, target)
@@ -179,12 +200,13 @@ POOL_SCRIPT = """
         nativeimport.install()
         import mymath
         context = multiprocessing.get_context({method!r})
+        # Functions the cffi binder serves (struct arguments) first: nothing else has told the workers of mymath.
         with context.Pool(2) as pool:
-            pooled = pool.starmap(mymath.add, [(i, 10 * i) for i in range(6)])
             points = pool.map(mymath.norm1, [mymath.point(i, 1.0) for i in range(3)])
+            pooled = pool.starmap(mymath.add, [(i, 10 * i) for i in range(6)])
         with ProcessPoolExecutor(2, mp_context=context) as executor:
-            executed = list(executor.map(mymath.add, range(4), range(4)))
             moved = executor.submit(mymath.moved, mymath.point(1.0, 2.0), 0.5).result()
+            executed = list(executor.map(mymath.add, range(4), range(4)))
         print(json.dumps([pooled, points, executed, [moved.x, moved.y]]))
 """
 
@@ -205,8 +227,8 @@ def test_joblib_with_install_under_the_main_guard(sender: Runner) -> None:
             import nativeimport
             nativeimport.install()
             import mymath
-            sums = Parallel(n_jobs=2)(delayed(mymath.add)(i, i) for i in range(5))
             p = Parallel(n_jobs=2)(delayed(mymath.moved)(mymath.point(i, 0.0), 1.0) for i in range(2))
+            sums = Parallel(n_jobs=2)(delayed(mymath.add)(i, i) for i in range(5))
             print(json.dumps([sums, [q.x for q in p]]))
     """, cwd=sender.project))
     assert result == [[0, 2, 4, 6, 8], [1.0, 2.0]]
