@@ -59,8 +59,8 @@ class Reference:
         self.dependencies = dependencies
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        return (module_for, (self.key, self.module, self.driver, self.binder, self.source_name,
-                                      self.source, self.dependencies))
+        return (module_for, (self.key, self.module, self.driver, self.binder, self.source_name, self.source,
+                             self.dependencies))
 
 
 def enable() -> None:

@@ -298,6 +298,11 @@ class Unavailable:
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
+        # Looked again: held in sys.modules (as an entry's alias module), it outlives a plugin shipping the entry.
+        module, reason = resolve_carried(self._carried)
+        if module is not None:
+            return getattr(module, name)
+        self.reason = reason
         return Missing(f"{self.__name__}.{name}", self.__name__, self.__native_key__, self.reason,
                        (self._attribute, (self, name)))
 

@@ -218,6 +218,28 @@ def test_workers_sharing_a_cache_build_once_and_ask_the_compiler_its_version_onc
     assert len([c for c in calls if "mymath.c" in c]) == 1, calls
 
 
+def test_processes_importing_together_build_once_and_ask_the_compiler_once(runner: Runner, tmp_path: Path) -> None:
+    """Four processes import the same new module at once from one empty cache (a node's workers starting)."""
+    runner.write("mymath.c", MYMATH)
+    log = tmp_path / "cc.log"
+    wrapper = tmp_path / "logging-cc"
+    wrapper.write_text(f'#!/bin/sh\necho "$$ $*" >> {log}\nexec cc "$@"\n')
+    wrapper.chmod(0o755)
+    code = "import nativeimport; nativeimport.install(); import mymath; print(mymath.add(2, 3))"
+    processes = [subprocess.Popen([sys.executable, "-c", code], cwd=runner.project, env={**runner.env, "CC": str(wrapper)},
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    try:
+        outputs = [p.communicate(timeout=180) for p in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+    assert [out.strip() for out, _ in outputs] == ["5"] * 4, [err for _, err in outputs]
+    calls = log.read_text().splitlines()
+    assert len([c for c in calls if "--version" in c]) == 1, calls
+    assert len([c for c in calls if "mymath.c" in c]) == 1, calls
+
+
 def test_ray_workers_get_modules_through_the_runtime_env(runner: Runner, tmp_path: Path) -> None:
     pytest.importorskip("ray")
     runner.write("mymath.c", MYMATH)

@@ -158,6 +158,27 @@ def test_without_cache_entry_or_compiler_unpickling_succeeds_and_the_call_explai
     assert result["green"] == 2 and result["again"] is True  # type: ignore[index]
 
 
+def test_a_module_from_load_pickles_and_builds_where_its_source_is_not(runner: Runner, tmp_path: Path) -> None:
+    source = tmp_path / "private" / "scaled.c"
+    source.parent.mkdir()
+    source.write_text('#include "factor.h"\ndouble scaled(double x) { return x * FACTOR; }\n')
+    (source.parent / "factor.h").write_text("#define FACTOR 3.0\n")
+    target = tmp_path / "load.pickle"
+    run(runner, f"""
+        import pickle, nativeimport
+        module = nativeimport.load({str(source)!r}, name="scaled_mod")
+        with open({str(target)!r}, "wb") as stream:
+            pickle.dump(module.scaled, stream)
+    """)
+    result = last_json(run(runner, f"""
+        import json, pickle
+        with open({str(target)!r}, "rb") as stream:
+            scaled = pickle.load(stream)
+        print(json.dumps(scaled(2.0)))
+    """, env={"NATIVEIMPORT_CACHE_DIR": str(tmp_path / "receiver")}))
+    assert result == 6.0  # built here from the carried source and its header
+
+
 def test_pointers_are_refused_with_what_to_send_instead(sender: Runner) -> None:
     result = last_json(run(sender, """
         import json, pickle, nativeimport
