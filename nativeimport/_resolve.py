@@ -45,6 +45,7 @@ __all__ = ["SHIPPED_VARIABLE", "Missing", "ShippedFinder", "Unavailable", "publi
 log = logging.getLogger("nativeimport")
 
 _LOCK = threading.RLock()  # one resolution at a time: a worker's threads unpickle concurrently
+_BUILT_FOR: dict[str, types.ModuleType] = {}  # sender's key -> the module built here from its carried source
 _BUILD_FAILED: dict[str, str] = {}  # key -> why building the carried source failed (not retried)
 _SHIPPED_IMPORTED: set[str] = set()  # archives of NATIVEIMPORT_SHIPPED already in the local cache
 SHIPPED_VARIABLE = "NATIVEIMPORT_SHIPPED"
@@ -89,18 +90,22 @@ def _resolve(key: str, name: str, driver: str, binder: str, source_name: str, so
     if key in _BUILD_FAILED:
         return None, f"{cache_problem}; building the carried source failed: {_BUILD_FAILED[key]}"
     try:
-        return _build_carried(key, name, driver, binder, source_name, source, dependencies), ""
+        module = _build_carried(key, name, driver, binder, source_name, source, dependencies)
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         _BUILD_FAILED[key] = reason
         log.info("cannot build %s from the carried source: %s", name, reason)
         return None, f"{cache_problem}; building the carried source failed: {reason}"
+    # Built here under another key (another compiler, other flags): later pickles naming the sender's key
+    # must not build, or even bind, again.
+    _BUILT_FOR[key] = module
+    return module, ""
 
 
 def _loaded(key: str) -> Optional[types.ModuleType]:
     found = BOUND.get(key)
     if found is None:
-        return None
+        return _BUILT_FOR.get(key)
     module, namespace = found
     if getattr(module, "__native_key__", None) == key:
         return module
