@@ -203,12 +203,15 @@ def shipment(modules: Iterable[Any]) -> tuple[dict[str, str], bytes]:
     or functions of them), from the caches they were bound from."""
     import sys
 
+    from ._loader import BOUND
+
     names: dict[str, str] = {}
     by_root: dict[str, list[str]] = {}
     for item in modules:
         module = sys.modules.get(item) if isinstance(item, str) else item
-        if module is not None and not hasattr(module, "__native_key__"):
-            module = sys.modules.get(getattr(module, "__module__", "") or "")  # a function of the module
+        if module is not None and not hasattr(module, "__native_key__"):  # a function, struct type or enum
+            module = next((bound for bound, namespace in list(BOUND.values())
+                           if any(value is item for value in namespace.values())), None)
         key = getattr(module, "__native_key__", None)
         library = getattr(module, "__native_library__", None)
         if module is None or not isinstance(key, str) or not isinstance(library, str):

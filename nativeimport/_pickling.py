@@ -34,10 +34,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Optional
 
-__all__ = ["ALIAS", "EntryFinder", "Reference", "attribute", "enable", "enum_member", "module_for", "on_bind",
-           "reduce_native", "reference_for", "released", "same", "struct_value"]
+__all__ = ["ALIAS", "EntryFinder", "Reference", "attribute", "bound_from", "enable", "enum_member", "module_for",
+           "on_bind", "reduce_native", "reference_for", "released", "same", "struct_value"]
 
-_REFERENCES: dict[str, Reference] = {}  # one per key, built once: reading the source is not free
+_REFERENCES: dict[tuple[str, str], Reference] = {}  # per key and module name, built once: reading is not free
 
 
 class Reference:
@@ -137,13 +137,14 @@ class EntryFinder:
         enable()
         from ._resolve import Unavailable, resolve_carried
 
-        found = BOUND.get(key)
-        name = found[0].__name__ if found is not None else _module_name(key)
+        found = bound_from(key)
+        name = found[-1][0].__name__ if found else _module_name(key)
         carried = (key, name, "", "auto", "", None, ())
         module, reason = resolve_carried(carried)
         if module is None:
             return Unavailable(carried, reason, module_for, attribute)
-        return _snapshot(spec.name, BOUND[key][1] if key in BOUND else vars(module))
+        found = bound_from(key)
+        return _snapshot(spec.name, found[-1][1] if found else vars(module))
 
     def exec_module(self, module: Any) -> None:
         pass  # made whole in create_module
@@ -197,18 +198,18 @@ def _reduce_builtin(function: Any) -> Any:
     found = _find(function)
     if found is not None:
         return (attribute, found)
-    for key, (_, namespace) in list(BOUND.items()):
-        released = namespace.get("__native_release_gil__") or {}
-        for name, variant in released.items():
+    for (key, _), (module, namespace) in list(BOUND.items()):
+        variants = namespace.get("__native_release_gil__") or {}
+        for name, variant in variants.items():
             if variant is function:
-                return (released, (reference_for(key), name))
+                return (released, (reference_for(key, module), name))
     return function.__reduce__()  # someone else's: by name, as pickle does by default
 
 
 def _reduce_module(module: Any) -> Any:
     key = getattr(module, "__native_key__", None)
-    if isinstance(key, str) and key in BOUND:
-        return (same, (reference_for(key),))
+    if isinstance(key, str) and (key, id(module)) in BOUND:
+        return (same, (reference_for(key, module),))
     raise TypeError(f"cannot pickle 'module' object ({module.__name__})")
 
 
@@ -223,19 +224,19 @@ def _reduce_attribute(value: Any, what: str) -> Any:
 def _find(value: Any) -> Optional[tuple[Reference, str]]:
     """(reference, name) of a function, struct type or enum class of a bound module, by identity."""
     name = getattr(value, "__name__", None)
-    for key, (_, namespace) in list(BOUND.items()):
+    for (key, _), (module, namespace) in list(BOUND.items()):
         if name is not None and namespace.get(name) is value:
-            return reference_for(key), name
-    for key, (_, namespace) in list(BOUND.items()):  # exported under another name (a Python keyword, say)
+            return reference_for(key, module), name
+    for (key, _), (module, namespace) in list(BOUND.items()):  # exported under another name (a keyword, say)
         for exported, candidate in namespace.items():
             if candidate is value:
-                return reference_for(key), exported
+                return reference_for(key, module), exported
     return None
 
 
 def _reduce_cdata(value: Any) -> Any:
     """A struct instance pickles as its bytes; any other cdata is a pointer into this process and refused."""
-    for key, (_, namespace) in list(BOUND.items()):
+    for (key, _), (module, namespace) in list(BOUND.items()):
         for name, struct in namespace.items():
             if type(struct).__name__ != "StructType" or not isinstance(value, struct):
                 continue
@@ -250,7 +251,7 @@ def _reduce_cdata(value: Any) -> Any:
                 raise TypeError(f"cannot pickle a struct {struct.__name__}: its field {inner!r} is a pointer, which "
                                 "means nothing in another process; send the data it points to instead")
             data = bytes(ffi.buffer(value if pointer else ffi.addressof(value)))
-            return (struct_value, (reference_for(key), name, data))
+            return (struct_value, (reference_for(key, module), name, data))
     try:
         what = repr(value)
     except Exception:
@@ -279,16 +280,20 @@ def _pointer_field(ffi: Any, ctype: Any) -> Optional[str]:
     return None
 
 
-def reference_for(key: str) -> Reference:
-    """The reference to the entry ``key`` a module of this process was bound from."""
-    reference = _REFERENCES.get(key)
+def reference_for(key: str, module: Any) -> Reference:
+    """The reference to the entry ``key`` that ``module`` of this process was bound from."""
+    reference = _REFERENCES.get((key, module.__name__))
     if reference is None:
-        reference = _REFERENCES[key] = _make_reference(key)
+        reference = _REFERENCES[key, module.__name__] = _make_reference(key, module)
     return reference
 
 
-def _make_reference(key: str) -> Reference:
-    module, _ = BOUND[key]
+def bound_from(key: str) -> list[tuple[Any, dict[str, Any]]]:
+    """(module, namespace) of every binding of entry ``key`` in this process, the latest last."""
+    return [found for (bound_key, _), found in list(BOUND.items()) if bound_key == key]
+
+
+def _make_reference(key: str, module: Any) -> Reference:
     loader = getattr(module, "__loader__", None)
     overrides = loader.overrides if isinstance(loader, NativeLoader) else {}
     binder = str(overrides.get("binder") or os.environ.get("NATIVEIMPORT_BINDER") or "auto")

@@ -103,12 +103,14 @@ def _resolve(key: str, name: str, driver: str, binder: str, source_name: str, so
 
 
 def _loaded(key: str) -> Optional[types.ModuleType]:
-    found = BOUND.get(key)
-    if found is None:
+    found: list[tuple[types.ModuleType, dict[str, Any]]] = [
+        bound for (bound_key, _), bound in list(BOUND.items()) if bound_key == key]
+    if not found:
         return _BUILT_FOR.get(key)
-    module, namespace = found
-    if getattr(module, "__native_key__", None) == key:
-        return module
+    current = [bound for bound, _ in found if getattr(bound, "__native_key__", None) == key]
+    if current:
+        return current[-1]
+    module, namespace = found[-1]
     # Reloaded since: the functions of this key are the older namespace's.
     older = types.ModuleType(module.__name__)
     older.__dict__.update(namespace)

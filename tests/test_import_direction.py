@@ -49,7 +49,7 @@ ALLOWED: dict[str, set[str]] = {
     # entries as archives, and the engines' own shipping mechanisms on top
     "_pickling": {"_entry", "_loader", "_records", "_resolve", "settings"},
     "_resolve": {"_archive", "_entry", "_finder", "_loader", "_stored", "errors", "settings"},
-    "_archive": {"_entry", "errors"},
+    "_archive": {"_entry", "_loader", "errors"},
     "dask": {"_archive", "_entry", "_pickling", "_resolve", "settings"},
     "ray": {"_archive", "_entry", "_pickling", "_resolve", "settings"},
     # the public functions, and what sits on top of them (nothing imports these but the package)

@@ -179,6 +179,28 @@ def test_a_module_from_load_pickles_and_builds_where_its_source_is_not(runner: R
     assert result == 6.0  # built here from the carried source and its header
 
 
+def test_an_entry_bound_into_two_modules_pickles_by_content_from_either(sender: Runner, tmp_path: Path) -> None:
+    target = tmp_path / "two.pickle"
+    run(sender, f"""
+        import pickle, nativeimport
+        nativeimport.install()
+        import mymath
+        other = nativeimport.load("mymath.c", name="other")
+        assert other.__native_key__ == mymath.__native_key__
+        with open({str(target)!r}, "wb") as stream:
+            pickle.dump([mymath.add, other.add, other.point(1.0, 2.0)], stream)
+    """, cwd=sender.project)
+    result = last_json(run(sender, f"""
+        import json, pickle, sys
+        with open({str(target)!r}, "rb") as stream:
+            first, second, point = pickle.load(stream)
+        print(json.dumps([first(1, 2), second(3, 4), first.__module__, second.__module__, point.y,
+                          sorted(n for n in ("mymath", "other") if n in sys.modules)]))
+    """, env=no_compiler(tmp_path, sender.cache)))
+    # Both found by content; the receiver binds the entry once and serves both references with it.
+    assert result == [3, 7, "mymath", "mymath", 2.0, ["mymath"]]
+
+
 def test_pointers_are_refused_with_what_to_send_instead(sender: Runner) -> None:
     result = last_json(run(sender, """
         import json, pickle, nativeimport
