@@ -243,9 +243,9 @@ def _reduce_cdata(value: Any) -> Any:
             ffi = struct._ffi
             pointer = ffi.typeof(value) is struct.pointer_type
             if pointer and type(value).__name__ not in _OWNING:
+                copy = f"{module.__name__}.{name}(" + ", ".join(f"p.{f}" for f in struct.fields) + ")"
                 raise TypeError(f"cannot pickle {value!r}: it points into this process's memory (a struct the "
-                                f"library returned by pointer); send a copy instead: {name}(**{{f: p.f ...}}) "
-                                "or the fields as a dict")
+                                f"library returned by pointer); send a copy instead, {copy}, or its fields as a dict")
             inner = _pointer_field(ffi, struct.value_type)
             if inner is not None:
                 raise TypeError(f"cannot pickle a struct {struct.__name__}: its field {inner!r} is a pointer, which "

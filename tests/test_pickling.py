@@ -29,6 +29,8 @@ MYMATH = """
     struct point moved(struct point p, double dx) { p.x += dx; return p; }
     double norm1(const struct point *p) { return p->x + p->y; }
     colour next_colour(colour c) { return c == RED ? GREEN : RED; }
+    static struct point the_origin;
+    struct point *origin(void) { return &the_origin; }
 """
 
 TIMEOUT = 180
@@ -207,15 +209,17 @@ def test_pointers_are_refused_with_what_to_send_instead(sender: Runner) -> None:
         nativeimport.install()
         import mymath
         refused = []
-        for value in (mymath.__ffi__.NULL, mymath.__ffi__.new("double[4]")):
+        for value in (mymath.__ffi__.NULL, mymath.__ffi__.new("double[4]"), mymath.origin()):
             try:
                 pickle.dumps(value)
             except TypeError as exc:
                 refused.append(str(exc))
         print(json.dumps(refused))
     """, cwd=sender.project))
-    assert len(result) == 2  # type: ignore[arg-type]
-    assert all("pointer into this process's memory" in m and "send the data instead" in m for m in result)  # type: ignore[union-attr]
+    assert len(result) == 3  # type: ignore[arg-type]
+    null, array, returned = result  # type: ignore[misc]
+    assert all("pointer into this process's memory" in m and "send the data instead" in m for m in (null, array))
+    assert "points into this process's memory" in returned and "mymath.point(p.x, p.y)" in returned
 
 
 def test_a_function_held_across_a_reload_still_pickles(sender: Runner, tmp_path: Path) -> None:
