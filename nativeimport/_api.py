@@ -31,9 +31,10 @@ def install(*, cache_dir: Union[str, Path, None] = None, verbose: Optional[bool]
     subclass that knows them (see :class:`nativeimport._finder.ProjectFinder`).
     Keyword arguments override the ``NATIVEIMPORT_*`` environment variables.
     """
-    from . import _finder
+    from . import _finder, _pickling
     from .settings import Settings
 
+    _pickling.enable()  # native objects pickle by content
     overrides = {k: v for k, v in {"cache_dir": cache_dir, "verbose": verbose, "binder": binder,
                                    "verify": verify}.items() if v is not None}
     # A bad argument is reported here; a bad NATIVEIMPORT_* variable by the native import that reads it, so
@@ -56,8 +57,10 @@ def load(path: Union[str, Path], name: Optional[str] = None, **overrides: Any) -
     """
     from types import ModuleType
 
+    from . import _pickling
     from ._loader import spec_for_path
 
+    _pickling.enable()
     source, driver = _driver_for(path, overrides)
     spec = spec_for_path(name or os.path.splitext(os.path.basename(source))[0], source, driver, overrides)
     module = ModuleType(spec.name)

@@ -86,14 +86,36 @@ class Cache:
         unchanged source, and of every later build.
         """
         path = toolchain_record(str(self.root), _hash(token))
-        record = read_record(path)
-        if record is not None and record.get("token") == token and stats_match(record["stats"]):
-            return str(record["fingerprint"]), [list(row) for row in record["stats"]]
-        driver = info.load()
-        fingerprint = driver.fingerprint()
-        stats = snapshot([driver.toolchain().path])
-        write_record(path, {"token": token, "fingerprint": fingerprint, "stats": stats})
+        remembered = _remembered_fingerprint(path, token)
+        if remembered is not None:
+            return remembered
+        # Processes starting together (a node's workers) ask the compiler once: the others wait for its record.
+        with self._lock_quietly(lock_file(str(self.root), f"toolchain-{_hash(token)}")):
+            remembered = _remembered_fingerprint(path, token)
+            if remembered is not None:
+                return remembered
+            driver = info.load()
+            fingerprint = driver.fingerprint()
+            stats = snapshot([driver.toolchain().path])
+            write_record(path, {"token": token, "fingerprint": fingerprint, "stats": stats})
         return fingerprint, stats
+
+    @contextlib.contextmanager
+    def _lock_quietly(self, path: str) -> Iterator[None]:
+        """A lock held for a moment (a ``--version``); after a minute's wait, go on without it."""
+        from filelock import FileLock, Timeout
+
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        lock = FileLock(path, mode=0o600)
+        try:
+            lock.acquire(timeout=60)
+        except Timeout:
+            yield
+            return
+        try:
+            yield
+        finally:
+            lock.release()
 
     # -- content index: builds of one source content ------------------------
     def match(self, source_key: str, base: Path) -> tuple[Optional[str], Snapshot]:
@@ -226,6 +248,13 @@ class Cache:
 
     def write_manifest(self, staging: Path, manifest: dict[str, Any]) -> None:
         write_record(staging / MANIFEST_FILE, manifest)
+
+
+def _remembered_fingerprint(path: str, token: str) -> Optional[tuple[str, Snapshot]]:
+    record = read_record(path)
+    if record is not None and record.get("token") == token and stats_match(record["stats"]):
+        return str(record["fingerprint"]), [list(row) for row in record["stats"]]
+    return None
 
 
 def _hash(text: str) -> str:

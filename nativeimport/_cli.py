@@ -1,4 +1,5 @@
-"""The ``nativeimport`` command: ``cache dir|list|clear|prune``, ``build``, ``doctor``, ``show``, ``stubs``.
+"""The ``nativeimport`` command: ``cache dir|list|clear|prune|export|import``, ``build``, ``doctor``, ``show``,
+``stubs``.
 
 Each command computes a result; one renderer prints it as text or ``--json``.
 This is the only module that prints.
@@ -78,6 +79,15 @@ def _parser() -> argparse.ArgumentParser:
     prune.add_argument("--max-size", type=_parse_size, metavar="SIZE", help="keep at most this much (e.g. 500M, 2G)")
     prune.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     prune.set_defaults(handler=_cache_prune)
+    export = cache_commands.add_parser("export", parents=[common],
+                                       help="write cached builds to one archive (for machines without a compiler)")
+    export.add_argument("keys", nargs="+", metavar="KEY", help="an entry's key, a unique prefix, or a module name")
+    export.add_argument("-o", "--output", type=Path, required=True, metavar="FILE")
+    export.set_defaults(handler=_cache_export)
+    import_parser = cache_commands.add_parser("import", parents=[common],
+                                              help="add the builds of an archive `cache export` wrote")
+    import_parser.add_argument("archive", type=Path, metavar="FILE")
+    import_parser.set_defaults(handler=_cache_import)
 
     build_parser = commands.add_parser("build", parents=[common], help="build sources ahead of time")
     build_parser.add_argument("paths", nargs="+", type=Path, metavar="PATH")
@@ -175,6 +185,29 @@ def _cache_prune(args: argparse.Namespace) -> tuple[int, Result]:
         return f"removed {len(data)} cached build(s), {_size(freed)}; {_size(left)} left"
 
     return 0, (rows, render)
+
+
+def _cache_export(args: argparse.Namespace) -> tuple[int, Result]:
+    from ._archive import match_keys, write_export
+
+    root = cache_root(_settings(args).cache_dir)
+    keys = match_keys(root, args.keys)
+    size = write_export(root, keys, str(args.output))
+    data = {"archive": str(args.output), "keys": keys, "size": size}
+    return 0, (data, lambda d: f"wrote {len(d['keys'])} build(s) to {d['archive']} ({_size(d['size'])})")
+
+
+def _cache_import(args: argparse.Namespace) -> tuple[int, Result]:
+    from ._archive import import_archive
+
+    root = cache_root(_settings(args).cache_dir)
+    try:
+        data = args.archive.read_bytes()
+    except OSError as exc:
+        raise NativeImportError(f"cannot read {args.archive}: {exc.strerror}") from None
+    keys = import_archive(root, data)
+    return 0, ({"keys": keys, "cache_dir": root},
+               lambda d: f"imported {len(d['keys'])} build(s) into {d['cache_dir']}: " + " ".join(d["keys"]))
 
 
 def _parse_size(text: str) -> int:

@@ -25,11 +25,22 @@ from .settings import Settings
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import types
+    from collections.abc import Callable
     from typing import Any, Optional
 
     from ._registry import DriverInfo
 
-__all__ = ["NativeLoader", "bind_module", "complete_entry", "is_stale", "obtain_entry", "spec_for_path"]
+__all__ = ["BIND_HOOKS", "BOUND", "NativeLoader", "bind_module", "complete_entry", "is_stale", "obtain_entry",
+           "spec_for_path"]
+
+# Every binding made in this process: (key, id(module)) -> (module, the namespace bound from that entry).
+# Pickling looks objects up here (nativeimport._pickling), unpickling finds modules already loaded
+# (nativeimport._resolve). The namespace is kept apart from the module: after a reload, functions of the
+# older key still pickle; one entry may be bound into several modules (load() under another name).
+BOUND: dict[tuple[str, int], tuple[types.ModuleType, dict[str, Any]]] = {}
+# Called with each module and the namespace bound into it: install() and load() add nativeimport._pickling's
+# (the loader knows nothing of pickling, which sits above it).
+BIND_HOOKS: list[Callable[[types.ModuleType, dict[str, Any]], None]] = []
 
 
 def spec_for_path(fullname: str, source: str, driver: DriverInfo, overrides: dict[str, Any],
@@ -162,6 +173,9 @@ def bind_module(module: types.ModuleType, entry: str, settings: Settings) -> Non
     module.__native_key__ = os.path.basename(entry)  # type: ignore[attr-defined]
     module.__all__ = [name for name in namespace if not name.startswith("_")]  # type: ignore[attr-defined]
     module.__native_left_out__ = dict(skipped)  # type: ignore[attr-defined]
+    BOUND[module.__native_key__, id(module)] = (module, namespace)
+    for hook in BIND_HOOKS:
+        hook(module, namespace)
 
 
 def is_stale(module: types.ModuleType) -> bool:

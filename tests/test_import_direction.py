@@ -57,13 +57,20 @@ ALLOWED: dict[str, set[str]] = {
     "_package": {"_build_settings", "_entry", "_registry", "_stored", "_version", "interface"},
     "_wheel": set(),
     "build_meta": {"_api", "_build_settings", "_entry", "_finder", "_package", "_version", "_wheel", "errors"},
+    # crossing processes: pickling by content (enabled by install() and load()), resolving on the other side,
+    # entries as archives, and the engines' own shipping mechanisms on top
+    "_pickling": {"_entry", "_loader", "_records", "_resolve", "settings"},
+    "_resolve": {"_archive", "_entry", "_finder", "_loader", "_stored", "errors", "settings"},
+    "_archive": {"_entry", "_loader", "errors"},
+    "dask": {"_archive", "_entry", "_pickling", "_resolve", "settings"},
+    "ray": {"_archive", "_entry", "_pickling", "_resolve", "settings"},
     # the public functions, and what sits on top of them (nothing imports these but the package)
-    "_api": {"_build_settings", "_finder", "_loader", "_registry", "_shipped", "errors", "settings"},
+    "_api": {"_build_settings", "_finder", "_loader", "_pickling", "_registry", "_shipped", "errors", "settings"},
     "__init__": {"_api", "_version", "errors", "ipython"},
     "auto": {"_api"},
     "__main__": {"_cli"},
-    "_cli": {"_api", "_bind_fast", "_cache", "_entry", "_finder", "_package", "_records", "_version", "errors",
-             "interface", "settings"},
+    "_cli": {"_api", "_archive", "_bind_fast", "_cache", "_entry", "_finder", "_package", "_records", "_version",
+             "errors", "interface", "settings"},
     "ipython": {"_api", "_entry", "_finder", "_loader", "_records", "errors", "settings"},
     # the drivers shipped with nativeimport, exactly as a third party's
     "compilers.__init__": set(),

@@ -119,3 +119,25 @@ def test_doctor_under_pypy_explains_the_binders(runner: Runner, pypy: Path) -> N
     assert [d["name"] for d in report["drivers"] if d["found"]][:1] == ["c"]
 
 
+
+
+def test_native_objects_pickled_on_cpython_unpickle_on_pypy(runner: Runner, pypy: Path) -> None:
+    """No install() on PyPy: the objects resolve by key from the shared cache, bound through cffi."""
+    runner.write("mymath.c", MYMATH)
+    target = runner.project.parent / "objects.pickle"
+    run_with(runner, Path(sys.executable), f"""
+        import json, pickle, nativeimport
+        nativeimport.install()
+        import mymath
+        with open({str(target)!r}, "wb") as stream:
+            pickle.dump([mymath.add, mymath.Point(3.0, 4.0), mymath.length, mymath.Unit.UNIT_KM], stream, protocol=4)
+        print(json.dumps(None))
+    """)
+    result, _ = run_with(runner, pypy, f"""
+        import json, pickle, sys
+        with open({str(target)!r}, "rb") as stream:
+            add, point, length, km = pickle.load(stream)
+        print(json.dumps([add(1.5, 2.0), length(point), [point.x, point.y], repr(km), sys.implementation.name]))
+    """)
+    assert result == [3.5, 5.0, [3.0, 4.0], "<Unit.UNIT_KM: 1000>", "pypy"]
+    assert len(runner.entries()) == 1
