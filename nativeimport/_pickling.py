@@ -26,7 +26,7 @@ import copyreg
 import os
 import sys
 
-from ._entry import MANIFEST_FILE, entry_file, fresh_key, root_of
+from ._entry import MANIFEST_FILE, entry_file, fresh_identity, fresh_key, root_of
 from ._loader import BIND_HOOKS, BOUND, NativeLoader
 from ._records import read_record
 
@@ -305,8 +305,10 @@ def _make_reference(key: str, module: Any) -> Reference:
     source_path = loader.source if isinstance(loader, NativeLoader) else str(manifest.get("source", ""))
     source: Optional[bytes] = None
     dependencies: tuple[tuple[str, bytes], ...] = ()
-    # Carried only while the file still holds what built this entry (its stats match the freshness record).
-    if isinstance(loader, NativeLoader) and fresh_key(root, loader.source, loader.driver.token()) == key:
+    # Carried only while the files still hold what built this entry: their content is checked against the
+    # digests in the freshness record (stats alone may be "racily clean" just after an edit).
+    if isinstance(loader, NativeLoader) and fresh_key(root, fresh_identity(loader.source, loader.definition),
+                                                      loader.driver.token(), verify=True) == key:
         driver = loader.driver.name
         source, dependencies = _read_sources(loader, manifest)
     return Reference(key, module.__name__, driver, binder, os.path.basename(source_path), source, dependencies)
@@ -320,11 +322,16 @@ def _read_sources(loader: NativeLoader, manifest: dict[str, Any]) -> tuple[Optio
     try:
         from pathlib import Path
 
+        from ._build_settings import config_of  # pickling a module is rare: it pays for this import
+
         data = loader.driver.load().read_source(Path(source))
-        dependencies = []
+        dependencies: list[tuple[str, bytes]] = []
         for relative in manifest.get("dependencies", []):
             if os.path.isabs(relative) or relative.startswith(".."):
                 continue  # system headers and the like: the receiving machine has its own
+            relative = str(config_of(Path(relative)))  # a module's table in nativeimport.toml: the file it is in
+            if relative in (name for name, _ in dependencies) or not os.path.exists(os.path.join(folder, relative)):
+                continue
             with open(os.path.join(folder, relative), "rb") as stream:
                 dependencies.append((relative, stream.read()))
     except OSError:

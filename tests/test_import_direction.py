@@ -59,7 +59,7 @@ ALLOWED: dict[str, set[str]] = {
     "build_meta": {"_api", "_build_settings", "_entry", "_finder", "_package", "_version", "_wheel", "errors"},
     # crossing processes: pickling by content (enabled by install() and load()), resolving on the other side,
     # entries as archives, and the engines' own shipping mechanisms on top
-    "_pickling": {"_entry", "_loader", "_records", "_resolve", "settings"},
+    "_pickling": {"_build_settings", "_entry", "_loader", "_records", "_resolve", "settings"},
     "_resolve": {"_archive", "_entry", "_finder", "_loader", "_stored", "errors", "settings"},
     "_archive": {"_entry", "_loader", "errors"},
     "dask": {"_archive", "_entry", "_pickling", "_resolve", "settings"},
