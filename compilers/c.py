@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import shlex
 import sysconfig
@@ -18,7 +20,9 @@ from nativeimport.driver import (
     tool_version,
 )
 from nativeimport.errors import ToolchainNotFound
+from nativeimport.interface import Constant, Interface, python_name
 
+from ._macros import ConstantProbe
 from .zig import zig_executable
 
 __all__ = ["CDriver"]
@@ -31,6 +35,8 @@ BASE_FLAGS = ("-g", "-O2", "-fPIC", "-shared", "-fdiagnostics-color=never")
 # GCC's identical code folding turns a function into an alias of its twin, with no debug
 # info of its own: it would be left out. Keeping every function whole costs nothing measurable.
 GCC_FLAGS = ("-fno-ipa-icf",)
+# Where compile() leaves the constants it found for describe(), in the build's output folder.
+CONSTANTS_FILE = "constants.json"
 
 
 class CDriver(Driver):
@@ -61,9 +67,11 @@ class CDriver(Driver):
         return (*self._own_flags(), *_env_flags("CFLAGS"), "|", *_env_flags("LDFLAGS"))
 
     def _own_flags(self) -> tuple[str, ...]:
+        return (*BASE_FLAGS, *GCC_FLAGS) if self._is_gcc() else BASE_FLAGS
+
+    def _is_gcc(self) -> bool:
         version = self.toolchain().version.lower()
-        is_gcc = ("gcc" in version or "free software foundation" in version) and "clang" not in version
-        return (*BASE_FLAGS, *GCC_FLAGS) if is_gcc else BASE_FLAGS
+        return ("gcc" in version or "free software foundation" in version) and "clang" not in version
 
     def compile(self, request: BuildRequest) -> BuildResult:
         library = request.output_dir / f"lib{request.library_name}.so"
@@ -85,8 +93,19 @@ class CDriver(Driver):
         if request.toolchain.command[1:2] == ("cc",):  # zig cc keeps its own cache: put it inside ours
             env = {**os.environ, "ZIG_GLOBAL_CACHE_DIR": str(request.scratch_dir / "zig-global"),
                    "ZIG_LOCAL_CACHE_DIR": str(request.scratch_dir / "zig-local")}
-        diagnostics = run_tool(command, cwd=request.source.parent, timeout=request.timeout, env=env,
-                               what=f"{Path(request.toolchain.path).name} (C compiler)")
+        # The constants are found while the library compiles, with the same compiler and flags.
+        probe = ConstantProbe(request.toolchain.command, [f for f in (*self._own_flags(), *_env_flags("CFLAGS"))
+                                                          if f != "-shared"],
+                              request.source.resolve(), cwd=request.source.parent, env=env,
+                              timeout=request.timeout, is_gcc=self._is_gcc())
+        try:
+            diagnostics = run_tool(command, cwd=request.source.parent, timeout=request.timeout, env=env,
+                                   what=f"{Path(request.toolchain.path).name} (C compiler)")
+        except BaseException:
+            probe.cancel()
+            raise
+        constants = probe.result()
+        (request.output_dir / CONSTANTS_FILE).write_text(json.dumps(constants), encoding="utf-8")
         dependencies = [Path(path) for path in parse_depfile(depfile.read_text(errors="replace"))]
         depfile.unlink()
         source = request.source.resolve()
@@ -96,6 +115,25 @@ class CDriver(Driver):
             dependencies=tuple(p for p in absolute if p.resolve() != source),
             diagnostics=diagnostics,
         )
+
+    def describe(self, request: BuildRequest, result: BuildResult) -> Interface:
+        """The exports from the debug info, and the constants compile() found."""
+        interface = super().describe(request, result)
+        try:
+            found = json.loads((result.library.parent / CONSTANTS_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return interface
+        return dataclasses.replace(interface, constants=constants_for(interface, found))
+
+
+def constants_for(interface: Interface, values: dict[str, object]) -> tuple[Constant, ...]:
+    """The constants that become module attributes: not a name the interface already binds."""
+    taken = {python_name(f.name) for f in interface.functions}
+    taken |= {python_name(s.name) for s in interface.structs}
+    for enum in interface.enums:
+        taken |= {python_name(enum.name)} | {python_name(m) for m, _ in enum.members}
+    return tuple(Constant(name, value) for name, value in sorted(values.items())
+                 if isinstance(value, (int, float, str)) and python_name(name) not in taken)
 
 
 def _env_flags(variable: str) -> list[str]:

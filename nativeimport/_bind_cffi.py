@@ -51,6 +51,7 @@ def _wrappers(interface: Interface) -> Iterator[str]:
     yield "def bind(_ni_path, _ni_module):"
     yield "    _ni_lib = ffi.dlopen(_ni_path)"
     yield "    _ni_ns = {'__ffi__': ffi, '__lib__': _ni_lib}"
+    yield from _constants(interface)
     for struct in interface.structs:
         if struct.fields is None:
             continue
@@ -70,6 +71,12 @@ def _wrappers(interface: Interface) -> Iterator[str]:
         yield ""
         yield from _function(function)
     yield "    return _ni_ns"
+
+
+def _constants(interface: Interface) -> Iterator[str]:
+    """The ``#define`` constants, first: an enumerator, struct or function of the same name wins."""
+    for constant in interface.constants:
+        yield f"    _ni_ns[{python_name(constant.name)!r}] = {constant.literal()}"
 
 
 def _function(function: Function) -> Iterator[str]:

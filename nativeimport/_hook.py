@@ -373,7 +373,8 @@ def _bind_light(module: types.ModuleType, entry: str, extension: Any,
 
     check_elf(os.path.join(entry, LIBRARY_FILE))
     kept, released = extension.bind(os.path.join(entry, LIBRARY_FILE), module.__name__, provider)
-    namespace: dict[str, Any] = dict(kept)
+    namespace: dict[str, Any] = dict(getattr(light, "CONSTANTS", {}))  # #define constants (absent in older entries)
+    namespace.update(kept)
     if light.ENUMS:
         from ._cffi_runtime import int_enum  # the runtime module loads only for what needs it
 
