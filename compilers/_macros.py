@@ -22,6 +22,7 @@ constants, never a failed build.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import struct
 import subprocess
@@ -33,7 +34,7 @@ from typing import Optional, Union
 
 from nativeimport.errors import NativeImportError
 
-__all__ = ["ConstantProbe", "macro_candidates", "probe_source", "read_probe_object"]
+__all__ = ["ConstantProbe", "macro_candidates", "may_define_constants", "probe_source", "read_probe_object"]
 
 log = logging.getLogger("nativeimport")
 
@@ -46,6 +47,11 @@ _DIRECTIVE = re.compile(
     rb"|^#undef ([A-Za-z_]\w*)",
     re.M,
 )
+# What can bring a macro of the source's own: a definition, a quoted or computed include.
+_LOCAL_MACRO_SIGN = re.compile(rb'^[ \t]*#[ \t]*(?:define\b|include[ \t]*(?:"|[A-Za-z_]))', re.M)
+# Flags and variables that put headers of the user's on the <...> search path.
+_SEARCH_FLAGS = ("-I", "-iquote", "-include", "-imacros", "-idirafter", "--include")
+_SEARCH_VARIABLES = ("CPATH", "C_INCLUDE_PATH")
 # A reserved identifier (`_POSIX_C_SOURCE`, `__GNUC__`): the implementation's, not the library's constants.
 _RESERVED = re.compile(r"_[A-Z_]")
 # Rounds of compile, drop what failed, compile again; a source this confuses gets no constants.
@@ -85,6 +91,17 @@ def macro_candidates(preprocessed: bytes) -> list[str]:
         elif undefined is not None:
             defined.pop(undefined.decode(), None)
     return [name for name, candidate in defined.items() if candidate]
+
+
+def may_define_constants(source: bytes, flags: Sequence[str], env: Optional[dict[str, str]]) -> bool:
+    """False when the source cannot define a constant of its own: no ``#define``, no quoted include, and
+    every ``<...>`` header a system one. Then neither compiler run is needed (most small modules)."""
+    if _LOCAL_MACRO_SIGN.search(source):
+        return True
+    if any(flag.startswith(_SEARCH_FLAGS) for flag in flags):
+        return True
+    environment = os.environ if env is None else env
+    return any(environment.get(variable) for variable in _SEARCH_VARIABLES)
 
 
 def probe_source(candidates: Sequence[str]) -> str:
@@ -209,6 +226,8 @@ class ConstantProbe:
             log.debug("no constants from %s: %s", self.source, exc)
 
     def _find(self, scratch: Path) -> dict[str, Value]:
+        if not may_define_constants(self.source.read_bytes(), self.flags, self.env):
+            return {}
         status, preprocessed = self._tool([*self.compiler, *self.flags, "-E", "-dD", "-w", str(self.source)],
                                           diagnostics=False)
         if status != 0:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shlex
 import sysconfig
+from collections.abc import Mapping
 from pathlib import Path
 
 from nativeimport.driver import (
@@ -35,8 +35,6 @@ BASE_FLAGS = ("-g", "-O2", "-fPIC", "-shared", "-fdiagnostics-color=never")
 # GCC's identical code folding turns a function into an alias of its twin, with no debug
 # info of its own: it would be left out. Keeping every function whole costs nothing measurable.
 GCC_FLAGS = ("-fno-ipa-icf",)
-# Where compile() leaves the constants it found for describe(), in the build's output folder.
-CONSTANTS_FILE = "constants.json"
 
 
 class CDriver(Driver):
@@ -45,6 +43,11 @@ class CDriver(Driver):
     name = "c"
     suffixes = (".c",)
     environment = ("CC", "CFLAGS", "LDFLAGS")
+
+    def __init__(self) -> None:
+        super().__init__()
+        # The constants probe compile() started for each library, until describe() takes its result.
+        self._probes: dict[Path, ConstantProbe] = {}
 
     def find_toolchain(self) -> Toolchain:
         candidates = []
@@ -104,8 +107,7 @@ class CDriver(Driver):
         except BaseException:
             probe.cancel()
             raise
-        constants = probe.result()
-        (request.output_dir / CONSTANTS_FILE).write_text(json.dumps(constants), encoding="utf-8")
+        self._probes[library] = probe  # still running, while the caller checks the source and reads the DWARF
         dependencies = [Path(path) for path in parse_depfile(depfile.read_text(errors="replace"))]
         depfile.unlink()
         source = request.source.resolve()
@@ -118,15 +120,19 @@ class CDriver(Driver):
 
     def describe(self, request: BuildRequest, result: BuildResult) -> Interface:
         """The exports from the debug info, and the constants compile() found."""
-        interface = super().describe(request, result)
+        probe = self._probes.pop(result.library, None)
         try:
-            found = json.loads((result.library.parent / CONSTANTS_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            interface = super().describe(request, result)
+        except BaseException:
+            if probe is not None:
+                probe.cancel()
+            raise
+        if probe is None:
             return interface
-        return dataclasses.replace(interface, constants=constants_for(interface, found))
+        return dataclasses.replace(interface, constants=constants_for(interface, probe.result()))
 
 
-def constants_for(interface: Interface, values: dict[str, object]) -> tuple[Constant, ...]:
+def constants_for(interface: Interface, values: Mapping[str, object]) -> tuple[Constant, ...]:
     """The constants that become module attributes: not a name the interface already binds."""
     taken = {python_name(f.name) for f in interface.functions}
     taken |= {python_name(s.name) for s in interface.structs}
