@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from .errors import InterfaceError
 from .interface import CType, Function, Interface, python_annotation, python_name
 
-__all__ = ["generate"]
+__all__ = ["generate", "takes_bytes"]
 
 _ANY_BUFFER = ("void", "char")
 
@@ -95,7 +95,7 @@ def _function(function: Function) -> Iterator[str]:
         what = f"{name}() argument {param.name!r} ({param.type.spell()})"
         spec = f"_ni_b_{function.name}_{index}"
         conversion = _conversion(var, param.type, what, spec)
-        if conversion.startswith("_ni_rt.as_buffer"):
+        if conversion.startswith(("_ni_rt.as_buffer", "_ni_rt.as_bytes")):
             setup.append(f"    {spec} = _ni_rt.BufferSpec(ffi, *{_buffer_spec(param.type)!r}, {what!r})")
         if conversion:
             body.append(f"        {var} = {conversion}")
@@ -128,6 +128,15 @@ def _function(function: Function) -> Iterator[str]:
     yield f"    _ni_ns[{name!r}] = {name}"
 
 
+def takes_bytes(ctype: CType) -> bool:
+    """A read-only pointer to bytes (``const char *``, ``const void *``, ``const uint8_t *``): it takes a
+    str (UTF-8, NUL-terminated) or any bytes-like object as it is, embedded NULs included."""
+    pointee = ctype.pointee
+    if ctype.kind != "pointer" or not ctype.const or pointee is None:
+        return False
+    return pointee.kind in _ANY_BUFFER or (pointee.kind == "int" and pointee.size == 1)
+
+
 def _conversion(var: str, ctype: CType, what: str, spec: str) -> str:
     """The expression converting argument ``var``, or '' when cffi converts it itself."""
     if ctype.kind == "bool":
@@ -138,8 +147,8 @@ def _conversion(var: str, ctype: CType, what: str, spec: str) -> str:
         return ""
     pointee = ctype.pointee
     assert pointee is not None
-    if ctype.is_string:
-        return f"_ni_rt.as_string(ffi, {var}, {what!r})"
+    if takes_bytes(ctype):
+        return f"_ni_rt.as_bytes(ffi, {var}, {spec})"
     if pointee.kind == "struct":
         return f"_ni_rt.struct_pointer(ffi, {var}, _ni_s_{pointee.name}, {what!r})"
     if pointee.kind in _ANY_BUFFER or pointee.is_scalar:

@@ -29,6 +29,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from ._bind_cffi import takes_bytes
 from ._fast_c import HEADER, helpers_source, prelude
 from ._fresh import FAST_FILE, checksum, write_atomically
 from .interface import CType, Function, Interface, python_name
@@ -85,8 +86,8 @@ def _param_kind(ctype: CType) -> str | None:
         return "int"
     if ctype.kind in ("float", "bool"):
         return ctype.kind
-    if ctype.is_string:
-        return "string"
+    if takes_bytes(ctype):
+        return "bytes"
     if ctype.kind == "pointer" and ctype.pointee is not None:
         pointee = ctype.pointee
         if pointee.kind in ("void", "char") or pointee.is_scalar:
@@ -337,7 +338,7 @@ def _wrapper(index: int, function: Function) -> Iterator[str]:
     else:
         yield f"static PyObject *{name}(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {{"
         yield f"    if (nargs != {count}) return ni_count_error({_c_string(function.name)}, {count}, nargs);"
-    buffers = [i for i, p in enumerate(function.params) if _param_kind(p.type) == "buffer"]
+    buffers = [i for i, p in enumerate(function.params) if _param_kind(p.type) in ("buffer", "bytes")]
     for position in buffers:  # before any goto fail, which releases them
         yield f"    Py_buffer v{position}; v{position}.obj = NULL;"
     for position, param in enumerate(function.params):
@@ -361,22 +362,24 @@ def _wrapper(index: int, function: Function) -> Iterator[str]:
         elif kind == "bool":
             yield f"    int {var} = PyObject_IsTrue({arg});"
             yield f"    if ({var} < 0) goto fail;"
-        elif kind == "string":
-            yield f"    const char *{var};"
-            yield f"    if (ni_string({arg}, &{var}, {what})) goto fail;"
     for position in buffers:
         param = function.params[position]
         pointee = param.type.pointee
         assert pointee is not None
         what = _c_string(f"{function.name}() argument {param.name!r} ({param.type.spell()})")
-        kind, size = _buffer_kind(pointee)
-        writable = 0 if param.type.const else 1
-        yield f"    void *a{position};"
-        yield f"    if (ni_foreign(args[{position}])) {{ /* e.g. a cffi pointer: the cffi wrapper knows it */"
+        as_bytes = _param_kind(param.type) == "bytes"
+        yield f"    {'const void' if as_bytes else 'void'} *a{position};"
+        foreign = "ni_foreign_bytes" if as_bytes else "ni_foreign"
+        yield f"    if ({foreign}(args[{position}])) {{ /* e.g. a cffi pointer: the cffi wrapper knows it */"
         for earlier in buffers[: buffers.index(position)]:
             yield f"        ni_release(&v{earlier});"
         yield f"        return ni_fall_back({index}, args, {count});"
         yield "    }"
+        if as_bytes:
+            yield f"    if (ni_bytes(args[{position}], &v{position}, &a{position}, {what})) goto fail;"
+            continue
+        kind, size = _buffer_kind(pointee)
+        writable = 0 if param.type.const else 1
         buffer_args = f"&v{position}, &a{position}, {kind}, {size}, {writable}, {what}"
         yield f"    if (ni_buffer(args[{position}], {buffer_args})) goto fail;"
     call_args = ", ".join(f"({_c_type(p.type)})a{i}" for i, p in enumerate(function.params))
