@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
+from typing import Any
 
 from .errors import InterfaceError
 from .interface import CType, Function, Interface, python_annotation, python_name
@@ -32,6 +33,7 @@ def generate(interface: Interface, *, where: str = "") -> str:
         ffi.cdef(interface.cdef())
     except CDefError as exc:  # a name or type cffi cannot express
         raise InterfaceError(f"{where}: cffi cannot declare the library's exports: {exc}", path=where) from None
+    _declare_typedefs(ffi, interface)
     with tempfile.TemporaryDirectory(prefix="nativeimport-cffi-") as scratch:
         # A path, not a StringIO: cffi before 1.16 (PyPy 3.9's built-in one) only writes to files.
         target = os.path.join(scratch, "_nativeimport_ffi.py")
@@ -39,6 +41,53 @@ def generate(interface: Interface, *, where: str = "") -> str:
         with open(target, encoding="utf-8") as stream:
             emitted = stream.read()
     return emitted + "\n" + "\n".join(_wrappers(interface)) + "\n"
+
+
+def _declare_typedefs(ffi: Any, interface: Interface) -> None:
+    """Declare the source's type names (``typedef struct thing thing;``) so ``mod.__ffi__.new("thing **")``
+    works as a C programmer would write it. A name cffi already knows, or refuses, is left out."""
+    from cffi import CDefError
+
+    taken = {f.name for f in interface.functions} | {m for e in interface.enums for m, _ in e.members}
+    for name, declaration in sorted(_typedefs(interface).items()):
+        if name in taken:
+            continue
+        try:
+            ffi.typeof(name)
+            continue  # already a type: one of cffi's (size_t, FILE) or the struct's own name
+        except (CDefError, TypeError, ValueError):
+            pass
+        try:
+            ffi.cdef(declaration)
+        except (CDefError, TypeError, ValueError):
+            continue
+
+
+def _typedefs(interface: Interface) -> dict[str, str]:
+    """name -> ``typedef ...;`` for every struct or scalar type name the source spelled."""
+    found: dict[str, str] = {}
+
+    def visit(ctype: CType | None) -> None:
+        while ctype is not None:
+            spelled = ctype.spelling
+            if spelled.isidentifier():
+                if ctype.kind == "struct":
+                    found.setdefault(spelled, f"typedef struct {ctype.name} {spelled};")
+                elif ctype.kind in ("int", "float") and spelled != ctype.name:
+                    found.setdefault(spelled, f"typedef {ctype.name} {spelled};")
+                elif ctype.kind == "enum" and ctype.pointee is not None:  # declared by its integer type
+                    found.setdefault(spelled, f"typedef {ctype.pointee.name} {spelled};")
+            ctype = ctype.pointee
+
+    for function in interface.functions:
+        visit(function.result)
+        for param in function.params:
+            visit(param.type)
+    for struct in interface.structs:
+        visit(CType.struct(struct.name))
+        for field in struct.fields or ():
+            visit(field.type)
+    return found
 
 
 def _wrappers(interface: Interface) -> Iterator[str]:
@@ -99,9 +148,10 @@ def _function(function: Function) -> Iterator[str]:
             setup.append(f"    {spec} = _ni_rt.BufferSpec(ffi, *{_buffer_spec(param.type)!r}, {what!r})")
         if conversion:
             body.append(f"        {var} = {conversion}")
-            checked.append(None)
-        else:
+        if not conversion or conversion == _null_for_none(var):  # cffi checks the rest: name it if it refuses
             checked.append((param.name, param.type.cdecl(), param.type.spell(), param.type.kind in ("int", "enum")))
+        else:
+            checked.append(None)
     yield from setup
     yield f"    def {name}({annotated}) -> {python_annotation(function.result, False)!r}:"
     yield f"        {doc!r}"
@@ -120,6 +170,8 @@ def _function(function: Function) -> Iterator[str]:
         yield "        return None if _ni_r == ffi.NULL else ffi.string(_ni_r).decode('utf-8', 'surrogateescape')"
     elif result.kind == "void":
         yield "        return None"
+    elif result.kind == "pointer":  # NULL is None, both ways
+        yield "        return None if _ni_r == ffi.NULL else _ni_r"
     else:
         yield "        return _ni_r"
     yield f"    {name}.__module__ = _ni_module"
@@ -153,7 +205,11 @@ def _conversion(var: str, ctype: CType, what: str, spec: str) -> str:
         return f"_ni_rt.struct_pointer(ffi, {var}, _ni_s_{pointee.name}, {what!r})"
     if pointee.kind in _ANY_BUFFER or pointee.is_scalar:
         return f"_ni_rt.as_buffer(ffi, {var}, {spec})"
-    return ""  # a pointer to a pointer: cdata or None, checked by cffi
+    return _null_for_none(var)  # a pointer to a pointer (an out-parameter): cdata, checked by cffi, or None
+
+
+def _null_for_none(var: str) -> str:
+    return f"ffi.NULL if {var} is None else {var}"
 
 
 def _buffer_spec(ctype: CType) -> tuple[str, str, int, bool]:

@@ -348,14 +348,17 @@ def _wrapper(index: int, function: Function) -> Iterator[str]:
         var = f"a{position}"
         ctype = param.type.pointee if param.type.kind == "enum" else param.type
         assert ctype is not None
+        # Only on the error path: a cffi cdata goes to the cffi wrapper (no buffer is held yet).
+        fall_back = f"return ni_fall_back({index}, args, {count});"
+        cdata = f"{{ if (ni_cdata({arg})) {{ PyErr_Clear(); {fall_back} }} goto fail; }}"
         if kind == "int":
             low, high = _INT_LIMITS[ctype.name]
             if ctype.name.startswith("u"):
                 yield f"    unsigned long long {var};"
-                yield f"    if (ni_unsigned({arg}, {high}, &{var}, {what}, \"{ctype.name}\")) goto fail;"
+                yield f"    if (ni_unsigned({arg}, {high}, &{var}, {what}, \"{ctype.name}\")) {cdata}"
             else:
                 yield f"    long long {var};"
-                yield f"    if (ni_signed({arg}, {low}, {high}, &{var}, {what}, \"{ctype.name}\")) goto fail;"
+                yield f"    if (ni_signed({arg}, {low}, {high}, &{var}, {what}, \"{ctype.name}\")) {cdata}"
         elif kind == "float":
             yield f"    double {var};"
             yield f"    if (ni_double({arg}, &{var}, {what})) goto fail;"

@@ -266,6 +266,9 @@ static inline void ni_release(Py_buffer *view) { if (view->obj != NULL) PyBuffer
 
 static inline int ni_foreign(PyObject *o) { return o != Py_None && !PyObject_CheckBuffer(o); }
 
+/* A cffi cdata (mod.__ffi__.cast("int", 5)): the cffi wrapper converts it, as cffi users expect. */
+static inline int ni_cdata(PyObject *o) { return strncmp(Py_TYPE(o)->tp_name, "_cffi_backend.", 14) == 0; }
+
 static inline int ni_foreign_bytes(PyObject *o) { return !PyUnicode_Check(o) && ni_foreign(o); }
 """
 
