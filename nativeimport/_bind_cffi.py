@@ -110,15 +110,19 @@ def _wrappers(interface: Interface) -> Iterator[str]:
             doc += "\n\n" + struct.doc
         yield (f"    _ni_s_{struct.name} = _ni_ns[{python_name(struct.name)!r}] = _ni_rt.StructType("
                f"ffi, {struct.name!r}, {fields!r}, _ni_module, {doc!r})")
+    for struct in interface.structs:
+        if struct.fields is None:  # a handle's type, to check what is passed for one
+            yield f"    _ni_h_{struct.name} = ffi.typeof({'struct ' + struct.name + ' *'!r})"
     for enum in interface.enums:
         if enum.name:
             yield (f"    _ni_ns[{python_name(enum.name)!r}] = _ni_rt.int_enum({enum.name!r}, "
                    f"{enum.members!r}, _ni_module, {enum.doc!r})")
         for member, value in enum.members:
             yield f"    _ni_ns[{python_name(member)!r}] = {value!r}"
+    opaque = {s.name for s in interface.structs if s.fields is None}
     for function in interface.functions:
         yield ""
-        yield from _function(function)
+        yield from _function(function, opaque)
     yield "    return _ni_ns"
 
 
@@ -128,7 +132,7 @@ def _constants(interface: Interface) -> Iterator[str]:
         yield f"    _ni_ns[{python_name(constant.name)!r}] = {constant.literal()}"
 
 
-def _function(function: Function) -> Iterator[str]:
+def _function(function: Function, opaque: set[str]) -> Iterator[str]:
     name = python_name(function.name)
     params = [python_name(p.name) for p in function.params]
     annotated = ", ".join(f"{n}: {python_annotation(p.type, True)!r}" for n, p in zip(params, function.params))
@@ -143,7 +147,7 @@ def _function(function: Function) -> Iterator[str]:
     for index, (var, param) in enumerate(zip(params, function.params)):
         what = f"{name}() argument {param.name!r} ({param.type.spell()})"
         spec = f"_ni_b_{function.name}_{index}"
-        conversion = _conversion(var, param.type, what, spec)
+        conversion = _conversion(var, param.type, what, spec, opaque)
         if conversion.startswith(("_ni_rt.as_buffer", "_ni_rt.as_bytes")):
             setup.append(f"    {spec} = _ni_rt.BufferSpec(ffi, *{_buffer_spec(param.type)!r}, {what!r})")
         if conversion:
@@ -189,7 +193,7 @@ def takes_bytes(ctype: CType) -> bool:
     return pointee.kind in _ANY_BUFFER or (pointee.kind == "int" and pointee.size == 1)
 
 
-def _conversion(var: str, ctype: CType, what: str, spec: str) -> str:
+def _conversion(var: str, ctype: CType, what: str, spec: str, opaque: set[str]) -> str:
     """The expression converting argument ``var``, or '' when cffi converts it itself."""
     if ctype.kind == "bool":
         return f"True if {var} else False"
@@ -201,6 +205,8 @@ def _conversion(var: str, ctype: CType, what: str, spec: str) -> str:
     assert pointee is not None
     if takes_bytes(ctype):
         return f"_ni_rt.as_bytes(ffi, {var}, {spec})"
+    if pointee.kind == "struct" and pointee.name in opaque:
+        return f"_ni_rt.handle(ffi, {var}, _ni_h_{pointee.name}, {what!r})"
     if pointee.kind == "struct":
         return f"_ni_rt.struct_pointer(ffi, {var}, _ni_s_{pointee.name}, {what!r})"
     if pointee.kind in _ANY_BUFFER or pointee.is_scalar:

@@ -24,6 +24,7 @@ __all__ = [
     "as_buffer",
     "as_bytes",
     "as_string",
+    "handle",
     "int_enum",
     "load_binding",
     "retry",
@@ -170,6 +171,22 @@ def struct_pointer(ffi: Any, value: Any, struct: StructType, what: str) -> Any:
         raise TypeError(f"{what}: expected {struct.__name__}, not <cdata {ffi.getctype(ctype)!r}>")
     raise TypeError(f"{what}: expected {struct.__name__} (make one with {struct.__name__}(...)), "
                     f"not {type(value).__name__}")
+
+
+def handle(ffi: Any, value: Any, ctype: Any, what: str) -> Any:
+    """A pointer to an opaque type (a handle): what a function returned, cdata of that pointer type, or None."""
+    if value is None:
+        return ffi.NULL
+    if isinstance(value, ffi.CData):
+        held = ffi.typeof(value)
+        if held is ctype or value == ffi.NULL:
+            return value
+        if held.kind == "pointer" and held.cname == ctype.cname:  # the same C type, bound by another module
+            return ffi.cast(ctype, value)
+        given = f"<cdata {held.cname!r}>"
+    else:
+        given = type(value).__name__
+    raise TypeError(f"{what}: expected a {ctype.cname!r} handle (as a function returning one gives), not {given}")
 
 
 class StructType:

@@ -430,11 +430,13 @@ def python_annotation(ctype: CType, accepting: bool) -> str:
     if ctype.kind == "struct":
         return ctype.name
     if ctype.is_string:
-        return "str | bytes | None" if accepting else "str | None"
+        return "str | Buffer | None" if accepting else "str | None"
     if ctype.kind == "pointer":
         pointee = ctype.pointee
         if accepting and pointee is not None and (pointee.is_scalar or pointee.kind in ("char", "void")):
-            return "Buffer | None"
+            # a read-only byte pointer takes a str too (UTF-8): see _bind_cffi.takes_bytes
+            byte_sized = pointee.kind in ("char", "void") or (pointee.kind == "int" and pointee.size == 1)
+            return "str | Buffer | None" if ctype.const and byte_sized else "Buffer | None"
         if pointee is not None and pointee.kind == "struct":
             return f"{pointee.name} | None"
     return "Any"
