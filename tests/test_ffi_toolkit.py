@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from helpers import Runner
 
@@ -84,3 +86,44 @@ def test_out_parameters_char_results_and_null_through_ffi(runner: Runner, binder
     assert result["sizeof"] is True
     assert result["wrong"].startswith("open_thing() argument 'out' (thing **):")
     assert result["served"] == ("function" if binder == "cffi" else "builtin_function_or_method")
+
+
+DB = r"""
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DB_OK 0
+#define DB_ERROR 1
+
+typedef struct db_conn db_conn;
+struct db_conn { char name[64]; int limit; };
+
+int db_open(const char *path, db_conn **out) {
+    if (out == NULL) return DB_ERROR;
+    db_conn *conn = calloc(1, sizeof *conn);
+    strncpy(conn->name, path, sizeof conn->name - 1);
+    *out = conn;
+    return DB_OK;
+}
+char *db_name(db_conn *conn) { return conn->name; }
+void db_set_limit(db_conn *conn, int limit) { conn->limit = limit; }
+int db_limit(const db_conn *conn) { return conn->limit; }
+void db_close(db_conn *conn) { free(conn); }
+"""
+
+
+def readme_ffi_example() -> str:
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### What stays C-shaped: `mod.__ffi__`", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.parametrize("binder", ["auto", "cffi"])
+def test_the_readme_ffi_example_runs_as_shown(runner: Runner, binder: str) -> None:
+    runner.write("db.c", DB)
+    example = readme_ffi_example().replace("db.db_close(conn)", "limit = db.db_limit(conn)\ndb.db_close(conn)")
+    result = runner.json("import json, nativeimport\nnativeimport.install()\n" + example
+                         + "\nprint(json.dumps([name.decode(), limit, len(ffi.buffer(ids))]))",
+                         env={"NATIVEIMPORT_BINDER": binder})
+    assert result == ["file.db", 7, 16 * 8]
