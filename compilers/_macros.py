@@ -73,6 +73,7 @@ struct niprobe_record { long long niprobe_kind; unsigned long long niprobe_bits;
 #define NIPROBE(n, x) __attribute__((used)) static const struct niprobe_record niprobe_##n = \
     {NIPROBE_KIND(x), NIPROBE_BITS(x), NIPROBE_REAL(x), NIPROBE_TEXT(x), NIPROBE_SIZE(x)};
 """
+_SHF_WRITE = 0x1
 _RECORD = struct.Struct("<qQdQQ")  # the record as x86-64 and aarch64 lay it out (checked against its symbol size)
 
 
@@ -134,6 +135,9 @@ def read_probe_object(path: Path, candidates: Sequence[str]) -> dict[str, Value]
             return values
         sections = [elf.get_section(i) for i in range(elf.num_sections())]
         data = {i: s.data() for i, s in enumerate(sections) if s["sh_type"] not in ("SHT_NOBITS", "SHT_NULL")}
+        # A string must point into read-only data: a literal, or a const array. A writable array's bytes
+        # (`#define NAME some_buffer`) are only its initial contents, not a constant.
+        read_only = {i for i, s in enumerate(sections) if i in data and not s["sh_flags"] & _SHF_WRITE}
         # Where each string pointer points: (section index, offset) -> (target section, offset in it)
         pointers: dict[tuple[int, int], tuple[int, int]] = {}
         for section in sections:
@@ -159,7 +163,8 @@ def read_probe_object(path: Path, candidates: Sequence[str]) -> dict[str, Value]
             if len(record) != _RECORD.size:
                 continue
             kind, bits, real, _, size = _RECORD.unpack(record)
-            value = _value(kind, bits, real, size, pointers.get((where, offset + 24)), data)
+            text = pointers.get((where, offset + 24))
+            value = _value(kind, bits, real, size, text if text and text[0] in read_only else None, data)
             if value is not None:
                 values[name] = value
     return values

@@ -176,3 +176,25 @@ def test_interface_round_trips_constants() -> None:
     exec("\n".join(f"{c.name} = {c.literal()}" for c in interface.constants), namespace)
     assert [namespace[c.name] for c in interface.constants] == [c.value for c in interface.constants]
     assert "D: Final[float]" in interface.stub() and "C: Final = 'x\\x00y'" in interface.stub()
+
+
+def test_a_define_naming_a_variable_is_no_constant(runner: Runner) -> None:
+    runner.write("names.c", """
+        static char buffer[16] = "mutable";
+        static const char fixed[] = "fixed";
+        static int counter = 3;
+        #define BUFFER buffer
+        #define FIXED fixed
+        #define COUNTER counter
+        #define LITERAL "literal"
+        char *use(void) { counter++; return buffer; }
+        const char *fixed_name(void) { return fixed; }
+    """)
+    result = runner.json("""
+        import json, nativeimport
+        nativeimport.install()
+        import names
+        print(json.dumps([getattr(names, n, None) for n in ("BUFFER", "FIXED", "COUNTER", "LITERAL")]))
+    """)
+    assert result[0] is None and result[2] is None  # variables: their contents change
+    assert result[1] in ("fixed", None) and result[3] == "literal"
