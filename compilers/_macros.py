@@ -7,7 +7,8 @@ Two compiler runs, both started while the library itself compiles:
    3). The candidates are the object-like macros with a body defined in the
    source and its non-system headers, still defined at the end.
 2. A probe file made of the source (``-include``) followed by one static
-   record per candidate, compiled to an object with the same flags. ``_Generic``
+   record per candidate, compiled to an object with the same flags (but not
+   optimized: see :func:`unoptimized`). ``_Generic``
    classifies each value (integer, unsigned, floating, string) and the
    record's initializer makes the compiler evaluate it as a constant. A
    candidate that is no constant (a type, a call, a function name, a
@@ -34,7 +35,9 @@ from typing import Optional, Union
 
 from nativeimport.errors import NativeImportError
 
-__all__ = ["ConstantProbe", "macro_candidates", "may_define_constants", "probe_source", "read_probe_object"]
+__all__ = [
+    "ConstantProbe", "macro_candidates", "may_define_constants", "probe_source", "read_probe_object", "unoptimized",
+]
 
 log = logging.getLogger("nativeimport")
 
@@ -103,6 +106,24 @@ def may_define_constants(source: bytes, flags: Sequence[str], env: Optional[dict
         return True
     environment = os.environ if env is None else env
     return any(environment.get(variable) for variable in _SEARCH_VARIABLES)
+
+
+def unoptimized(flags: Sequence[str]) -> list[str]:
+    """Flags that make the probe compile without optimizing, yet predefine what ``flags``' -O level does.
+
+    Only the probe's data is wanted: optimizing the source's functions would be most of its cost (five
+    times the rest for a large source). The preprocessor still sees ``__OPTIMIZE__`` as the library did.
+    """
+    level = "0"
+    for flag in flags:
+        if flag.startswith("-O"):
+            level = flag[2:] or "1"
+    if level == "0":
+        return []
+    extra = ["-O0", "-D__OPTIMIZE__=1", "-U__NO_INLINE__"]
+    if level in ("s", "z"):
+        extra.append("-D__OPTIMIZE_SIZE__=1")
+    return extra
 
 
 def probe_source(candidates: Sequence[str]) -> str:
@@ -246,7 +267,8 @@ class ConstantProbe:
             if not candidates or self._cancelled:
                 return {}
             probe.write_text(probe_source(candidates), encoding="utf-8")
-            status, diagnostics = self._tool([*self.compiler, *self.flags, "-c", "-g0", "-w", self.error_limit,
+            status, diagnostics = self._tool([*self.compiler, *self.flags, *unoptimized(self.flags), "-c", "-g0",
+                                              "-w", self.error_limit,
                                               "-include", str(self.source), "-o", str(output), str(probe)],
                                              diagnostics=True)
             if status == 0:

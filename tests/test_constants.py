@@ -47,6 +47,11 @@ SOURCE = r"""
 #define LOCAL_LIMIT (SHAPES_NEXT + 41)
 #define CHAR_CONST 'x'
 #define count shapes_count
+#ifdef __OPTIMIZE__  /* the probe compiles unoptimized, yet must see what the library saw */
+#define OPTIMIZED 1
+#else
+#define OPTIMIZED 0
+#endif
 
 int shapes_count(void) { return 3; }
 long long c_error(void) { return SHAPES_ERROR; }
@@ -58,6 +63,7 @@ const char *c_name(void) { return SHAPES_NAME; }
 size_t c_size(void) { return SHAPES_SIZE; }
 int c_limit(void) { return LOCAL_LIMIT; }
 int c_char(void) { return CHAR_CONST; }
+int c_optimized(void) { return OPTIMIZED; }
 """
 
 CHECK = """
@@ -65,14 +71,14 @@ import json, nativeimport
 nativeimport.install()
 import shapes
 names = ["SHAPES_OK", "SHAPES_ERROR", "SHAPES_ALL_BITS", "SHAPES_FLAG", "SHAPES_RATIO", "SHAPES_PI", "SHAPES_NAME",
-         "SHAPES_BINARY", "SHAPES_SIZE", "SHAPES_NEXT", "VERSION", "LOCAL_LIMIT", "CHAR_CONST"]
+         "SHAPES_BINARY", "SHAPES_SIZE", "SHAPES_NEXT", "VERSION", "LOCAL_LIMIT", "CHAR_CONST", "OPTIMIZED"]
 absent = ["SHAPES_TYPE", "SHAPES_API", "SHAPES_TWICE", "SHAPES_CALL", "SHAPES_GONE", "SHAPES_HIDDEN", "SHAPES_H",
           "EOF", "INT_MAX", "count"]
 print(json.dumps({
     "values": {n: getattr(shapes, n, "missing") for n in names},
     "present": [n for n in absent if n in vars(shapes)],
     "from_c": [shapes.c_error(), shapes.c_all_bits(), shapes.c_flag(), shapes.c_ratio(), shapes.c_pi(),
-               shapes.c_name(), shapes.c_size(), shapes.c_limit(), shapes.c_char()],
+               shapes.c_name(), shapes.c_size(), shapes.c_limit(), shapes.c_char(), shapes.c_optimized()],
     "count": shapes.count() if callable(getattr(shapes, "count", None)) else None,
     "all": "SHAPES_OK" in shapes.__all__,
     "served": type(shapes.c_pi).__name__,
@@ -90,7 +96,7 @@ def test_defines_become_attributes_with_the_values_c_computes(runner: Runner, bi
     assert cold == hit
     values = cold["values"]
     assert [values[n] for n in ("SHAPES_ERROR", "SHAPES_ALL_BITS", "SHAPES_FLAG", "SHAPES_RATIO", "SHAPES_PI",
-                                "SHAPES_NAME", "SHAPES_SIZE", "LOCAL_LIMIT", "CHAR_CONST")] == cold["from_c"]
+                                "SHAPES_NAME", "SHAPES_SIZE", "LOCAL_LIMIT", "CHAR_CONST", "OPTIMIZED")] == cold["from_c"]
     assert values["SHAPES_OK"] == 0 and values["SHAPES_NEXT"] == 1 and values["VERSION"] == "1.2"
     assert values["SHAPES_BINARY"] == "a\0b"  # a literal's own length: embedded NULs kept
     assert isinstance(values["SHAPES_RATIO"], float) and isinstance(values["SHAPES_SIZE"], int)
