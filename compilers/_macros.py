@@ -31,7 +31,7 @@ import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 from nativeimport.errors import NativeImportError
 
@@ -143,7 +143,6 @@ def failed_candidates(diagnostics: str, probe: Path, count: int) -> set[int]:
 def read_probe_object(path: Path, candidates: Sequence[str]) -> dict[str, Value]:
     """The values the compiled probe holds, by macro name; a record of no known kind is left out."""
     from elftools.elf.elffile import ELFFile
-    from elftools.elf.relocation import RelocationSection
     from elftools.elf.sections import SymbolTableSection
 
     values: dict[str, Value] = {}
@@ -154,45 +153,67 @@ def read_probe_object(path: Path, candidates: Sequence[str]) -> dict[str, Value]
         symbols = elf.get_section_by_name(".symtab")
         if not isinstance(symbols, SymbolTableSection):
             return values
-        sections = [elf.get_section(i) for i in range(elf.num_sections())]
-        data = {i: s.data() for i, s in enumerate(sections) if s["sh_type"] not in ("SHT_NOBITS", "SHT_NULL")}
-        # A string must point into read-only data: a literal, or a const array. A writable array's bytes
-        # (`#define NAME some_buffer`) are only its initial contents, not a constant.
-        read_only = {i for i, s in enumerate(sections) if i in data and not s["sh_flags"] & _SHF_WRITE}
-        # Where each string pointer points: (section index, offset) -> (target section, offset in it)
-        pointers: dict[tuple[int, int], tuple[int, int]] = {}
-        for section in sections:
-            if not isinstance(section, RelocationSection):
-                continue
-            table = elf.get_section(section["sh_link"])
-            if not isinstance(table, SymbolTableSection):
-                continue
-            for relocation in section.iter_relocations():
-                target = table.get_symbol(relocation["r_info_sym"])
-                addend = relocation["r_addend"] if section.is_RELA() else 0
-                if isinstance(target["st_shndx"], int):
-                    pointers[(section["sh_info"], relocation["r_offset"])] = (
-                        target["st_shndx"], target["st_value"] + addend)
         by_name = {f"niprobe_{index}": name for index, name in enumerate(candidates)}
-        for symbol in symbols.iter_symbols():
-            name = by_name.get(symbol.name)
-            where = symbol["st_shndx"]
-            if name is None or not isinstance(where, int) or symbol["st_size"] != _RECORD.size:
-                continue
-            offset = symbol["st_value"]
-            record = data.get(where, b"")[offset : offset + _RECORD.size]
+        records = [(by_name[sym.name], sym["st_shndx"], sym["st_value"]) for sym in symbols.iter_symbols()
+                   if sym.name in by_name and isinstance(sym["st_shndx"], int) and sym["st_size"] == _RECORD.size]
+        data = _SectionData(elf)
+        pointers = _string_pointers(elf, {where for _, where, _ in records})
+        for name, where, offset in records:
+            record = data.get(where)[offset : offset + _RECORD.size]
             if len(record) != _RECORD.size:
                 continue
             kind, bits, real, _, size = _RECORD.unpack(record)
             text = pointers.get((where, offset + 24))
-            value = _value(kind, bits, real, size, text if text and text[0] in read_only else None, data)
+            # A string must point into read-only data: a literal, or a const array. A writable array's
+            # bytes (`#define NAME some_buffer`) are only its initial contents, not a constant.
+            value = _value(kind, bits, real, size, text if text and data.read_only(text[0]) else None, data)
             if value is not None:
                 values[name] = value
     return values
 
 
+class _SectionData:
+    """Sections' bytes, read when first asked for (a large source's code is never read)."""
+
+    def __init__(self, elf: Any) -> None:
+        self.elf = elf
+        self.read: dict[int, bytes] = {}
+
+    def get(self, index: int) -> bytes:
+        if index not in self.read:
+            section = self.elf.get_section(index)
+            self.read[index] = b"" if section["sh_type"] in ("SHT_NOBITS", "SHT_NULL") else section.data()
+        return self.read[index]
+
+    def read_only(self, index: int) -> bool:
+        section = self.elf.get_section(index)
+        return section["sh_type"] != "SHT_NOBITS" and not section["sh_flags"] & _SHF_WRITE
+
+
+def _string_pointers(elf: Any, holding: set[int]) -> dict[tuple[int, int], tuple[int, int]]:
+    """Where each pointer stored in the sections ``holding`` records points:
+    (section, offset) -> (target section, offset in it), from the relocations applying to those sections."""
+    from elftools.elf.relocation import RelocationSection
+    from elftools.elf.sections import SymbolTableSection
+
+    pointers: dict[tuple[int, int], tuple[int, int]] = {}
+    for section in elf.iter_sections():
+        if not isinstance(section, RelocationSection) or section["sh_info"] not in holding:
+            continue
+        table = elf.get_section(section["sh_link"])
+        if not isinstance(table, SymbolTableSection):
+            continue
+        for relocation in section.iter_relocations():
+            target = table.get_symbol(relocation["r_info_sym"])
+            addend = relocation["r_addend"] if section.is_RELA() else 0
+            if isinstance(target["st_shndx"], int):
+                pointers[(section["sh_info"], relocation["r_offset"])] = (target["st_shndx"],
+                                                                          target["st_value"] + addend)
+    return pointers
+
+
 def _value(kind: int, bits: int, real: float, size: int, text: Optional[tuple[int, int]],
-           data: dict[int, bytes]) -> Optional[Value]:
+           data: _SectionData) -> Optional[Value]:
     if kind == 1:
         return bits - (1 << 64) if bits >= 1 << 63 else bits
     if kind == 2:
@@ -201,7 +222,7 @@ def _value(kind: int, bits: int, real: float, size: int, text: Optional[tuple[in
         return real
     if kind == 4 and text is not None:
         section, offset = text
-        raw = data.get(section, b"")
+        raw = data.get(section)
         # A string literal's size says where it ends (NULs inside included); a pointer's does not.
         end = offset + size - 1 if size else raw.find(b"\0", offset)
         if end < offset or end > len(raw):
