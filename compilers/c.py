@@ -18,12 +18,12 @@ from nativeimport.driver import (
     parse_depfile,
     run_tool,
     tool_version,
+    ziglang_executable,
 )
 from nativeimport.errors import ToolchainNotFound
 from nativeimport.interface import Constant, Interface, python_name
 
 from ._macros import ConstantProbe
-from .zig import zig_executable
 
 __all__ = ["CDriver"]
 
@@ -60,7 +60,7 @@ class CDriver(Driver):
         try:
             command = find_program("CC", candidates, install_hint=INSTALL_HINT, language="C")
         except ToolchainNotFound:
-            zig = zig_executable()
+            zig = ziglang_executable()
             if zig is None or os.environ.get("CC", "").strip():
                 raise
             command = (zig, "cc")

@@ -10,36 +10,33 @@ nativeimport then checks it against the library's exported symbols.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import os
 import re
 import shlex
 from collections.abc import Iterator
 from pathlib import Path
 
-from nativeimport.driver import BuildRequest, BuildResult, Driver, Toolchain, doc_comment_above, run_tool, tool_version
+from nativeimport.driver import (
+    BuildRequest,
+    BuildResult,
+    Driver,
+    Toolchain,
+    doc_comment_above,
+    find_program,
+    run_tool,
+    tool_version,
+    ziglang_executable,
+)
 from nativeimport.errors import CompileError, ToolchainNotFound
 from nativeimport.interface import CType, Enum, Field, Function, Interface, Param, Skipped, Struct
 
 from ._names import INTEGERS, primitive
 
-__all__ = ["ZigDriver", "read_zig_interface", "zig_executable"]
+__all__ = ["ZigDriver", "read_zig_interface"]
 
 INSTALL_HINT = "Install Zig with `pip install nativeimport[zig]` (the ziglang wheel), or set ZIG to a zig binary."
 
 _TOKEN = re.compile(r"""\s+|//[^\n]*|"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|@?[A-Za-z_]\w*|\d[\w.]*|\[\*c\]|\S""")
-
-
-def zig_executable() -> str | None:
-    """The ``zig`` binary inside the ``ziglang`` wheel, if installed (found without importing it)."""
-    spec = importlib.util.find_spec("ziglang")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for location in spec.submodule_search_locations:
-        candidate = Path(location, "zig")
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
-    return None
 
 
 class ZigDriver(Driver):
@@ -51,11 +48,9 @@ class ZigDriver(Driver):
 
     def find_toolchain(self) -> Toolchain:
         if os.environ.get("ZIG", "").strip():
-            from nativeimport.driver import find_program
-
             command = find_program("ZIG", [], install_hint=INSTALL_HINT, language="Zig")
         else:
-            zig = zig_executable()
+            zig = ziglang_executable()
             if zig is None:
                 raise ToolchainNotFound(f"no Zig toolchain found. {INSTALL_HINT}")
             command = (zig,)

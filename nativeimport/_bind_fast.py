@@ -23,35 +23,20 @@ import os
 import shlex
 import shutil
 import subprocess
-import sys
 import sysconfig
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from ._bind_cffi import takes_bytes
+from ._entry import FAST_FILE, entry_file, fast_unavailable_marker
 from ._fast_c import HEADER, helpers_source, prelude
-from ._fresh import FAST_FILE, checksum, write_atomically
+from ._records import checksum, write_atomically
 from .interface import CType, Function, Interface, python_name
 
-__all__ = ["FastBuild", "Prebuilt", "build_fast", "expressible", "fast_file", "light_binding",
-           "unavailable_marker"]
+__all__ = ["FastBuild", "Prebuilt", "build_fast", "expressible", "light_binding", "missing_prerequisite"]
 
 log = logging.getLogger("nativeimport")
-
-
-def fast_file(entry: Path) -> Path:
-    """Where this interpreter's wrapper lives in an entry (its ABI tag in the name)."""
-    return entry / FAST_FILE
-
-
-def unavailable_marker(wrapper: str) -> str:
-    """Where this interpreter notes that it cannot build ``wrapper``.
-
-    Per interpreter, not per ABI tag: two installations share a tag, and one may
-    have the headers the other lacks; the wrapper either builds serves both.
-    """
-    return f"{wrapper}.unavailable-{checksum(sys.executable.encode())}"
 
 
 def light_binding(interface: Interface) -> str:
@@ -128,7 +113,7 @@ class Prebuilt:
             stamp = os.stat(program).st_mtime_ns
         except OSError:
             stamp = 0
-        parts = [program, *(self.compiler or [])[1:], str(stamp), self.include, fast_file(Path()).name, *_FLAGS,
+        parts = [program, *(self.compiler or [])[1:], str(stamp), self.include, FAST_FILE, *_FLAGS,
                  HEADER, helpers_source()]  # another nativeimport's helpers get a folder of their own
         self.directory = scratch / checksum(chr(0).join(parts).encode())
         self.header = self.directory / "ni_python.h"
@@ -184,7 +169,7 @@ class FastBuild:
     """
 
     def __init__(self, directory: Path, interface: Interface, module_name: str, prebuilt: Prebuilt) -> None:
-        self.target = fast_file(directory)
+        self.target = Path(entry_file(str(directory), FAST_FILE))
         self.module_name = module_name
         self.prebuilt = prebuilt
         self.process: subprocess.Popen[bytes] | None = None
@@ -193,7 +178,7 @@ class FastBuild:
         if not self.functions:
             self.problem = "no function it can serve"
             return
-        self.problem = _missing_prerequisite()
+        self.problem = missing_prerequisite()
         if self.problem is not None:
             return
         self.work = Path(tempfile.mkdtemp(dir=directory, prefix=".fast-"))
@@ -234,7 +219,7 @@ class FastBuild:
         if self.problem != "no function it can serve":
             log.info("fast binder unavailable for %s (%s); using the cffi binder", self.module_name, self.problem)
         try:
-            Path(unavailable_marker(str(self.target))).write_text(self.problem, encoding="utf-8")
+            Path(fast_unavailable_marker(str(self.target.parent))).write_text(self.problem, encoding="utf-8")
         except OSError:
             pass
         return None
@@ -259,7 +244,7 @@ class FastBuild:
             self.problem = f"the C compiler failed: {output.decode(errors='replace').strip()[:2000]}"
 
 
-def _missing_prerequisite() -> str | None:
+def missing_prerequisite() -> str | None:
     include = sysconfig.get_paths().get("include", "")
     if not include or not os.path.isfile(os.path.join(include, "Python.h")):
         return f"no Python headers in {include!r} (Debian/Ubuntu: apt-get install python3-dev)"

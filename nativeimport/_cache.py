@@ -1,19 +1,8 @@
-"""The build cache: where entries live, how they are found, locked, published and listed.
+"""The build cache's contents: the content index, per-key locks, staging and atomic publishing,
+toolchain fingerprints, pruning and removal.
 
-Layout under the root::
-
-    entries/<key>/            one finished build: manifest.json, library.so, bindings
-    index/<source-key>.json   builds of one source content: their dependencies' digests
-    fresh/<path-checksum>     per source path: stats of the source, dependencies and compiler -> key
-    drivers                   the installed drivers, valid while no sys.path directory changes
-    toolchains/<hash>.json    a driver's fingerprint, valid while its compiler's stat holds
-    locks/<source-key>.lock   one build per source content, across processes
-    tmp/<pid>-<random>/       builds in progress; renamed into entries/ when complete
-    scratch/<driver>/         toolchains' own caches (Zig's, Cargo's)
-    scratch/fast-pch/<id>/    the fast binder's precompiled Python.h and helpers, per interpreter
-
-An entry's key hashes everything that went into it (see ``_build``), never
-its path, so a copied project reuses it and any interpreter can use it.
+Where each of these lives on disk is :mod:`nativeimport._entry`'s to say;
+this module asks it. Only a miss and the CLI import it.
 """
 
 from __future__ import annotations
@@ -30,17 +19,29 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
-from ._fresh import LAST_USED, entry_dir, read_record, snapshot, stats_match, write_record
+from ._entry import (
+    MANIFEST_FILE,
+    RECORD_DIRECTORIES,
+    EntryInfo,
+    entry_dir,
+    index_record,
+    list_entries,
+    lock_file,
+    scratch_dir,
+    staging_parent,
+    toolchain_record,
+)
+from ._records import read_record, snapshot, stats_match, write_record
 from .errors import LockTimeout
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ._fresh import Settings, Snapshot
-    from .driver import Driver
+    from ._records import Snapshot
+    from ._registry import DriverInfo
+    from .settings import Settings
 
-__all__ = ["Cache", "Dependency", "EntryInfo", "digest_file"]
+__all__ = ["Cache", "Dependency", "digest_file"]
 
-MANIFEST = "manifest.json"
 log = logging.getLogger("nativeimport")
 
 
@@ -60,17 +61,6 @@ class Dependency:
         return Path(self.path) if os.path.isabs(self.path) else base / self.path
 
 
-@dataclasses.dataclass(frozen=True)
-class EntryInfo:
-    """One cache entry as the CLI shows it. ``manifest`` is None when it does not parse (a damaged entry)."""
-
-    key: str
-    path: Path
-    manifest: Optional[dict[str, Any]]
-    size: int
-    last_used: float
-
-
 class Cache:
     """One cache root. Cheap to create; touches the disk only when asked."""
 
@@ -81,26 +71,26 @@ class Cache:
     def entry(self, key: str) -> Path:
         return Path(entry_dir(str(self.root), key))
 
-    def scratch(self, driver: str) -> Path:
-        path = self.root / "scratch" / driver
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+    def scratch(self, name: str) -> Path:
+        return Path(scratch_dir(str(self.root), name))
 
     # -- toolchain fingerprints -------------------------------------------
-    def fingerprint(self, token: str, driver: Driver) -> str:
-        """The driver's fingerprint, remembered across processes while its compiler file is unchanged.
+    def fingerprint(self, token: str, info: DriverInfo) -> tuple[str, Snapshot]:
+        """The driver's fingerprint and its compiler's stat, remembered across processes while that stat holds.
 
-        Computing it may run the compiler (``--version``); remembering it keeps
-        that off every later build's path.
+        Finding and identifying the toolchain runs the compiler (``--version``);
+        remembering both keeps any process off the path of a touched but
+        unchanged source, and of every later build.
         """
-        path = self.root / "toolchains" / f"{_hash(token)}.json"
+        path = toolchain_record(str(self.root), _hash(token))
         record = read_record(path)
         if record is not None and record.get("token") == token and stats_match(record["stats"]):
-            return str(record["fingerprint"])
+            return str(record["fingerprint"]), [list(row) for row in record["stats"]]
+        driver = info.load()
         fingerprint = driver.fingerprint()
-        write_record(path, {"token": token, "fingerprint": fingerprint,
-                            "stats": snapshot([driver.toolchain().path])})
-        return fingerprint
+        stats = snapshot([driver.toolchain().path])
+        write_record(path, {"token": token, "fingerprint": fingerprint, "stats": stats})
+        return fingerprint, stats
 
     # -- content index: builds of one source content ------------------------
     def match(self, source_key: str, base: Path) -> tuple[Optional[str], Snapshot]:
@@ -109,7 +99,7 @@ class Cache:
         The stats are taken before the contents are hashed, so an edit racing
         with this check makes the next import look again rather than trust it.
         """
-        record = read_record(self.root / "index" / f"{source_key}.json")
+        record = read_record(index_record(str(self.root), source_key))
         for candidate in (record or {}).get("builds", []):
             deps = [Dependency(path, digest) for path, digest in candidate["dependencies"]]
             files = [dep.locate(base) for dep in deps]
@@ -121,7 +111,7 @@ class Cache:
 
     def add_build(self, source_key: str, dependencies: Sequence[Dependency], key: str) -> None:
         """Record a build of ``source_key`` (call while holding its lock)."""
-        path = self.root / "index" / f"{source_key}.json"
+        path = index_record(str(self.root), source_key)
         builds = [b for b in (read_record(path) or {}).get("builds", []) if b["key"] != key]
         builds.insert(0, {"key": key, "dependencies": [[d.path, d.digest] for d in dependencies]})
         write_record(path, {"builds": builds[:16]})
@@ -132,7 +122,7 @@ class Cache:
         """Hold the build lock of one source content; log when waiting on another process."""
         from filelock import FileLock, Timeout
 
-        path = self.root / "locks" / f"{source_key}.lock"
+        path = Path(lock_file(str(self.root), source_key))
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(path), mode=0o600)
         try:
@@ -155,7 +145,7 @@ class Cache:
     @contextlib.contextmanager
     def staging(self) -> Iterator[Path]:
         """A private directory to build in; removed unless :meth:`publish` moved it."""
-        parent = self.root / "tmp"
+        parent = Path(staging_parent(str(self.root)))
         parent.mkdir(parents=True, exist_ok=True)
         self._remove_abandoned(parent)
         path = Path(tempfile.mkdtemp(dir=parent, prefix=f"{os.getpid()}-"))
@@ -185,22 +175,7 @@ class Cache:
 
     # -- listing and clearing -------------------------------------------------
     def entries(self) -> list[EntryInfo]:
-        found = []
-        directory = self.root / "entries"
-        if not directory.is_dir():
-            return []
-        for path in sorted(directory.iterdir()):
-            manifest = read_record(path / MANIFEST)
-            try:
-                size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-            except OSError:  # removed while we looked
-                size = 0
-            try:
-                last_used = (path / LAST_USED).stat().st_mtime
-            except OSError:  # never used since it was built
-                last_used = (manifest or {}).get("created", 0.0)
-            found.append(EntryInfo(path.name, path, manifest, size, last_used))
-        return found
+        return list_entries(str(self.root))
 
     def prune(self, older_than: Optional[float] = None, max_size: Optional[int] = None) -> list[EntryInfo]:
         """Remove damaged entries, those unused for ``older_than`` seconds, then the least recently
@@ -227,7 +202,7 @@ class Cache:
     def remove(self, key: str) -> None:
         """Delete one entry (renamed aside first, so no reader sees it half gone)."""
         target = self.entry(key)
-        doomed = self.root / "tmp" / f"0-removed-{key}-{time.monotonic_ns()}"
+        doomed = Path(staging_parent(str(self.root)), f"0-removed-{key}-{time.monotonic_ns()}")
         doomed.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.replace(target, doomed)
@@ -237,11 +212,11 @@ class Cache:
 
     def clear_records(self) -> None:
         """Forget every index, freshness and toolchain record (after removing every entry)."""
-        for name in ("index", "fresh", "toolchains"):
+        for name in RECORD_DIRECTORIES:
             shutil.rmtree(self.root / name, ignore_errors=True)
 
     def write_manifest(self, staging: Path, manifest: dict[str, Any]) -> None:
-        write_record(staging / MANIFEST, manifest)
+        write_record(staging / MANIFEST_FILE, manifest)
 
 
 def _hash(text: str) -> str:

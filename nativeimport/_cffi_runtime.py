@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import sys
 
-from ._fresh import BINDING_FILE, LIBRARY_FILE, check_elf, exec_stored
+from ._entry import BINDING_FILE, LIBRARY_FILE
+from ._stored import check_elf, exec_stored
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -15,11 +15,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from . import __version__, build
+from ._api import build
 from ._cache import Cache
-from ._fresh import Settings, cache_root, read_record
-from ._hook import discover_drivers
+from ._entry import INTERFACE_FILE, MANIFEST_FILE, cache_root, interpreters_served
+from ._finder import installed_drivers
+from ._records import read_record
+from ._version import __version__
 from .errors import NativeImportError, ToolchainNotFound
+from .settings import Settings
 
 __all__ = ["main"]
 
@@ -90,12 +93,12 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _cache_dir(args: argparse.Namespace) -> tuple[int, Result]:
-    root = cache_root(_settings(args))
+    root = cache_root(_settings(args).cache_dir)
     return 0, ({"cache_dir": root}, lambda data: data["cache_dir"])
 
 
 def _cache_list(args: argparse.Namespace) -> tuple[int, Result]:
-    cache = Cache(Path(cache_root(_settings(args))))
+    cache = Cache(Path(cache_root(_settings(args).cache_dir)))
     now = time.time()
     rows = []
     for e in cache.entries():
@@ -109,22 +112,12 @@ def _cache_list(args: argparse.Namespace) -> tuple[int, Result]:
             "age_seconds": round(now - manifest.get("created", now)),
             "last_used_seconds_ago": round(now - e.last_used),
             "built_by": manifest.get("built_by"),
-            "interpreters": _served(e.path),
+            "interpreters": interpreters_served(e.path),
             "toolchain": manifest.get("toolchain", {}).get("version"),
             "path": str(e.path),
             "damaged": e.manifest is None,
         })
     return 0, (rows, _render_list)
-
-
-def _served(entry: Path) -> list[str]:
-    """The interpreters that have used an entry: each leaves its compiled binding (and fast wrapper) there."""
-    served = []
-    tags = sorted({path.name.split(".")[1] for path in entry.glob("binding_*.*.code")})
-    for tag in tags:
-        fast = [p for p in entry.glob("fast.*.so") if tag.replace("-", "") in p.name.replace("-", "")]
-        served.append(f"{tag} (fast binder)" if fast else tag)
-    return served
 
 
 def _render_list(rows: list[dict[str, Any]]) -> str:
@@ -141,7 +134,7 @@ def _render_list(rows: list[dict[str, Any]]) -> str:
 
 
 def _cache_clear(args: argparse.Namespace) -> tuple[int, Result]:
-    cache = Cache(Path(cache_root(_settings(args))))
+    cache = Cache(Path(cache_root(_settings(args).cache_dir)))
     wanted = {str(p.absolute()) for p in args.sources}
     doomed = [e for e in cache.entries() if not wanted or (e.manifest or {}).get("source") in wanted]
     if doomed and not args.yes:
@@ -159,7 +152,7 @@ def _cache_clear(args: argparse.Namespace) -> tuple[int, Result]:
 
 
 def _cache_prune(args: argparse.Namespace) -> tuple[int, Result]:
-    cache = Cache(Path(cache_root(_settings(args))))
+    cache = Cache(Path(cache_root(_settings(args).cache_dir)))
     if not args.yes:
         if not sys.stdin.isatty():
             print("error: refusing to delete without confirmation; pass --yes", file=sys.stderr)
@@ -201,7 +194,7 @@ def _build(args: argparse.Namespace) -> tuple[int, Result]:
             results.append({"path": str(path), "ok": False, "error": str(exc)})
             status = 1
             continue
-        manifest = read_record(entry / "manifest.json") or {}
+        manifest = read_record(entry / MANIFEST_FILE) or {}
         results.append({"path": str(path), "ok": True, "entry": str(entry), "exports": manifest.get("exports", []),
                         "seconds": round(time.perf_counter() - started, 3)})
 
@@ -214,7 +207,7 @@ def _build(args: argparse.Namespace) -> tuple[int, Result]:
 
 def _doctor(args: argparse.Namespace) -> tuple[int, Result]:
     settings = _settings(args)
-    registry = discover_drivers({"cache_dir": args.cache_dir} if args.cache_dir else {})
+    registry = installed_drivers({"cache_dir": args.cache_dir} if args.cache_dir else {})
     drivers = []
     for info in registry.drivers:
         row: dict[str, Any] = {"name": info.name, "suffixes": list(info.suffixes), "entry_point": info.target}
@@ -234,7 +227,7 @@ def _doctor(args: argparse.Namespace) -> tuple[int, Result]:
         "executable": sys.executable,
         "interpreter_tag": sys.implementation.cache_tag,
         "binders": _binders(),
-        "cache_dir": cache_root(settings),
+        "cache_dir": cache_root(settings.cache_dir),
         "drivers": drivers,
     }
 
@@ -258,9 +251,9 @@ def _binders() -> str:
     """Which binders serve this interpreter, and why the fast one does not when it does not."""
     if sys.implementation.name != "cpython":
         return f"cffi ({sys.implementation.name}: the fast binder is for CPython; cffi calls are cheap under a JIT)"
-    from ._bind_fast import _missing_prerequisite
+    from ._bind_fast import missing_prerequisite
 
-    problem = _missing_prerequisite()
+    problem = missing_prerequisite()
     return "fast (METH_FASTCALL wrappers) + cffi" if problem is None else f"cffi only: {problem}"
 
 
@@ -268,7 +261,7 @@ def _show(args: argparse.Namespace) -> tuple[int, Result]:
     from .interface import Interface
 
     entry = build(args.path, cache_dir=args.cache_dir, verbose=args.verbose or None)
-    interface = Interface.from_json(json.loads((entry / "interface.json").read_text(encoding="utf-8")))
+    interface = Interface.from_json(json.loads((entry / INTERFACE_FILE).read_text(encoding="utf-8")))
     data = interface.to_json()
 
     def render(_: Any) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import install
+from ._api import install
 
 __all__: list[str] = []
 

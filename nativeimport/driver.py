@@ -30,6 +30,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar, Optional
 
+from ._doc_comments import doc_comment_above
 from .errors import CompileError, ToolchainNotFound
 from .interface import Interface
 
@@ -43,6 +44,8 @@ __all__ = [
     "find_program",
     "parse_depfile",
     "run_tool",
+    "tool_version",
+    "ziglang_executable",
 ]
 
 ENTRY_POINT_GROUP = "nativeimport.compilers"
@@ -223,6 +226,24 @@ def find_program(
     raise ToolchainNotFound(f"no {language} toolchain found (tried {tried}). {install_hint}")
 
 
+def ziglang_executable() -> Optional[str]:
+    """The ``zig`` binary inside the ``ziglang`` wheel (``pip install ziglang``), if installed.
+
+    Found without importing the package. Drivers use it as a last-resort
+    compiler (``zig cc``, ``zig c++``) and the Zig driver as its toolchain.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("ziglang")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = Path(location, "zig")
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return None
+
+
 def tool_version(command: Sequence[str], flag: str = "--version") -> str:
     """The first line a tool prints for ``--version`` (empty if it prints nothing)."""
     try:
@@ -352,40 +373,3 @@ def _split_escaped(text: str) -> Iterator[str]:
         index += 1
     if word:
         yield word
-
-
-def doc_comment_above(path: Path, line: int) -> str:
-    """The comment written directly above line ``line`` (1-based) of ``path``.
-
-    Recognises a ``/* ... */`` block starting its line and runs of ``//`` or
-    ``///`` lines, which covers C, Rust, Zig and most C-like languages. Attributes
-    between the comment and the declaration (``#[no_mangle]``) are skipped.
-    """
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return ""
-    index = line - 2
-    while 0 <= index < len(lines) and lines[index].strip().startswith("#["):
-        index -= 1
-    if not 0 <= index < len(lines):
-        return ""
-    text = lines[index].strip()
-    if text.endswith("*/"):
-        block: list[str] = []
-        while index >= 0:
-            block.insert(0, lines[index].strip())
-            if "/*" in lines[index]:
-                break
-            index -= 1
-        if not block[0].startswith("/*"):
-            return ""  # a comment trailing code on its line documents that code, not this declaration
-        joined = "\n".join(block)
-        joined = joined[joined.find("/*") + 2 : joined.rfind("*/")]
-        cleaned = [part.strip().lstrip("*!").strip() for part in joined.strip("*!").splitlines()]
-        return "\n".join(cleaned).strip()
-    comment: list[str] = []
-    while index >= 0 and lines[index].strip().startswith("//"):
-        comment.insert(0, lines[index].strip().lstrip("/!").strip())
-        index -= 1
-    return "\n".join(comment).strip()

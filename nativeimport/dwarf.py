@@ -71,7 +71,7 @@ def read_interface(
         doc_reader: reads the doc comment above a declaration; defaults to
             :func:`nativeimport.driver.doc_comment_above`.
     """
-    from .driver import doc_comment_above
+    from ._doc_comments import doc_comment_above
 
     with open(library, "rb") as stream:
         elf = ELFFile(stream)

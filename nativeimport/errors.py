@@ -19,6 +19,7 @@ __all__ = [
     "LockTimeout",
     "NativeImportError",
     "NativeImportWarning",
+    "SettingsError",
     "SourceError",
     "ToolchainNotFound",
 ]
@@ -33,6 +34,10 @@ class NativeImportError(ImportError):
 
     def __str__(self) -> str:
         return self.message
+
+
+class SettingsError(NativeImportError):
+    """An option (an argument or a ``NATIVEIMPORT_*`` variable) has a value nativeimport does not accept."""
 
 
 class ToolchainNotFound(NativeImportError):

@@ -33,10 +33,12 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
-from . import install, load
-from ._fresh import Settings, cache_root
-from ._hook import discover_drivers, is_stale
+from ._api import install, load
+from ._entry import cache_root, cell_source
+from ._finder import installed_drivers
+from ._loader import is_stale
 from .errors import CompileError, NativeImportError
+from .settings import Settings
 
 __all__ = ["NativeMagics", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -58,11 +60,11 @@ class NativeMagics(Magics):
     """The ``%%native`` cell magic and the ``%native_autoreload`` line magic."""
 
     def __init__(self, shell: Any) -> None:
-        super().__init__(shell)  # type: ignore[no-untyped-call]
+        super().__init__(shell)  # type: ignore[no-untyped-call, unused-ignore]
         self.autoreload = True
         self.failed: dict[str, str] = {}  # module -> the error already shown for its current files
 
-    @cell_magic  # type: ignore[untyped-decorator]
+    @cell_magic  # type: ignore[untyped-decorator, unused-ignore]
     def native(self, line: str, cell: str) -> None:
         """%%native LANG [NAME]: compile the cell with the LANG driver (c, rust, zig, ...) and bind it.
 
@@ -74,7 +76,7 @@ class NativeMagics(Magics):
         language, name = words[0], (words[1] if len(words) == 2 else None)
         if name is not None and not name.isidentifier():
             raise UsageError(f"%%native: {name!r} is not a valid Python name")
-        registry = discover_drivers({})
+        registry = installed_drivers({})
         info = registry.by_name(language)
         if info is None:
             known = ", ".join(d.name for d in registry.drivers)
@@ -92,7 +94,7 @@ class NativeMagics(Magics):
         else:
             namespace.update({attr: getattr(module, attr) for attr in module.__all__})
 
-    @line_magic  # type: ignore[untyped-decorator]
+    @line_magic  # type: ignore[untyped-decorator, unused-ignore]
     def native_autoreload(self, line: str) -> None:
         """%native_autoreload on|off: rebuild and reload edited native modules before each cell (default on)."""
         choice = line.strip().lower()
@@ -125,8 +127,8 @@ def _cell_file(cell: str, suffix: str) -> str:
     """The cell's text as a source file in the cache, named by its content (never beside the notebook)."""
     data = cell.encode("utf-8")
     digest = hashlib.sha256(data + suffix.encode()).hexdigest()
-    directory = os.path.join(cache_root(Settings.from_env()), "cells", digest[:2])
-    path = os.path.join(directory, f"cell_{digest[:16]}{suffix}")
+    path = cell_source(cache_root(Settings.from_env().cache_dir), digest, suffix)
+    directory = os.path.dirname(path)
     if not os.path.exists(path):
         os.makedirs(directory, mode=0o700, exist_ok=True)
         temporary = f"{path}.{os.getpid()}.tmp"

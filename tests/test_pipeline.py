@@ -276,7 +276,7 @@ def test_a_driver_that_fails_to_load_is_not_remembered_as_missing(runner: Runner
     driver.write_text("raise RuntimeError('not ready yet')\n")
     code = """
         import json, warnings
-        from nativeimport._hook import discover_drivers
+        from nativeimport._registry import discover_drivers
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             names = [d.name for d in discover_drivers({}).drivers]

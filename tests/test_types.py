@@ -70,7 +70,7 @@ def test_every_supported_type_converts_like_python(runner: Runner) -> None:
             import types as _shadow  # the stdlib module wins: Python's finders come first
             import importlib
             t = nativeimport.load("types.c", name="ctypes_demo")
-        out = {"warned": sorted(str(w.message).split(" was left out")[0] for w in caught)}
+        out = {"warned": [str(w.message) for w in caught]}
         out["stdlib_types_wins"] = hasattr(_shadow, "ModuleType")
         out["ints"] = [t.neg_i8(-128 + 1), t.inc_u8(254), t.neg_i16(300), t.inc_u16(65534), t.neg_i32(-7),
                        t.inc_u32(2**32 - 2), t.neg_i64(-(2**63) + 1), t.inc_u64(2**64 - 2), t.twice_long(-21),
@@ -116,8 +116,9 @@ def test_every_supported_type_converts_like_python(runner: Runner) -> None:
         print(json.dumps(out))
     """)
     assert result["stdlib_types_wins"] is True
-    assert result["warned"] == ["ctypes_demo.apply", "ctypes_demo.number_i", "ctypes_demo.precise",
-                                "ctypes_demo.sum_ints"]
+    (warned,) = result["warned"]  # one summary per build
+    assert warned.startswith("ctypes_demo: 4 exports left out (apply, number_i, precise, sum_ints); "
+                             "`nativeimport show ")
     assert result["ints"] == [127, 255, -300, 65535, 7, 2**32 - 1, 2**63 - 1, 2**64 - 1, -42, 2**64 - 1, 65]
     kinds = [e[0] for e in result["errors"]]
     assert kinds == ["OverflowError", "OverflowError", "OverflowError", "TypeError", "TypeError", "TypeError",

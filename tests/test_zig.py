@@ -8,7 +8,7 @@ import pytest
 from helpers import Runner
 
 try:
-    from nativeimport.compilers.zig import zig_executable
+    from nativeimport.driver import ziglang_executable as zig_executable
 except ImportError:  # pragma: no cover - the package is always installed for tests
     zig_executable = None  # type: ignore[assignment]
 

@@ -1,0 +1,115 @@
+"""What the public functions of :mod:`nativeimport` do: install and remove the finders, load and build a source.
+
+Kept out of ``__init__`` so the package's own modules (the CLI, IPython's
+extension, ``nativeimport.auto``) use them without importing the package.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .errors import SourceError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pathlib, typing and types cost milliseconds: `import nativeimport` stays light without them
+    import types
+    from pathlib import Path
+    from typing import Any, Optional, Union
+
+    from ._registry import DriverInfo
+
+__all__ = ["build", "install", "load", "release_gil", "uninstall"]
+
+
+def install(*, cache_dir: Union[str, Path, None] = None, verbose: Optional[bool] = None,
+            binder: Optional[str] = None) -> Any:
+    """Let ``import name`` find ``name.c`` (``.rs``, ``.zig``, ...) on ``sys.path``. Idempotent.
+
+    Appends the finder to ``sys.meta_path`` (after Python's own, which answer
+    first) and returns it. For drivers that build whole directories (Cargo
+    crates), Python's finder for ``sys.path`` directories is replaced by a
+    subclass that knows them (see :class:`nativeimport._finder.ProjectFinder`).
+    Keyword arguments override the ``NATIVEIMPORT_*`` environment variables.
+    """
+    from . import _finder
+    from .settings import Settings
+
+    overrides = {k: v for k, v in {"cache_dir": cache_dir, "verbose": verbose, "binder": binder}.items()
+                 if v is not None}
+    # A bad argument is reported here; a bad NATIVEIMPORT_* variable by the native import that reads it, so
+    # a process that installs the hook (sitecustomize, nativeimport.auto) starts whatever the environment says.
+    Settings.from_env({}, **overrides)
+    return _finder.install(overrides)
+
+
+def uninstall() -> None:
+    """Remove the finders ``install()`` added. Modules already imported stay usable."""
+    from . import _finder
+
+    _finder.uninstall()
+
+
+def load(path: Union[str, Path], name: Optional[str] = None, **overrides: Any) -> types.ModuleType:
+    """Build (or reuse) and bind one source file as a module, without touching ``sys.path``.
+
+    The module is not added to ``sys.modules``. ``name`` defaults to the file's stem.
+    """
+    from types import ModuleType
+
+    from ._loader import spec_for_path
+
+    source, driver = _driver_for(path, overrides)
+    spec = spec_for_path(name or os.path.splitext(os.path.basename(source))[0], source, driver, overrides)
+    module = ModuleType(spec.name)
+    module.__spec__ = spec
+    module.__file__ = spec.origin
+    module.__loader__ = spec.loader
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
+    return module
+
+
+def release_gil(module: types.ModuleType, *names: str) -> None:
+    """Make the named functions of ``module`` release the GIL while they run.
+
+    By default a call keeps the GIL (releasing it costs about 35 ns); release it
+    for long-running functions called from several threads. Functions served by
+    cffi already release it. Applies until the module is reloaded.
+    """
+    variants = getattr(module, "__native_release_gil__", None)
+    if variants is None:
+        raise TypeError(f"{module!r} was not imported by nativeimport")
+    for name in names:
+        if not callable(getattr(module, name, None)):
+            raise AttributeError(f"{module.__name__} has no function {name!r}")
+        if name in variants:
+            setattr(module, name, variants[name])
+
+
+def build(path: Union[str, Path], **overrides: Any) -> Path:
+    """Build one source ahead of time (or find it cached); return its cache entry's directory."""
+    from pathlib import Path
+
+    from ._loader import complete_entry, obtain_entry
+    from .settings import Settings
+
+    source, driver = _driver_for(path, overrides)
+    stem = os.path.splitext(os.path.basename(source))[0]
+    settings = Settings.from_env(**overrides)
+    entry = obtain_entry(source, driver, settings, stem)
+    complete_entry(entry, stem, settings)
+    return Path(entry)
+
+
+def _driver_for(path: Union[str, Path], overrides: dict[str, Any]) -> tuple[str, DriverInfo]:
+    # os.path, not pathlib: importing pathlib costs several ms, more than the cache hit itself
+    from ._finder import installed_drivers
+
+    source = os.path.abspath(os.fspath(path))
+    if not os.path.exists(source):
+        raise SourceError(f"{source} does not exist", path=source)
+    driver = installed_drivers(overrides).for_path(source)
+    if driver is None:
+        raise SourceError(f"no nativeimport driver builds {os.path.basename(source)}; `nativeimport doctor` lists "
+                          "the drivers", path=source)
+    return source, driver

@@ -1,0 +1,88 @@
+"""The fast binder at import time: load this interpreter's wrapper extension from an entry.
+
+The build side (generating and compiling the wrapper) is :mod:`nativeimport._bind_fast`.
+When the wrapper serves every function, the entry's light binding (enums,
+what was left out) is all a module needs beside it, and cffi is not imported
+at all; otherwise the cffi binding serves what the wrapper cannot.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# importlib.machinery's classes, without importing importlib into every process
+from _frozen_importlib import ModuleSpec
+from _frozen_importlib_external import ExtensionFileLoader
+
+from ._entry import FAST_FILE, LIBRARY_FILE, LIGHT_FILE, entry_file, fast_unavailable_marker
+from ._stored import check_elf, exec_stored
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, Optional
+
+__all__ = ["OnFirstUse", "bind_light", "load_extension", "wants_wrapper"]
+
+
+def wants_wrapper(entry: str, binder: str) -> bool:
+    """Whether this interpreter should have a fast wrapper in ``entry`` that is not there yet."""
+    return (sys.implementation.name == "cpython" and binder == "auto"
+            and not os.path.exists(entry_file(entry, FAST_FILE))
+            and not os.path.exists(fast_unavailable_marker(entry)))
+
+
+def load_extension(entry: str, binder: str) -> Any:
+    """This interpreter's wrapper module from ``entry``; None where it cannot serve (another
+    interpreter, the cffi binder asked for, no wrapper could be built)."""
+    if sys.implementation.name != "cpython" or binder == "cffi":
+        return None
+    path = entry_file(entry, FAST_FILE)
+    if not os.path.exists(path):
+        return None
+    check_elf(path)
+    loader = ExtensionFileLoader("_nativeimport_fast", path)
+    return loader.create_module(ModuleSpec("_nativeimport_fast", loader, origin=path))
+
+
+def bind_light(entry: str, module_name: str, extension: Any,
+               cffi_namespace: Callable[[], dict[str, Any]]) -> Optional[tuple[dict[str, Any], dict[str, Any], Any]]:
+    """Bind through the wrapper alone when it serves every function: (namespace, GIL-releasing variants,
+    what was left out); None when some export needs cffi.
+
+    ``cffi_namespace`` makes the cffi binding, called only if something needs it.
+    Not through a module ``__getattr__``: CPython stops specialising attribute
+    loads on a module that has one, which would cost every ``mod.f()`` call ~35 ns.
+    """
+    light = exec_stored(entry, LIGHT_FILE)
+    if not light.ALL_FAST:
+        return None
+    library = entry_file(entry, LIBRARY_FILE)
+    check_elf(library)
+    kept, released = extension.bind(library, module_name, cffi_namespace)
+    namespace: dict[str, Any] = dict(getattr(light, "CONSTANTS", {}))  # #define constants (absent in older entries)
+    namespace.update(kept)
+    if light.ENUMS:
+        from ._cffi_runtime import int_enum  # the runtime module loads only for what needs it
+
+        for name, members, doc in light.ENUMS:
+            if name:
+                namespace[name] = int_enum(name, members, module_name, doc)
+            namespace.update(members)
+    namespace["__ffi__"] = OnFirstUse(lambda: cffi_namespace()["__ffi__"])
+    namespace["__lib__"] = OnFirstUse(lambda: cffi_namespace()["__lib__"])
+    return namespace, released, light.SKIPPED
+
+
+class OnFirstUse:
+    """Stands for an object made the first time one of its attributes is used (``mod.__ffi__.new``)."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._made: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._made is None:
+            self._made = self._make()
+        return getattr(self._made, name)

@@ -1,0 +1,184 @@
+"""Loading: runs one import. Asks the cache for the source's entry, builds on a miss, then binds.
+
+By the time binding starts, the entry is complete for the running interpreter
+(a wrapper another interpreter's build lacked is added first), so binding
+only reads. A hit reads the source's freshness record and binds the entry it
+names; a miss imports :mod:`nativeimport._build`. A library that fails to
+load is evicted and built once more.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# importlib.machinery's ModuleSpec, without importing importlib into every process
+from _frozen_importlib import ModuleSpec
+
+from ._entry import LIBRARY_FILE, cache_root, entry_dir, entry_file, fresh_key, why_not_fresh
+
+# Every hit binds through these: imported with this module, so by install(), not by the first native import.
+from ._fast_runtime import bind_light, load_extension, wants_wrapper
+from .errors import BindingError, NativeImportError
+from .settings import Settings
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import types
+    from typing import Any, Optional
+
+    from ._registry import DriverInfo
+
+__all__ = ["NativeLoader", "bind_module", "complete_entry", "is_stale", "obtain_entry", "spec_for_path"]
+
+
+def spec_for_path(fullname: str, source: str, driver: DriverInfo, overrides: dict[str, Any]) -> ModuleSpec:
+    """A module spec whose loader builds ``source`` with ``driver``; ``__file__`` is the source."""
+    source = os.path.abspath(source)
+    spec = ModuleSpec(fullname, NativeLoader(source, driver, overrides), origin=source)  # type: ignore[arg-type]
+    spec.has_location = True  # so the module's __file__ is the source
+    return spec
+
+
+class NativeLoader:
+    """Loads one native source as a module (importlib's Loader protocol)."""
+
+    def __init__(self, source: str, driver: DriverInfo, overrides: dict[str, Any]) -> None:
+        self.source = source
+        self.driver = driver
+        self.overrides = overrides
+
+    def create_module(self, spec: Any) -> Optional[types.ModuleType]:
+        return None  # the default module object
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        try:
+            settings = Settings.from_env(**self.overrides)
+            _enable_verbose(settings)
+            self._bind_with_one_rebuild(module, settings)
+        except NativeImportError as error:
+            if error.name is None:
+                error.name = module.__name__
+            if error.path is None:
+                error.path = self.source
+            raise
+
+    def _bind_with_one_rebuild(self, module: types.ModuleType, settings: Settings) -> None:
+        damage: Optional[Exception] = None
+        while True:
+            damaged = None if damage is None else f"its cache entry failed to load ({damage})"
+            entry = obtain_entry(self.source, self.driver, settings, module.__name__, damaged)
+            try:
+                complete_entry(entry, module.__name__, settings)
+                bind_module(module, entry, settings)
+                return
+            except NativeImportError:
+                raise
+            except Exception as exc:  # a damaged entry: evict it and build once more
+                if damage is not None:
+                    raise BindingError(f"{self.source}: the freshly built library failed to load: {exc}") from exc
+                damage = exc
+                from ._build import evict
+
+                evict(entry, self.source, exc)
+
+    def get_filename(self, fullname: str) -> str:
+        return self.source
+
+
+def obtain_entry(source: str, driver: DriverInfo, settings: Settings, module_name: str,
+                 damaged: Optional[str] = None) -> str:
+    """The cache entry for ``source``; built when no entry matches.
+
+    ``damaged`` says why the entry the freshness record named was just evicted.
+    """
+    root = cache_root(settings.cache_dir)
+    token = driver.token()
+    key = fresh_key(root, source, token) if damaged is None else None
+    if key is not None:
+        entry = entry_dir(root, key)
+    else:
+        from ._build import check_or_build  # a miss: hashing, locking, maybe compiling
+
+        entry = check_or_build(root, source, driver, token, settings, module_name,
+                               reason=damaged or why_not_fresh(root, source, token))
+    return entry
+
+
+def complete_entry(entry: str, module_name: str, settings: Settings) -> None:
+    """Make ``entry`` complete for this interpreter before anything binds it.
+
+    An entry another interpreter built lacks this one's fast wrapper. An entry
+    removed meanwhile (``cache prune`` in another process) fails here as a
+    damaged one does, and the loader builds it again.
+    """
+    if wants_wrapper(entry, settings.binder):
+        from ._build import add_fast_wrapper
+
+        add_fast_wrapper(entry, module_name, settings)
+
+
+def bind_module(module: types.ModuleType, entry: str, settings: Settings) -> None:
+    """Fill ``module`` with the entry's exports, dropping names a previous version had. Only reads the entry."""
+    extension = load_extension(entry, settings.binder)
+    cffi: dict[str, Any] = {}
+
+    def cffi_namespace() -> dict[str, Any]:
+        if not cffi:
+            from ._cffi_runtime import load_binding
+
+            cffi.update(load_binding(entry, module.__name__)[0])
+        return cffi
+
+    light = bind_light(entry, module.__name__, extension, cffi_namespace) if extension is not None else None
+    if light is not None:
+        namespace, released, skipped = light
+    else:
+        from ._cffi_runtime import load_binding
+
+        namespace, skipped = load_binding(entry, module.__name__)
+        released = {}
+        if extension is not None:
+            wrappers = dict(namespace)  # the cffi wrappers, before the fast ones replace them
+            kept, released = extension.bind(entry_file(entry, LIBRARY_FILE), module.__name__, lambda: wrappers)
+            namespace.update(kept)
+    namespace["__native_release_gil__"] = dict(released)
+    for name in getattr(module, "__native_exports__", ()):
+        if name not in namespace:
+            module.__dict__.pop(name, None)
+    module.__dict__.update(namespace)
+    module.__native_exports__ = tuple(namespace)  # type: ignore[attr-defined]
+    module.__native_library__ = entry_file(entry, LIBRARY_FILE)  # type: ignore[attr-defined]
+    module.__native_key__ = os.path.basename(entry)  # type: ignore[attr-defined]
+    module.__all__ = [name for name in namespace if not name.startswith("_")]  # type: ignore[attr-defined]
+    module.__native_left_out__ = dict(skipped)  # type: ignore[attr-defined]
+
+
+def is_stale(module: types.ModuleType) -> bool:
+    """Whether ``module``'s source or one of its dependencies changed since it was bound.
+
+    Only stats; a changed file whose content hashes to the same build counts as
+    stale too, and reloading it is then a cheap cache hit.
+    """
+    loader = getattr(module, "__loader__", None)
+    if not isinstance(loader, NativeLoader):
+        return False
+    settings = Settings.from_env(**loader.overrides)
+    key = fresh_key(cache_root(settings.cache_dir), loader.source, loader.driver.token())
+    return key != getattr(module, "__native_key__", None)
+
+
+def _enable_verbose(settings: Settings) -> None:
+    # NATIVEIMPORT_VERBOSE is the user asking for output: the one place the library adds a handler.
+    if not settings.verbose:
+        return
+    import logging
+
+    logger = logging.getLogger("nativeimport")
+    if any(getattr(h, "_nativeimport_verbose", False) for h in logger.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("nativeimport: %(message)s"))
+    handler._nativeimport_verbose = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
