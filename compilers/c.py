@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shlex
+import sys
 import sysconfig
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,7 +22,7 @@ from nativeimport.driver import (
     tool_version,
     ziglang_executable,
 )
-from nativeimport.errors import ToolchainNotFound
+from nativeimport.errors import CompileError, ToolchainNotFound
 from nativeimport.interface import Constant, Interface, python_name
 
 from ._macros import ConstantProbe
@@ -77,44 +79,29 @@ class CDriver(Driver):
         return ("gcc" in version or "free software foundation" in version) and "clang" not in version
 
     def compile(self, request: BuildRequest) -> BuildResult:
+        settings = request.settings
         library = request.output_dir / f"lib{request.library_name}.so"
-        depfile = request.output_dir / "deps.d"
-        command = [
-            *request.toolchain.command,
-            *self._own_flags(),
-            *_env_flags("CFLAGS"),
-            "-MD",
-            "-MF",
-            str(depfile),
-            "-o",
-            str(library),
-            str(request.source),
-            *_env_flags("LDFLAGS"),
-            "-lm",
-        ]
         env = None
         if request.toolchain.command[1:2] == ("cc",):  # zig cc keeps its own cache: put it inside ours
             env = {**os.environ, "ZIG_GLOBAL_CACHE_DIR": str(request.scratch_dir / "zig-global"),
                    "ZIG_LOCAL_CACHE_DIR": str(request.scratch_dir / "zig-local")}
-        # The constants are found while the library compiles, with the same compiler and flags.
-        probe = ConstantProbe(request.toolchain.command, [f for f in (*self._own_flags(), *_env_flags("CFLAGS"))
-                                                          if f != "-shared"],
+        what = f"{Path(request.toolchain.path).name} (C compiler)"
+        compile_flags = [*self._own_flags(), *settings.c_compile_flags(), *_env_flags("CFLAGS")]
+        # The constants are found while the library compiles, with the same compiler and flags (those of the
+        # first source: it is "the source" whose defines and local headers count).
+        probe = ConstantProbe(request.toolchain.command, [f for f in compile_flags if f != "-shared"],
                               request.source.resolve(), cwd=request.source.parent, env=env,
                               timeout=request.timeout, is_gcc=self._is_gcc())
         try:
-            diagnostics = run_tool(command, cwd=request.source.parent, timeout=request.timeout, env=env,
-                                   what=f"{Path(request.toolchain.path).name} (C compiler)")
+            diagnostics, dependencies = self._build(request, compile_flags, env, what)
         except BaseException:
             probe.cancel()
             raise
         self._probes[library] = probe  # still running, while the caller checks the source and reads the DWARF
-        dependencies = [Path(path) for path in parse_depfile(depfile.read_text(errors="replace"))]
-        depfile.unlink()
         source = request.source.resolve()
-        absolute = [(p if p.is_absolute() else request.source.parent / p) for p in dependencies]
         return BuildResult(
             library=library,
-            dependencies=tuple(p for p in absolute if p.resolve() != source),
+            dependencies=tuple(dict.fromkeys(p for p in dependencies if p.resolve() != source)),
             diagnostics=diagnostics,
         )
 
@@ -131,6 +118,44 @@ class CDriver(Driver):
             return interface
         return dataclasses.replace(interface, constants=constants_for(interface, probe.result()))
 
+    def _build(self, request: BuildRequest, compile_flags: list[str], env: dict[str, str] | None,
+               what: str) -> tuple[str, list[Path]]:
+        """Compile and link the library: (the compiler's diagnostics, the files it read)."""
+        settings = request.settings
+        library = request.output_dir / f"lib{request.library_name}.so"
+        # An undefined symbol is an error when linking, naming the symbol, rather than when loading.
+        link_flags = [*settings.c_link_flags(), *_env_flags("LDFLAGS"), "-lm", *self._no_undefined()]
+        sources = [request.source, *settings.sources]
+        depfiles = []
+        if len(sources) == 1:  # one command: compile and link
+            depfiles.append(request.output_dir / "deps.d")
+            inputs = [str(request.source)]
+            compile_flags = [*compile_flags, "-MD", "-MF", str(depfiles[0])]
+        else:  # gcc writes one depfile per command: compile each source on its own, then link
+            inputs = []
+            for index, source in enumerate(sources):
+                obj = request.output_dir / f"{index}-{source.stem}.o"
+                depfiles.append(obj.with_suffix(".d"))
+                run_tool([*request.toolchain.command, *compile_flags, "-c", "-MD", "-MF", str(depfiles[-1]),
+                          "-o", str(obj), str(source)], cwd=source.parent, timeout=request.timeout, env=env,
+                         what=what)
+                inputs.append(str(obj))
+        command = [*request.toolchain.command, *compile_flags, "-o", str(library), *inputs, *link_flags]
+        try:
+            diagnostics = run_tool(command, cwd=request.source.parent, timeout=request.timeout, env=env, what=what)
+        except CompileError as error:
+            raise _explained(error, sources) from None
+        dependencies: list[Path] = []
+        for depfile in depfiles:
+            for path in parse_depfile(depfile.read_text(errors="replace")):
+                dependencies.append(Path(path) if os.path.isabs(path) else request.source.parent / path)
+            depfile.unlink()
+        return diagnostics, dependencies
+
+    def _no_undefined(self) -> list[str]:
+        # GNU ld, gold and lld (gcc, clang, zig cc on Linux) take it; other platforms' linkers differ.
+        return ["-Wl,--no-undefined"] if sys.platform.startswith("linux") else []
+
 
 def constants_for(interface: Interface, values: Mapping[str, object]) -> tuple[Constant, ...]:
     """The constants that become module attributes: not a name the interface already binds."""
@@ -140,6 +165,41 @@ def constants_for(interface: Interface, values: Mapping[str, object]) -> tuple[C
         taken |= {python_name(enum.name)} | {python_name(m) for m, _ in enum.members}
     return tuple(Constant(name, value) for name, value in sorted(values.items())
                  if isinstance(value, (int, float, str)) and python_name(name) not in taken)
+
+
+def _explained(error: CompileError, sources: list[Path]) -> CompileError:
+    """A link error naming the undefined symbols, and the files beside the sources that define them."""
+    missing = list(dict.fromkeys(re.findall(r"undefined reference to [`']([^'`]+)'", error.diagnostics)))
+    if not missing:
+        return error
+    where = []
+    for symbol in missing[:20]:
+        definers = _defining_files(symbol, sources)
+        hint = f" (defined in {', '.join(definers)}: add it to `sources`)" if definers else ""
+        where.append(f"  {symbol}{hint}")
+    message = (f"undefined symbol{'s' if len(missing) > 1 else ''} when linking:\n" + "\n".join(where)
+               + "\nlist the files that define them in the source's `sources` setting, or link the library "
+               "that does (`libraries`)")
+    return CompileError(message, command=error.command, returncode=error.returncode, diagnostics=error.diagnostics)
+
+
+def _defining_files(symbol: str, sources: list[Path]) -> list[str]:
+    """C files beside the sources (not already sources) whose text seems to define ``symbol``."""
+    # A definition's head: the name, its parameters, then its body's brace (or a line end before it).
+    pattern = re.compile(rf"^[^;#/\n]*\b{re.escape(symbol)}\s*\([^;]*\)\s*(\{{|$)", re.MULTILINE)
+    found = []
+    directories = dict.fromkeys(source.parent for source in sources)
+    for directory in directories:
+        for candidate in sorted(directory.glob("*.c")):
+            if candidate in sources:
+                continue
+            try:
+                text = candidate.read_text(errors="replace")
+            except OSError:
+                continue
+            if pattern.search(text):
+                found.append(candidate.name)
+    return found
 
 
 def _env_flags(variable: str) -> list[str]:

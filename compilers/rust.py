@@ -24,6 +24,7 @@ from typing import Optional
 from nativeimport.driver import (
     BuildRequest,
     BuildResult,
+    BuildSettings,
     Driver,
     Toolchain,
     doc_comment_above,
@@ -97,14 +98,17 @@ class RustDriver(Driver):
             return self._cargo(request)
         library = request.output_dir / f"lib{request.library_name}.so"
         depfile = request.output_dir / "deps.d"
-        command = [*request.toolchain.command, *self.flags(), "--crate-name", request.library_name,
-                   f"--emit=link={library},dep-info={depfile}", str(request.source)]
+        command = [*request.toolchain.command, *self.flags(), *_rustc_settings(request), "--crate-name",
+                   request.library_name, f"--emit=link={library},dep-info={depfile}", str(request.source)]
         output = run_tool(command, cwd=request.source.parent, timeout=request.timeout, what="rustc")
         dependencies = [request.source.parent / p for p in parse_depfile(depfile.read_text(errors="replace"))]
         source = request.source.resolve()
         return BuildResult(library, tuple(p for p in dependencies if p.resolve() != source), diagnostics=output)
 
     def _cargo(self, request: BuildRequest) -> BuildResult:
+        if request.settings != BuildSettings():
+            raise CompileError(f"{request.source}: a Cargo crate takes its build settings from Cargo.toml and "
+                               "build.rs, not from nativeimport settings")
         cargo = find_program("CARGO", ["cargo"], install_hint=INSTALL_HINT, language="Cargo")
         # Cargo writes Cargo.lock beside the manifest: build a private copy, never touching the user's folder.
         work = request.scratch_dir / "cargo" / hashlib.sha256(str(request.source).encode()).hexdigest()[:16]
@@ -394,3 +398,17 @@ def _split_top_level(text: str) -> list[str]:
         parts.append(current)
     return [p.strip() for p in parts if p.strip()]
 
+
+def _rustc_settings(request: BuildRequest) -> list[str]:
+    """The source's build settings as rustc options; what rustc cannot take is an error, not ignored."""
+    settings = request.settings
+    unsupported = [name for name, value in (("sources", settings.sources), ("include-dirs", settings.include_dirs),
+                                            ("define", settings.defines)) if value]
+    if unsupported:
+        raise CompileError(f"{request.source}: a Rust module cannot use {', '.join(unsupported)} (modules are "
+                           "found through `mod`; use `flags = [\"--cfg\", \"name\"]` for conditional code)")
+    options = [*(f"-L{d}" for d in settings.library_dirs), *(f"-l{name}" for name in settings.libraries),
+               *settings.flags]
+    for flag in settings.link_flags:
+        options += ["-C", f"link-arg={flag}"]
+    return options

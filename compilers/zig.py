@@ -63,13 +63,25 @@ class ZigDriver(Driver):
     def compile(self, request: BuildRequest) -> BuildResult:
         library = request.output_dir / f"lib{request.library_name}.so"
         caches = request.scratch_dir
-        command = [*request.toolchain.command, *self.flags(), f"-femit-bin={library}", "--name", request.library_name,
-                   "--cache-dir", str(caches / "local"), "--global-cache-dir", str(caches / "global"),
-                   str(request.source)]
+        settings = request.settings
+        # C sources build beside the Zig one (zig compiles C itself); macros and include directories are theirs.
+        c_sources = [str(path) for path in settings.sources if path.suffix == ".c"]
+        others = [path.name for path in settings.sources if path.suffix != ".c"]
+        if others:
+            raise CompileError(f"{request.source}: `sources` may list C files for a Zig module (Zig files are "
+                               f"found through @import); not {', '.join(others)}")
+        linking = [*(f"-L{d}" for d in settings.library_dirs), *(f"-l{name}" for name in settings.libraries)]
+        if c_sources or linking:
+            linking.append("-lc")
+        command = [*request.toolchain.command, *self.flags(), *settings.flags, f"-femit-bin={library}",
+                   "--name", request.library_name, "--cache-dir", str(caches / "local"),
+                   "--global-cache-dir", str(caches / "global"),
+                   *(f"-I{d}" for d in settings.include_dirs), *(f"-D{d}" for d in settings.defines),
+                   str(request.source), *c_sources, *linking, *settings.link_flags]
         env = {**os.environ, "ZIG_GLOBAL_CACHE_DIR": str(caches / "global"),
                "ZIG_LOCAL_CACHE_DIR": str(caches / "local")}
         output = run_tool(command, cwd=request.source.parent, timeout=request.timeout, env=env, what="zig build-lib")
-        imports = tuple(local_imports(request.source))
+        imports = (*local_imports(request.source), *settings.sources)
         try:
             interface = read_zig_interface([request.source, *imports])
         except ValueError as exc:

@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from .errors import InterfaceError
-from .interface import CType, Function, Interface, python_annotation, python_name
+from .interface import CType, Function, Interface, python_annotation, python_name, takes_bytes
 
-__all__ = ["generate", "takes_bytes"]
+__all__ = ["generate"]
 
 _ANY_BUFFER = ("void", "char")
 
@@ -182,15 +182,6 @@ def _function(function: Function, opaque: set[str]) -> Iterator[str]:
     yield f"    {name}.__qualname__ = {name!r}"
     yield f"    {name}.__native__ = {native}"
     yield f"    _ni_ns[{name!r}] = {name}"
-
-
-def takes_bytes(ctype: CType) -> bool:
-    """A read-only pointer to bytes (``const char *``, ``const void *``, ``const uint8_t *``): it takes a
-    str (UTF-8, NUL-terminated) or any bytes-like object as it is, embedded NULs included."""
-    pointee = ctype.pointee
-    if ctype.kind != "pointer" or not ctype.const or pointee is None:
-        return False
-    return pointee.kind in _ANY_BUFFER or (pointee.kind == "int" and pointee.size == 1)
 
 
 def _conversion(var: str, ctype: CType, what: str, spec: str, opaque: set[str]) -> str:

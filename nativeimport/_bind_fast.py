@@ -28,11 +28,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from ._bind_cffi import takes_bytes
 from ._entry import FAST_FILE, entry_file, fast_unavailable_marker
 from ._fast_c import HEADER, helpers_source, prelude
 from ._records import checksum, write_atomically
-from .interface import CType, Function, Interface, python_name
+from .interface import CType, Function, Interface, python_name, takes_bytes
 
 __all__ = ["FastBuild", "Prebuilt", "build_fast", "expressible", "light_binding", "missing_prerequisite"]
 

@@ -19,6 +19,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
+from ._build_settings import config_of, table_digest
 from ._entry import (
     MANIFEST_FILE,
     RECORD_DIRECTORIES,
@@ -103,8 +104,8 @@ class Cache:
         for candidate in (record or {}).get("builds", []):
             deps = [Dependency(path, digest) for path, digest in candidate["dependencies"]]
             files = [dep.locate(base) for dep in deps]
-            stats = snapshot(files)
-            unchanged = all(_digest_or_none(f) == dep.digest for f, dep in zip(files, deps))
+            stats = snapshot([config_of(f) for f in files])
+            unchanged = all((table_digest(f) or _digest_or_none(f)) == dep.digest for f, dep in zip(files, deps))
             if unchanged and self.entry(candidate["key"]).is_dir():
                 return str(candidate["key"]), stats
         return None, []

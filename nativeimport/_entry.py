@@ -59,6 +59,7 @@ __all__ = [
     "entry_file",
     "fast_unavailable_marker",
     "forget_fresh",
+    "fresh_identity",
     "fresh_key",
     "index_record",
     "interpreters_served",
@@ -229,6 +230,12 @@ def fresh_key(root: str, source: str, token: str) -> Optional[str]:
     if first_changed([(path, mtime_ns, size) for _, mtime_ns, size, path in rows[3:]]) is not None:
         return None
     return key if key and mark_used(entry_dir(root, key)) else None
+
+
+def fresh_identity(source: str, definition: Optional[str]) -> str:
+    """What a freshness record is kept for: the source path, or for a module ``nativeimport.toml``
+    defines from several files, its primary source and its name."""
+    return source if definition is None else f"{source}#module:{definition}"
 
 
 def why_not_fresh(root: str, source: str, token: str) -> str:

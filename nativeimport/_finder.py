@@ -52,6 +52,10 @@ _RECENT_SECONDS = 2.0
 _PYTHON_LOADERS = ((ExtensionFileLoader, EXTENSION_SUFFIXES), (SourceFileLoader, SOURCE_SUFFIXES),
                    (SourcelessFileLoader, BYTECODE_SUFFIXES))
 
+# Per-directory build settings, which may define modules that have no file of their own
+# (the name _build_settings.CONFIG_FILE, spelled here so an unrelated import does not import that module)
+_CONFIG_FILE = "nativeimport.toml"
+
 # FileFinder's listing of its directory: the mtime it was read at and the names (exact and case-folded)
 _LISTING = ("_path_mtime", "_path_cache", "_relaxed_path_cache")
 
@@ -129,6 +133,7 @@ class NativeFinder:
         self.listings = Listings()
         self._registry = registry
         self._discovering = False
+        self._defining = False
         self._lock = _thread.RLock()  # _thread, not threading: this is on every import's path
         self.overrides = overrides or {}
 
@@ -173,7 +178,8 @@ class NativeFinder:
         """
         name = fullname.rpartition(".")[2]
         names = self.listings.names(directory, mtime)
-        if name not in names:
+        configured = _CONFIG_FILE in names
+        if name not in names and not configured:
             return None  # the common case: nothing of that name here
         registry = self.registry  # only now: a file here starts with the name
         if registry is None or not name.isidentifier():
@@ -186,7 +192,24 @@ class NativeFinder:
             candidate = os.path.join(directory, name + suffix)
             if name + suffix in names and os.path.isfile(candidate) and driver.claims(candidate):
                 return spec_for_path(fullname, candidate, driver, self.overrides)
-        return None
+        return self._defined(fullname, directory, registry) if configured else None
+
+    def _defined(self, fullname: str, directory: str, registry: Registry) -> Optional[ModuleSpec]:
+        """A module ``nativeimport.toml`` in ``directory`` defines from several sources, with no file of its own."""
+        if self._defining:
+            return None  # reading the file imports modules (tomllib, json): those are not defined there
+        self._defining = True
+        try:
+            from ._build_settings import defined_modules  # only directories holding that file pay for it
+
+            name = fullname.rpartition(".")[2]
+            primary = defined_modules(directory).get(name)
+        finally:
+            self._defining = False
+        driver = registry.for_path(primary) if primary is not None else None
+        if primary is None or driver is None:
+            return None
+        return spec_for_path(fullname, primary, driver, self.overrides, definition=name)
 
     def _package(self, fullname: str, locations: Sequence[str], registry: Registry) -> Optional[ModuleSpec]:
         for location in locations:

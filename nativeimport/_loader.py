@@ -15,7 +15,7 @@ import sys
 # importlib.machinery's ModuleSpec, without importing importlib into every process
 from _frozen_importlib import ModuleSpec
 
-from ._entry import LIBRARY_FILE, cache_root, entry_dir, entry_file, fresh_key, why_not_fresh
+from ._entry import LIBRARY_FILE, cache_root, entry_dir, entry_file, fresh_identity, fresh_key, why_not_fresh
 
 # Every hit binds through these: imported with this module, so by install(), not by the first native import.
 from ._fast_runtime import bind_light, load_extension, wants_wrapper
@@ -32,10 +32,16 @@ if TYPE_CHECKING:
 __all__ = ["NativeLoader", "bind_module", "complete_entry", "is_stale", "obtain_entry", "spec_for_path"]
 
 
-def spec_for_path(fullname: str, source: str, driver: DriverInfo, overrides: dict[str, Any]) -> ModuleSpec:
-    """A module spec whose loader builds ``source`` with ``driver``; ``__file__`` is the source."""
+def spec_for_path(fullname: str, source: str, driver: DriverInfo, overrides: dict[str, Any],
+                  definition: Optional[str] = None) -> ModuleSpec:
+    """A module spec whose loader builds ``source`` with ``driver``; ``__file__`` is the source.
+
+    ``definition`` names the ``nativeimport.toml`` table defining a module that has no file of its
+    own; ``source`` is then its primary source.
+    """
     source = os.path.abspath(source)
-    spec = ModuleSpec(fullname, NativeLoader(source, driver, overrides), origin=source)  # type: ignore[arg-type]
+    loader = NativeLoader(source, driver, overrides, definition)
+    spec = ModuleSpec(fullname, loader, origin=source)  # type: ignore[arg-type]
     spec.has_location = True  # so the module's __file__ is the source
     return spec
 
@@ -43,10 +49,12 @@ def spec_for_path(fullname: str, source: str, driver: DriverInfo, overrides: dic
 class NativeLoader:
     """Loads one native source as a module (importlib's Loader protocol)."""
 
-    def __init__(self, source: str, driver: DriverInfo, overrides: dict[str, Any]) -> None:
+    def __init__(self, source: str, driver: DriverInfo, overrides: dict[str, Any],
+                 definition: Optional[str] = None) -> None:
         self.source = source
         self.driver = driver
         self.overrides = overrides
+        self.definition = definition
 
     def create_module(self, spec: Any) -> Optional[types.ModuleType]:
         return None  # the default module object
@@ -67,7 +75,7 @@ class NativeLoader:
         damage: Optional[Exception] = None
         while True:
             damaged = None if damage is None else f"its cache entry failed to load ({damage})"
-            entry = obtain_entry(self.source, self.driver, settings, module.__name__, damaged)
+            entry = obtain_entry(self.source, self.driver, settings, module.__name__, damaged, self.definition)
             try:
                 complete_entry(entry, module.__name__, settings)
                 bind_module(module, entry, settings)
@@ -80,28 +88,29 @@ class NativeLoader:
                 damage = exc
                 from ._build import evict
 
-                evict(entry, self.source, exc)
+                evict(entry, fresh_identity(self.source, self.definition), exc)
 
     def get_filename(self, fullname: str) -> str:
         return self.source
 
 
 def obtain_entry(source: str, driver: DriverInfo, settings: Settings, module_name: str,
-                 damaged: Optional[str] = None) -> str:
+                 damaged: Optional[str] = None, definition: Optional[str] = None) -> str:
     """The cache entry for ``source``; built when no entry matches.
 
     ``damaged`` says why the entry the freshness record named was just evicted.
     """
     root = cache_root(settings.cache_dir)
     token = driver.token()
-    key = fresh_key(root, source, token) if damaged is None else None
+    identity = fresh_identity(source, definition)
+    key = fresh_key(root, identity, token) if damaged is None else None
     if key is not None:
         entry = entry_dir(root, key)
     else:
         from ._build import check_or_build  # a miss: hashing, locking, maybe compiling
 
         entry = check_or_build(root, source, driver, token, settings, module_name,
-                               reason=damaged or why_not_fresh(root, source, token))
+                               reason=damaged or why_not_fresh(root, identity, token), definition=definition)
     return entry
 
 
@@ -164,7 +173,8 @@ def is_stale(module: types.ModuleType) -> bool:
     if not isinstance(loader, NativeLoader):
         return False
     settings = Settings.from_env(**loader.overrides)
-    key = fresh_key(cache_root(settings.cache_dir), loader.source, loader.driver.token())
+    identity = fresh_identity(loader.source, loader.definition)
+    key = fresh_key(cache_root(settings.cache_dir), identity, loader.driver.token())
     return key != getattr(module, "__native_key__", None)
 
 

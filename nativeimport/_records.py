@@ -146,11 +146,16 @@ def stats_match(recorded: Sequence[Sequence[Any]]) -> bool:
 
 
 def first_changed(recorded: Sequence[Sequence[Any]]) -> Optional[str]:
-    """The first path of ``recorded`` (path, mtime_ns, size) whose stat no longer matches, else None."""
+    """The first path of ``recorded`` (path, mtime_ns, size) whose stat no longer matches, else None.
+
+    A file recorded as missing (None) matches while it is still missing.
+    """
     for name, mtime_ns, size in recorded:
         try:
             info = os.stat(name)
         except OSError:
+            if mtime_ns is None or mtime_ns == "None":
+                continue  # absent when recorded, absent now
             return str(name)
         if str(info.st_mtime_ns) != str(mtime_ns) or str(info.st_size) != str(size):
             return str(name)

@@ -38,6 +38,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "BuildRequest",
     "BuildResult",
+    "BuildSettings",
     "Driver",
     "Toolchain",
     "doc_comment_above",
@@ -66,6 +67,43 @@ class Toolchain:
 
 
 @dataclasses.dataclass(frozen=True)
+class BuildSettings:
+    """A source's own build settings, from the ``nativeimport:`` comment at its top and its table in
+    ``nativeimport.toml`` beside it; pkg-config's answers are already folded in.
+
+    Paths are absolute. A driver applies what its toolchain understands and
+    raises :class:`~nativeimport.errors.CompileError` for what it cannot
+    honour (never ignores a setting silently).
+
+    Attributes:
+        sources: more source files compiled and linked into the module.
+        include_dirs: searched for headers (``-I``).
+        defines: macros, ``NAME`` or ``NAME=VALUE`` (``-D``).
+        libraries: linked libraries by name (``z`` for ``-lz``).
+        library_dirs: searched for libraries (``-L``).
+        flags: extra compiler flags.
+        link_flags: extra linker flags.
+    """
+
+    sources: tuple[Path, ...] = ()
+    include_dirs: tuple[Path, ...] = ()
+    defines: tuple[str, ...] = ()
+    libraries: tuple[str, ...] = ()
+    library_dirs: tuple[Path, ...] = ()
+    flags: tuple[str, ...] = ()
+    link_flags: tuple[str, ...] = ()
+
+    def c_compile_flags(self) -> list[str]:
+        """``-I``, ``-D`` and the extra flags, as a C-family compiler takes them."""
+        return ([f"-I{d}" for d in self.include_dirs] + [f"-D{d}" for d in self.defines] + list(self.flags))
+
+    def c_link_flags(self) -> list[str]:
+        """``-L``, ``-l`` and the extra link flags, as a C-family compiler driver takes them."""
+        return ([f"-L{d}" for d in self.library_dirs] + [f"-l{name}" for name in self.libraries]
+                + list(self.link_flags))
+
+
+@dataclasses.dataclass(frozen=True)
 class BuildRequest:
     """What to build and where.
 
@@ -78,6 +116,8 @@ class BuildRequest:
         scratch_dir: a directory inside the cache for the toolchain's own
             caches (Zig's, Cargo's target dir), kept between builds.
         timeout: seconds any single compiler run may take.
+        settings: the source's own build settings (more sources, include
+            directories, macros, libraries, flags).
     """
 
     source: Path
@@ -86,6 +126,7 @@ class BuildRequest:
     toolchain: Toolchain
     scratch_dir: Path
     timeout: float = 600.0
+    settings: BuildSettings = BuildSettings()
 
     @property
     def library_name(self) -> str:

@@ -28,6 +28,7 @@ __all__ = [
     "Skipped",
     "Struct",
     "python_name",
+    "takes_bytes",
 ]
 
 SCHEMA_VERSION = 1
@@ -417,6 +418,15 @@ def python_name(name: str) -> str:
     return f"{name}_" if keyword.iskeyword(name) or keyword.issoftkeyword(name) else name
 
 
+def takes_bytes(ctype: CType) -> bool:
+    """A read-only pointer to bytes (``const char *``, ``const void *``, ``const uint8_t *``): both binders
+    give it a str as UTF-8, NUL-terminated, or any bytes-like object as it is, embedded NULs included."""
+    pointee = ctype.pointee
+    if ctype.kind != "pointer" or not ctype.const or pointee is None:
+        return False
+    return pointee.kind in ("char", "void") or (pointee.kind == "int" and pointee.size == 1)
+
+
 def python_annotation(ctype: CType, accepting: bool) -> str:
     """The Python type a parameter accepts (``accepting``) or a result/field holds."""
     if ctype.kind == "void":
@@ -434,9 +444,7 @@ def python_annotation(ctype: CType, accepting: bool) -> str:
     if ctype.kind == "pointer":
         pointee = ctype.pointee
         if accepting and pointee is not None and (pointee.is_scalar or pointee.kind in ("char", "void")):
-            # a read-only byte pointer takes a str too (UTF-8): see _bind_cffi.takes_bytes
-            byte_sized = pointee.kind in ("char", "void") or (pointee.kind == "int" and pointee.size == 1)
-            return "str | Buffer | None" if ctype.const and byte_sized else "Buffer | None"
+            return "str | Buffer | None" if takes_bytes(ctype) else "Buffer | None"
         if pointee is not None and pointee.kind == "struct":
             return f"{pointee.name} | None"
     return "Any"

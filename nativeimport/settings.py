@@ -20,9 +20,10 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
-__all__ = ["BINDERS", "Settings", "cache_dir_setting"]
+__all__ = ["BINDERS", "PROGRESS", "Settings", "cache_dir_setting"]
 
 BINDERS = ("auto", "cffi")
+PROGRESS = ("auto", "on", "off")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})
 
@@ -33,6 +34,7 @@ _VARIABLES = {
     "build_timeout": ("NATIVEIMPORT_BUILD_TIMEOUT", 600.0),
     "lock_timeout": ("NATIVEIMPORT_LOCK_TIMEOUT", 900.0),
     "binder": ("NATIVEIMPORT_BINDER", "auto"),
+    "progress": ("NATIVEIMPORT_PROGRESS", "auto"),
 }
 
 
@@ -53,19 +55,25 @@ class Settings:
         binder: ``"auto"`` (the fast CPython wrapper where it can serve a
             function, cffi for the rest) or ``"cffi"`` (cffi only)
             (``NATIVEIMPORT_BINDER``).
+        progress: a line while a build runs for more than a second: ``"auto"``
+            (when stderr is a terminal or a Jupyter cell, or with ``verbose``),
+            ``"on"`` or ``"off"`` (``NATIVEIMPORT_PROGRESS``).
     """
 
-    __slots__ = ("binder", "build_timeout", "cache_dir", "lock_timeout", "verbose")
+    __slots__ = ("binder", "build_timeout", "cache_dir", "lock_timeout", "progress", "verbose")
     cache_dir: str | None
     verbose: bool
     build_timeout: float
     lock_timeout: float
     binder: str
+    progress: str
 
     def __init__(self, cache_dir: os.PathLike[str] | str | None = None, verbose: bool = False,
-                 build_timeout: float = 600.0, lock_timeout: float = 900.0, binder: str = "auto") -> None:
+                 build_timeout: float = 600.0, lock_timeout: float = 900.0, binder: str = "auto",
+                 progress: str = "auto") -> None:
         set_ = object.__setattr__
         set_(self, "binder", _choice("binder", binder, BINDERS))
+        set_(self, "progress", _choice("progress", progress, PROGRESS))
         set_(self, "cache_dir", os.path.expanduser(os.fspath(cache_dir)) if cache_dir is not None else None)
         set_(self, "verbose", _flag("verbose", verbose))
         set_(self, "build_timeout", _seconds("build_timeout", build_timeout))

@@ -31,7 +31,9 @@ ALLOWED: dict[str, set[str]] = {
     # the cache: its layout, its stored artefacts, its contents
     "_entry": {"_records", "errors"},
     "_stored": {"_entry", "_records"},
-    "_cache": {"_entry", "_records", "_registry", "errors", "settings"},
+    "_cache": {"_build_settings", "_entry", "_records", "_registry", "errors", "settings"},
+    # a source's own build settings (its comment, nativeimport.toml), read by a build and by the finder
+    "_build_settings": {"driver", "errors"},
     # drivers known without importing them
     "_registry": {"_entry", "_records", "_version", "driver", "errors", "settings"},
     # binders: generating (at build) and loading (at import)
@@ -40,11 +42,12 @@ ALLOWED: dict[str, set[str]] = {
     "_bind_fast": {"_entry", "_fast_c", "_records", "interface"},
     "_fast_runtime": {"_cffi_runtime", "_entry", "_stored"},
     # a miss
-    "_build": {"_bind_cffi", "_bind_fast", "_cache", "_entry", "_records", "_registry", "_version", "driver",
-               "dwarf", "errors", "interface", "settings"},
+    "_build": {"_bind_cffi", "_bind_fast", "_build_settings", "_cache", "_entry", "_progress", "_records",
+               "_registry", "_version", "driver", "dwarf", "errors", "interface", "settings"},
+    "_progress": set(),
     # an import: find, then load
     "_loader": {"_build", "_cffi_runtime", "_entry", "_fast_runtime", "_registry", "errors", "settings"},
-    "_finder": {"_loader", "_registry"},
+    "_finder": {"_build_settings", "_loader", "_registry"},
     # the public functions, and what sits on top of them (nothing imports these but the package)
     "_api": {"_finder", "_loader", "_registry", "errors", "settings"},
     "__init__": {"_api", "_version", "errors", "ipython"},
@@ -56,7 +59,8 @@ ALLOWED: dict[str, set[str]] = {
     # the drivers shipped with nativeimport, exactly as a third party's
     "compilers.__init__": set(),
     "compilers._names": {"interface"},
-    "compilers.c": {"driver", "errors"},
+    "compilers._macros": {"errors"},
+    "compilers.c": {"compilers._macros", "driver", "errors", "interface"},
     "compilers.rust": {"compilers._names", "driver", "dwarf", "errors", "interface"},
     "compilers.zig": {"compilers._names", "driver", "errors", "interface"},
 }
