@@ -136,7 +136,8 @@ def probe_source(candidates: Sequence[str]) -> str:
 def failed_candidates(diagnostics: str, probe: Path, count: int) -> set[int]:
     """The candidates whose line the compiler's diagnostics name (errors and the notes that locate them)."""
     first = probe_source(()).count("\n") + 1  # the line of record 0
-    lines = {int(m.group(1)) for m in re.finditer(re.escape(probe.name) + r":(\d+):", diagnostics)}
+    # The probe is named by its full path (as given to the compiler): a source of the same name is not it.
+    lines = {int(m.group(1)) for m in re.finditer(re.escape(str(probe)) + r":(\d+):", diagnostics)}
     return {line - first for line in lines if 0 <= line - first < count}
 
 

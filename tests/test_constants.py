@@ -204,3 +204,17 @@ def test_a_define_naming_a_variable_is_no_constant(runner: Runner) -> None:
     """)
     assert result[0] is None and result[2] is None  # variables: their contents change
     assert result[1] in ("fixed", None) and result[3] == "literal"
+
+
+def test_clang_through_zig_cc_values_them_too(runner: Runner) -> None:
+    ziglang = pytest.importorskip("ziglang", reason="the ziglang wheel is not installed (pip install nativeimport[zig])")
+    import os
+
+    zig = os.path.join(os.path.dirname(ziglang.__file__), "zig")
+    runner.write("shapes.h", HEADER)
+    runner.write("shapes.c", SOURCE)
+    result = runner.json(CHECK, env={"CC": f"{zig} cc", "NATIVEIMPORT_BINDER": "cffi"})
+    values = result["values"]
+    assert [values[n] for n in ("SHAPES_ERROR", "SHAPES_ALL_BITS", "SHAPES_FLAG", "SHAPES_RATIO", "SHAPES_PI",
+                                "SHAPES_NAME", "SHAPES_SIZE", "LOCAL_LIMIT", "CHAR_CONST", "OPTIMIZED")] == result["from_c"]
+    assert values["SHAPES_BINARY"] == "a\0b" and result["present"] == []
