@@ -10,6 +10,7 @@ import sys
 import sysconfig
 from collections.abc import Mapping
 from pathlib import Path
+from typing import ClassVar
 
 from nativeimport.driver import (
     BuildRequest,
@@ -43,8 +44,14 @@ class CDriver(Driver):
     """C sources: every exported function, struct and enum becomes a Python attribute."""
 
     name = "c"
-    suffixes = (".c",)
+    suffixes: ClassVar[tuple[str, ...]] = (".c",)
     environment = ("CC", "CFLAGS", "LDFLAGS")
+    # What a C-family driver built on this one changes (the C++ driver):
+    flags_variable = "CFLAGS"  # the compiler's flags from the environment
+    compiler_label = "C compiler"
+    zig_subcommand = "cc"  # `zig cc`, the last resort
+    libraries_always: ClassVar[tuple[str, ...]] = ("-lm",)
+    finds_constants: ClassVar[bool] = True  # object-like #defines as attributes (the probe is C: _Generic)
 
     def __init__(self) -> None:
         super().__init__()
@@ -65,11 +72,11 @@ class CDriver(Driver):
             zig = ziglang_executable()
             if zig is None or os.environ.get("CC", "").strip():
                 raise
-            command = (zig, "cc")
+            command = (zig, self.zig_subcommand)
         return Toolchain("cc", command, tool_version(command))
 
     def flags(self) -> tuple[str, ...]:
-        return (*self._own_flags(), *_env_flags("CFLAGS"), "|", *_env_flags("LDFLAGS"))
+        return (*self._own_flags(), *_env_flags(self.flags_variable), "|", *_env_flags("LDFLAGS"))
 
     def _own_flags(self) -> tuple[str, ...]:
         return (*BASE_FLAGS, *GCC_FLAGS) if self._is_gcc() else BASE_FLAGS
@@ -82,22 +89,26 @@ class CDriver(Driver):
         settings = request.settings
         library = request.output_dir / f"lib{request.library_name}.so"
         env = None
-        if request.toolchain.command[1:2] == ("cc",):  # zig cc keeps its own cache: put it inside ours
+        if request.toolchain.command[1:2] == (self.zig_subcommand,):  # zig keeps its own cache: put it in ours
             env = {**os.environ, "ZIG_GLOBAL_CACHE_DIR": str(request.scratch_dir / "zig-global"),
                    "ZIG_LOCAL_CACHE_DIR": str(request.scratch_dir / "zig-local")}
-        what = f"{Path(request.toolchain.path).name} (C compiler)"
-        compile_flags = [*self._own_flags(), *settings.c_compile_flags(), *_env_flags("CFLAGS")]
+        what = f"{Path(request.toolchain.path).name} ({self.compiler_label})"
+        compile_flags = [*self._own_flags(), *settings.c_compile_flags(), *_env_flags(self.flags_variable)]
         # The constants are found while the library compiles, with the same compiler and flags (those of the
         # first source: it is "the source" whose defines and local headers count).
-        probe = ConstantProbe(request.toolchain.command, [f for f in compile_flags if f != "-shared"],
-                              request.source.resolve(), cwd=request.source.parent, env=env,
-                              timeout=request.timeout, is_gcc=self._is_gcc())
+        probe = None
+        if self.finds_constants:
+            probe = ConstantProbe(request.toolchain.command, [f for f in compile_flags if f != "-shared"],
+                                  request.source.resolve(), cwd=request.source.parent, env=env,
+                                  timeout=request.timeout, is_gcc=self._is_gcc())
         try:
             diagnostics, dependencies = self._build(request, compile_flags, env, what)
         except BaseException:
-            probe.cancel()
+            if probe is not None:
+                probe.cancel()
             raise
-        self._probes[library] = probe  # still running, while the caller checks the source and reads the DWARF
+        if probe is not None:
+            self._probes[library] = probe  # still running, while the caller checks the source and reads the DWARF
         source = request.source.resolve()
         return BuildResult(
             library=library,
@@ -124,7 +135,8 @@ class CDriver(Driver):
         settings = request.settings
         library = request.output_dir / f"lib{request.library_name}.so"
         # An undefined symbol is an error when linking, naming the symbol, rather than when loading.
-        link_flags = [*settings.c_link_flags(), *_env_flags("LDFLAGS"), "-lm", *self._no_undefined()]
+        link_flags = [*settings.c_link_flags(), *_env_flags("LDFLAGS"), *self.libraries_always,
+                      *self._no_undefined()]
         sources = [request.source, *settings.sources]
         depfiles = []
         if len(sources) == 1:  # one command: compile and link
@@ -144,7 +156,7 @@ class CDriver(Driver):
         try:
             diagnostics = run_tool(command, cwd=request.source.parent, timeout=request.timeout, env=env, what=what)
         except CompileError as error:
-            raise _explained(error, sources) from None
+            raise _explained(error, sources, self.suffixes) from None
         dependencies: list[Path] = []
         for depfile in depfiles:
             for path in parse_depfile(depfile.read_text(errors="replace")):
@@ -167,14 +179,14 @@ def constants_for(interface: Interface, values: Mapping[str, object]) -> tuple[C
                  if isinstance(value, (int, float, str)) and python_name(name) not in taken)
 
 
-def _explained(error: CompileError, sources: list[Path]) -> CompileError:
+def _explained(error: CompileError, sources: list[Path], suffixes: tuple[str, ...]) -> CompileError:
     """A link error naming the undefined symbols, and the files beside the sources that define them."""
     missing = list(dict.fromkeys(re.findall(r"undefined reference to [`']([^'`]+)'", error.diagnostics)))
     if not missing:
         return error
     where = []
     for symbol in missing[:20]:
-        definers = _defining_files(symbol, sources)
+        definers = _defining_files(symbol, sources, suffixes)
         hint = f" (defined in {', '.join(definers)}: add it to `sources`)" if definers else ""
         where.append(f"  {symbol}{hint}")
     message = (f"undefined symbol{'s' if len(missing) > 1 else ''} when linking:\n" + "\n".join(where)
@@ -183,15 +195,16 @@ def _explained(error: CompileError, sources: list[Path]) -> CompileError:
     return CompileError(message, command=error.command, returncode=error.returncode, diagnostics=error.diagnostics)
 
 
-def _defining_files(symbol: str, sources: list[Path]) -> list[str]:
-    """C files beside the sources (not already sources) whose text seems to define ``symbol``."""
+def _defining_files(symbol: str, sources: list[Path], suffixes: tuple[str, ...]) -> list[str]:
+    """Files of the driver's suffixes beside the sources (not already sources) whose text seems to define
+    ``symbol``."""
     # A definition's head: the name, its parameters, then its body's brace (or a line end before it).
     pattern = re.compile(rf"^[^;#/\n]*\b{re.escape(symbol)}\s*\([^;]*\)\s*(\{{|$)", re.MULTILINE)
     found = []
     directories = dict.fromkeys(source.parent for source in sources)
     for directory in directories:
-        for candidate in sorted(directory.glob("*.c")):
-            if candidate in sources:
+        for candidate in sorted(directory.iterdir()):
+            if candidate.suffix not in suffixes or candidate in sources:
                 continue
             try:
                 text = candidate.read_text(errors="replace")

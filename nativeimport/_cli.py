@@ -234,14 +234,18 @@ def _doctor(args: argparse.Namespace) -> tuple[int, Result]:
     def render(d: dict[str, Any]) -> str:
         lines = [f"nativeimport {d['nativeimport']} on {d['python']} ({d['executable']})",
                  f"binders: {d['binders']}", f"cache: {d['cache_dir']}"]
+        # Columns as wide as their widest entry: a driver may claim many suffixes (C++: .cpp .cc .cxx).
+        name_width = max((len(row["name"]) for row in d["drivers"]), default=0)
+        suffix_width = max((len(" ".join(row["suffixes"])) for row in d["drivers"]), default=0)
+        tool_width = max((len(t["name"]) for row in d["drivers"] for t in row.get("tools", ())), default=0)
         for row in d["drivers"]:
-            suffixes = " ".join(row["suffixes"])
+            label = f"{row['name']:<{name_width}} {' '.join(row['suffixes']):<{suffix_width}}"
             if row["found"]:
                 for index, tool in enumerate(row["tools"]):
-                    label = f"{row['name']:<6} {suffixes:<10}" if index == 0 else " " * 17
-                    lines.append(f"  {label} ok   {tool['name']:<6} {tool['path']}  {tool['version']}")
+                    label = label if index == 0 else " " * len(label)
+                    lines.append(f"  {label} ok   {tool['name']:<{tool_width}} {tool['path']}  {tool['version']}")
             else:
-                lines.append(f"  {row['name']:<6} {suffixes:<10} MISSING  {row['problem']}")
+                lines.append(f"  {label} MISSING  {row['problem']}")
         return "\n".join(lines)
 
     return 0, (data, render)

@@ -103,10 +103,10 @@ class _Reader:
             checked_types = False
             for die in _subprograms(cu.get_top_DIE()):
                 name, origin = _origin(die)
-                if name is None or name not in self.exports or "DW_AT_low_pc" not in die.attributes:
+                if name is None or name not in self.exports:
                     continue
-                if die.attributes["DW_AT_low_pc"].value != self.exports[name]:
-                    continue  # another function's copy; the export's own DIE decides
+                if self.exports[name] not in _entry_addresses(die):
+                    continue  # a declaration, or another function's copy; the export's own DIE decides
                 if not checked_types and not _has_types(cu):
                     raise InterfaceError(
                         f"{where}: built with limited debug info (-g1), which records no types; "
@@ -246,7 +246,24 @@ class _Reader:
             return CType.pointer(CType.struct(self._struct_name(target, typedef)), const=const, spelling=spelling)
         if target.tag == "DW_TAG_union_type":
             raise Unsupported("a pointer to a union")
+        if target.tag == "DW_TAG_class_type":
+            return self._class_handle(target, typedef, const, spelling)
+        if target.tag == "DW_TAG_structure_type" and _lang_is_cxx(target.cu):
+            try:
+                return CType.pointer(self._resolve(target, typedef), const=const, spelling=spelling)
+            except Unsupported:  # a C++ struct C cannot describe (a std::vector member, say): a handle
+                return self._class_handle(target, typedef, const, spelling)
         return CType.pointer(self._resolve(target, typedef), const=const, spelling=spelling)
+
+    def _class_handle(self, die: DIE, typedef: str, const: bool, spelling: str) -> CType:
+        """A pointer to a C++ class: an opaque handle, whatever the class holds.
+
+        A class's layout (vtable, private members, bases) is C++'s business; C only
+        passes the pointer around, so the class is declared as an opaque struct.
+        """
+        name = self._struct_name(die, typedef)
+        self.structs.setdefault(name, Struct(name, None))
+        return CType.pointer(CType.struct(name, _qualified_name(die)), const=const, spelling=spelling)
 
     def _struct_name(self, die: DIE, typedef: str) -> str:
         name = _name(die) or typedef
@@ -425,6 +442,40 @@ def _origin(die: DIE) -> tuple[Optional[str], DIE]:
     return None, origin
 
 
+def _qualified_name(die: DIE) -> str:
+    """``outer::Inner``: a C++ type's name with its enclosing namespaces and classes."""
+    parts = [_name(die) or "(anonymous)"]
+    parent = die.get_parent()
+    while parent is not None and parent.tag in ("DW_TAG_namespace", "DW_TAG_class_type", "DW_TAG_structure_type"):
+        parts.insert(0, _name(parent) or "(anonymous namespace)")
+        parent = parent.get_parent()
+    return "::".join(parts)
+
+
+def _entry_addresses(die: DIE) -> set[int]:
+    """Where a function's code starts: its low_pc, or (split into hot and cold parts, as GCC
+    does with code after a ``throw`` or ``__builtin_expect``) the start of each of its ranges.
+    Empty for a declaration."""
+    if "DW_AT_low_pc" in die.attributes:
+        return {die.attributes["DW_AT_low_pc"].value}
+    if "DW_AT_ranges" not in die.attributes:
+        return set()
+    ranges = die.dwarfinfo.range_lists()
+    if ranges is None:
+        return set()
+    top = die.cu.get_top_DIE()
+    base = top.attributes["DW_AT_low_pc"].value if "DW_AT_low_pc" in top.attributes else 0
+    from elftools.dwarf.ranges import BaseAddressEntry
+
+    starts = set()
+    for entry in ranges.get_range_list_at_offset(die.attributes["DW_AT_ranges"].value, cu=die.cu):  # type: ignore[arg-type]
+        if isinstance(entry, BaseAddressEntry):
+            base = entry.base_address
+        else:
+            starts.add(entry.begin_offset if entry.is_absolute else base + entry.begin_offset)
+    return starts
+
+
 def _subprograms(die: DIE) -> Iterator[DIE]:
     # Top-level functions, and those inside namespaces (Rust puts exports in the crate's).
     for child in die.iter_children():
@@ -442,6 +493,12 @@ def _lang_is_c(cu: Any) -> bool:
     lang = cu.get_top_DIE().attributes.get("DW_AT_language")
     # DW_LANG_C89=0x1, C=0x2, C99=0xc, C11=0x1d, C17=0x2c
     return lang is None or lang.value in (0x1, 0x2, 0xC, 0x1D, 0x2C)
+
+
+def _lang_is_cxx(cu: Any) -> bool:
+    lang = cu.get_top_DIE().attributes.get("DW_AT_language")
+    # DW_LANG_C_plus_plus=0x4, C_plus_plus_03=0x19, _11=0x1a, _14=0x21, (DWARF 6) _17=0x2a, _20=0x2b
+    return lang is not None and lang.value in (0x4, 0x19, 0x1A, 0x21, 0x2A, 0x2B)
 
 
 def _is_runtime_symbol(name: str) -> bool:

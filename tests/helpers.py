@@ -69,3 +69,12 @@ class Runner:
     def entries(self) -> list[Path]:
         directory = self.cache / "entries"
         return sorted(directory.iterdir()) if directory.is_dir() else []
+
+
+def make_environment(python: str, target: Path, wheel: Path, extras: str = "") -> Path:
+    """A virtual environment of ``python`` at ``target`` with nativeimport's ``wheel`` installed; its interpreter."""
+    subprocess.run([python, "-m", "venv", str(target)], check=True, capture_output=True)
+    interpreter = target / "bin" / "python"
+    subprocess.run([str(interpreter), "-m", "pip", "install", "-q", f"{wheel}{extras}"], check=True,
+                   capture_output=True)
+    return interpreter

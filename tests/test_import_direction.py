@@ -61,6 +61,8 @@ ALLOWED: dict[str, set[str]] = {
     "compilers._names": {"interface"},
     "compilers._macros": {"errors"},
     "compilers.c": {"compilers._macros", "driver", "errors", "interface"},
+    "compilers.cpp": {"compilers.c", "driver", "errors", "interface"},
+    "compilers.fortran": {"driver", "dwarf", "errors", "interface"},
     "compilers.rust": {"compilers._names", "driver", "dwarf", "errors", "interface"},
     "compilers.zig": {"compilers._names", "driver", "errors", "interface"},
 }

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import Runner
+from helpers import Runner, make_environment
 
 ROOT = Path(__file__).parents[1]
 MYMATH = (ROOT / "demos" / "mymath" / "mymath.c").read_text()
@@ -31,30 +31,6 @@ CALLS = """
             out.append(type(exc).__name__)
     print(json.dumps(out))
 """
-
-
-def make_environment(python: str, target: Path, wheel: Path, extras: str = "") -> Path:
-    subprocess.run([python, "-m", "venv", str(target)], check=True, capture_output=True)
-    interpreter = target / "bin" / "python"
-    subprocess.run([str(interpreter), "-m", "pip", "install", "-q", f"{wheel}{extras}"], check=True,
-                   capture_output=True)
-    return interpreter
-
-
-@pytest.fixture(scope="session")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(folder), str(ROOT)],
-                   check=True, capture_output=True)
-    (built,) = folder.glob("nativeimport-*.whl")
-    return built
-
-
-@pytest.fixture(scope="session")
-def pypy(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Path:
-    if shutil.which("pypy3") is None:
-        pytest.skip("PyPy is not installed (Debian: apt-get install pypy3 pypy3-venv)")
-    return make_environment("pypy3", tmp_path_factory.mktemp("pypy") / "venv", wheel, extras="[zig]")
 
 
 @pytest.fixture(scope="session")
