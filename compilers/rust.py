@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Optional
 
 from nativeimport.driver import (
+    C_SEARCH_ENVIRONMENT,
     BuildRequest,
     BuildResult,
     BuildSettings,
@@ -65,6 +66,11 @@ class RustDriver(Driver):
     suffixes = (".rs",)
     directory_marker = "Cargo.toml"
     environment = ("RUSTC", "CARGO", "RUSTFLAGS")
+    # rustup picks the compiler by RUSTUP_TOOLCHAIN; cargo reads its config and registry under CARGO_HOME and
+    # flags from CARGO_*; rustc links through cc, which reads C_SEARCH_ENVIRONMENT's LIBRARY_PATH.
+    search_environment = (*C_SEARCH_ENVIRONMENT, "RUSTUP_TOOLCHAIN", "RUSTUP_HOME", "CARGO_HOME",
+                          "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_BUILD_TARGET", "RUSTC_WRAPPER",
+                          "RUSTC_BOOTSTRAP")
 
     def find_toolchain(self) -> Toolchain:
         command = find_program("RUSTC", ["rustc"], install_hint=INSTALL_HINT, language="Rust")

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from nativeimport.driver import (
+    C_SEARCH_ENVIRONMENT,
     BuildRequest,
     BuildResult,
     Driver,
@@ -45,6 +46,8 @@ class ZigDriver(Driver):
     name = "zig"
     suffixes = (".zig",)
     environment = ("ZIG", "ZIGFLAGS")
+    # ZIG_LIB_DIR replaces the standard library (and the libc headers) every build reads.
+    search_environment = (*C_SEARCH_ENVIRONMENT, "ZIG_LIB_DIR")
 
     def find_toolchain(self) -> Toolchain:
         if os.environ.get("ZIG", "").strip():

@@ -11,7 +11,7 @@ and :mod:`nativeimport.settings`.
 
 from __future__ import annotations
 
-from ._api import build, install, load, release_gil, uninstall
+from ._api import bind_shipped, build, install, load, release_gil, uninstall
 from ._version import __version__
 from .errors import (
     BindingError,
@@ -42,6 +42,7 @@ __all__ = [
     "SourceError",
     "ToolchainNotFound",
     "__version__",
+    "bind_shipped",
     "build",
     "install",
     "load",

@@ -18,11 +18,11 @@ if TYPE_CHECKING:  # pathlib, typing and types cost milliseconds: `import native
 
     from ._registry import DriverInfo
 
-__all__ = ["build", "install", "load", "release_gil", "uninstall"]
+__all__ = ["bind_shipped", "build", "install", "load", "release_gil", "uninstall"]
 
 
 def install(*, cache_dir: Union[str, Path, None] = None, verbose: Optional[bool] = None,
-            binder: Optional[str] = None) -> Any:
+            binder: Optional[str] = None, verify: Optional[bool] = None) -> Any:
     """Let ``import name`` find ``name.c`` (``.rs``, ``.zig``, ...) on ``sys.path``. Idempotent.
 
     Appends the finder to ``sys.meta_path`` (after Python's own, which answer
@@ -34,8 +34,8 @@ def install(*, cache_dir: Union[str, Path, None] = None, verbose: Optional[bool]
     from . import _finder
     from .settings import Settings
 
-    overrides = {k: v for k, v in {"cache_dir": cache_dir, "verbose": verbose, "binder": binder}.items()
-                 if v is not None}
+    overrides = {k: v for k, v in {"cache_dir": cache_dir, "verbose": verbose, "binder": binder,
+                                   "verify": verify}.items() if v is not None}
     # A bad argument is reported here; a bad NATIVEIMPORT_* variable by the native import that reads it, so
     # a process that installs the hook (sitecustomize, nativeimport.auto) starts whatever the environment says.
     Settings.from_env({}, **overrides)
@@ -99,6 +99,18 @@ def build(path: Union[str, Path], **overrides: Any) -> Path:
     entry = obtain_entry(source, driver, settings, stem)
     complete_entry(entry, stem, settings)
     return Path(entry)
+
+
+def bind_shipped(name: str, built_with: str) -> None:
+    """Bind the module ``name`` from the prebuilt entry a wheel ships beside its file.
+
+    Called by the ``<module>.py`` that :mod:`nativeimport.build_meta` writes into
+    a wheel, as that module is imported; ``built_with`` is the nativeimport
+    version that made the wheel. Needs no compiler, no source and no cache.
+    """
+    from ._shipped import bind_shipped as bind
+
+    bind(name, built_with)
 
 
 def _driver_for(path: Union[str, Path], overrides: dict[str, Any]) -> tuple[str, DriverInfo]:

@@ -22,15 +22,17 @@ import logging
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sysconfig
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from ._entry import FAST_FILE, entry_file, fast_unavailable_marker
+from ._child import child_setup
+from ._entry import FAST_FILE, entry_file, note_fast_unavailable
 from ._fast_c import HEADER, helpers_source, prelude
-from ._records import checksum, write_atomically
+from ._records import checksum, make_private_dirs, write_atomically
 from .interface import CType, Function, Interface, python_name, takes_bytes
 
 __all__ = ["FastBuild", "Prebuilt", "build_fast", "expressible", "light_binding", "missing_prerequisite"]
@@ -120,7 +122,7 @@ class Prebuilt:
         self.helpers_c = self.directory / "ni_helpers.c"
         self.helpers = self.directory / "ni_helpers.o"
         self.is_gcc = "gcc" in os.path.basename(program)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(str(self.directory))
         for path, text in ((self.header, HEADER), (self.helpers_c, helpers_source())):
             if not path.exists():
                 write_atomically(path, text)
@@ -157,7 +159,22 @@ def _compile_detached(final: Path, temporary: Path, command: list[str]) -> None:
 # The shell leaves the compiler running in a subshell of its own and exits at once, so the importing
 # process waits only for /bin/sh to start (a Python helper cost ~30 ms each). The result is renamed into
 # place when complete, so readers never see half a file.
-_DETACHED_COMPILE = 'temporary=$1 final=$2; shift 2; ("$@" && mv -f "$temporary" "$final" || rm -f "$temporary") &'
+_DETACHED_COMPILE = ('umask 077; temporary=$1 final=$2; shift 2; '
+                     '("$@" && mv -f "$temporary" "$final" || rm -f "$temporary") &')
+
+
+NOTHING_TO_SERVE = "no function it can serve"  # the one reason no later attempt can change
+
+
+def _prerequisites() -> list[str]:
+    """The files whose change makes a failed wrapper build worth trying again: the Python headers and
+    the compiler, or where one would be installed (the PATH folders, whose mtime an install changes)."""
+    files = [os.path.join(sysconfig.get_paths().get("include", ""), "Python.h")]
+    compiler = _compiler()
+    found = shutil.which(compiler[0]) if compiler else None
+    if found is not None:
+        return [*files, os.path.realpath(found), found]
+    return files + [folder for folder in os.environ.get("PATH", "").split(os.pathsep) if folder]
 
 
 class FastBuild:
@@ -175,7 +192,7 @@ class FastBuild:
         self.problem: str | None = None
         self.functions = [f for f in interface.functions if expressible(f)]
         if not self.functions:
-            self.problem = "no function it can serve"
+            self.problem = NOTHING_TO_SERVE
             return
         self.problem = missing_prerequisite()
         if self.problem is not None:
@@ -184,10 +201,14 @@ class FastBuild:
         self.built = self.work / self.target.name
         self._start(prebuilt.helpers_object())
 
-    def _start(self, helpers: Path | None) -> None:
-        """Run the compiler, linking the prebuilt ``helpers`` object if given, else with the helpers inline."""
+    def _start(self, helpers: Path | None, private_header: bool = False) -> None:
+        """Run the compiler, linking the prebuilt ``helpers`` object if given, else with the helpers inline;
+        ``private_header``: beside the C file, where no precompiled header is (``#include "..."`` looks there first)."""
         self.linked = helpers
+        self.retried = private_header
         c_file = self.work / "fast.c"
+        if private_header:
+            (self.work / self.prebuilt.header.name).write_text(HEADER, encoding="utf-8")
         c_file.write_text(generate(self.functions, self.module_name, shared=helpers is not None), encoding="utf-8")
         compiler = _compiler()
         assert compiler is not None
@@ -196,12 +217,12 @@ class FastBuild:
                    *([str(helpers)] if helpers is not None else []), "-ldl"]
         log.debug("running %s", shlex.join(command))
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+                                        stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=child_setup())
 
     def cancel(self) -> None:
         """Stop the compiler: the build this wrapper belonged to failed."""
         if self.process is not None:
-            self.process.kill()
+            _kill_group(self.process)
             self.process.communicate()
             self.process = None
             shutil.rmtree(self.work, ignore_errors=True)
@@ -215,10 +236,11 @@ class FastBuild:
                 shutil.rmtree(self.work, ignore_errors=True)
         if self.problem is None:
             return self.target
-        if self.problem != "no function it can serve":
+        permanent = self.problem == NOTHING_TO_SERVE
+        if not permanent:
             log.info("fast binder unavailable for %s (%s); using the cffi binder", self.module_name, self.problem)
         try:
-            Path(fast_unavailable_marker(str(self.target.parent))).write_text(self.problem, encoding="utf-8")
+            note_fast_unavailable(str(self.target.parent), self.problem, permanent, _prerequisites())
         except OSError:
             pass
         return None
@@ -228,19 +250,28 @@ class FastBuild:
         try:
             output, _ = self.process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            _kill_group(self.process)
             self.process.communicate()
             self.problem = f"the C compiler took longer than {timeout:g} s"
             return
         if self.process.returncode == 0:
             os.replace(self.built, self.target)  # atomic: another process may build the same wrapper
-        elif self.linked is not None:  # a damaged or foreign helpers object: not a reason to give up
-            log.debug("linking %s failed; compiling the helpers inline: %s", self.linked,
-                      output.decode(errors="replace"))
-            self._start(None)
+        elif not self.retried and (self.linked is not None or self.prebuilt.gch.exists()):
+            # A damaged or foreign helpers object, or a precompiled header GCC cannot map this time ("PCH
+            # allocation failure", at random under address-space randomisation): not a reason to give up.
+            log.debug("building with the prebuilt parts (%s) failed; compiling the helpers inline, without the "
+                      "precompiled header: %s", self.linked or self.prebuilt.gch, output.decode(errors="replace"))
+            self._start(None, private_header=True)
             self._wait(timeout)
         else:
             self.problem = f"the C compiler failed: {output.decode(errors='replace').strip()[:2000]}"
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # the compiler's own children (cc1, as) with it
+    except ProcessLookupError:
+        pass
 
 
 def missing_prerequisite() -> str | None:

@@ -35,7 +35,7 @@ from ._entry import (
     root_of,
 )
 from ._progress import showing_progress
-from ._records import snapshot
+from ._records import ABSENT, snapshot
 from ._version import __version__
 from .driver import BuildRequest, BuildResult, Driver
 from .errors import CacheError, NativeImportWarning, SourceError
@@ -76,15 +76,9 @@ def build_into(staging: Path, *, driver: Driver, cache: Cache, source: Path, sou
     discards ``staging``)."""
     started = time.perf_counter()
     _import_in_background(_LATER_MODULES)
-    output = staging / "build"
-    output.mkdir()
     toolchain = driver.toolchain()
-    request = BuildRequest(source=source, module_name=module_name, output_dir=output, toolchain=toolchain,
-                           scratch_dir=cache.scratch(driver.name), timeout=timeout, settings=resolved.settings)
-    result = driver.compile(request)
-    if driver.read_source(source) != source_bytes:
-        raise SourceError(f"{source} changed while it was being compiled; import it again",
-                          name=module_name, path=str(source))
+    request, result, dependencies, stats = _compile_unraced(staging, driver, cache, source, source_bytes,
+                                                            module_name, timeout, resolved)
     interface = _checked_interface(driver, request, result)
     # This interpreter's fast wrapper compiles while the cffi binding is generated.
     prebuilt = Prebuilt(cache.scratch(PREBUILT_SCRATCH)) if fast else None
@@ -101,18 +95,13 @@ def build_into(staging: Path, *, driver: Driver, cache: Cache, source: Path, sou
         prebuilt.build_in_background()
 
     shutil.move(str(result.library), staging / LIBRARY_FILE)
-    shutil.rmtree(output)
+    shutil.rmtree(request.output_dir)
     (staging / BINDING_FILE).write_text(binding, encoding="utf-8")
     (staging / LIGHT_FILE).write_text(light_binding(interface), encoding="utf-8")
     (staging / INTERFACE_FILE).write_text(json.dumps(interface.to_json(), indent=1), encoding="utf-8")
     if result.diagnostics.strip():
         (staging / BUILD_LOG).write_text(result.diagnostics, encoding="utf-8")
 
-    source_dir = _source_dir(source)
-    # Every file the build read, the extra sources included, and the module's table in nativeimport.toml.
-    files = sorted({*result.dependencies, *resolved.settings.sources, resolved.table})
-    stats = snapshot([config_of(f) for f in files])  # before hashing: an edit racing with us is seen next time
-    dependencies = [Dependency(dependency_of(f, source_dir), table_digest(f) or digest_file(f)) for f in files]
     duration = time.perf_counter() - started
     manifest = {
         "module": module_name,
@@ -121,7 +110,9 @@ def build_into(staging: Path, *, driver: Driver, cache: Cache, source: Path, sou
         "toolchain": {"command": list(toolchain.command), "version": toolchain.version},
         "flags": list(driver.flags()),
         "settings": json.loads(resolved.key_text),
-        "dependencies": [d.path for d in dependencies],
+        "search_environment": _search_values(driver),
+        "dependencies": [d.path for d in dependencies if d.digest != ABSENT],
+        "absent": [d.path for d in dependencies if d.digest == ABSENT],
         "exports": [f.name for f in interface.functions],
         "skipped": {s.name: s.reason for s in interface.skipped},
         "sizes": {p.name: p.stat().st_size for p in staging.iterdir() if p.is_file()},
@@ -134,6 +125,121 @@ def build_into(staging: Path, *, driver: Driver, cache: Cache, source: Path, sou
     if result.diagnostics.strip():
         log.warning("%s: compiler output:\n%s", source, result.diagnostics.rstrip())
     return Built(dependencies, stats, manifest)
+
+
+BUILD_ATTEMPTS = 3  # builds of one import whose inputs changed while the compiler read them, before giving up
+
+
+def _compile_unraced(staging: Path, driver: Driver, cache: Cache, source: Path, source_bytes: bytes,
+                     module_name: str, timeout: float,
+                     resolved: Resolved) -> tuple[BuildRequest, BuildResult, list[Dependency], Snapshot]:
+    """Compile, then hash what the compiler read; again if any of it may have changed meanwhile.
+
+    The key is made of the dependencies' content, but the compiler read them
+    earlier: an edit in between (a header saved during a slow build, a source
+    edited A -> B -> A) would file a library of the old content under the new
+    content's key, for every copy of the project. So a clock mark is taken on
+    the cache's file system before compiling, and after hashing every input
+    must have a ctime older than it: then none changed since the compiler
+    started, and what was hashed is what it read. ctime, not mtime: every write
+    (and ``touch``) moves it to the present, and nothing can set it back.
+    """
+    source_dir = _source_dir(source)
+    # What read_source read: the manifest of a directory source (cargo's lock file changes the folder).
+    watched = source / driver.directory_marker if source.is_dir() and driver.directory_marker else source
+    output = staging / "build"
+    changed: Snapshot = []
+    latest: Optional[int] = None
+    known: list[Path] = [watched]  # the inputs known before compiling: the source, then the last attempt's
+    for attempt in range(1, BUILD_ATTEMPTS + 1):
+        shutil.rmtree(output, ignore_errors=True)
+        output.mkdir()
+        began = _clock(staging, after=latest)
+        before = {row[0]: row for row in snapshot(known)}
+        request = BuildRequest(source=source, module_name=module_name, output_dir=output, toolchain=driver.toolchain(),
+                               scratch_dir=cache.scratch(driver.name), timeout=timeout, settings=resolved.settings)
+        result = driver.compile(request)
+        if driver.read_source(source) != source_bytes:
+            raise SourceError(f"{source} changed while it was being compiled; import it again",
+                              name=module_name, path=str(source))
+        files = sorted({*result.dependencies, *resolved.settings.sources})
+        shadows = _shadows(files, source_dir)
+        dependencies = [Dependency(dependency_of(f, source_dir), digest_file(f)) for f in files]
+        dependencies += [Dependency(dependency_of(f, source_dir), ABSENT) for f in shadows]
+        # The module's table in nativeimport.toml (the file is stat'ed; its table's content is the digest).
+        dependencies.append(Dependency(dependency_of(resolved.table, source_dir), table_digest(resolved.table) or ""))
+        config = config_of(resolved.table)
+        stats = snapshot([*files, *shadows, config])  # after hashing: unchanged since `began`, so also before it
+        ended = _clock(staging, after=None)
+        absent = {str(f) for f in shadows} | ({str(config)} if not config.exists() else set())
+        changed = [row for row in snapshot([watched]) + stats
+                   if _may_have_changed(row, began, ended, before.get(row[0]), row[0] in absent)]
+        if not changed:  # each row with its content's digest, for NATIVEIMPORT_VERIFY
+            (staging / _CLOCK).unlink()
+            # The configuration file is checked by its stat only: its digest is its module's table's, not its own.
+            digests = [d.digest for d in dependencies[:-1]] + ["-"]
+            return request, result, dependencies, [[*row, digest] for row, digest in zip(stats, digests)]
+        latest = max((row[4] for row in changed if row[4] is not None and row[4] <= ended), default=None)
+        known = [watched, *files, *shadows, config]
+        log.info("%s changed while %s was compiled (attempt %d of %d); building again", changed[0][0], source.name,
+                 attempt, BUILD_ATTEMPTS)
+    raise SourceError(f"{changed[0][0]} kept changing while {source} was compiled ({BUILD_ATTEMPTS} builds); "
+                      "import it again once it is saved", name=module_name, path=str(source))
+
+
+def _may_have_changed(row: list[Any], began: int, ended: int, before: Optional[list[Any]],
+                      expected_absent: bool) -> bool:
+    """Whether the file of ``row`` (its stat after hashing) may have changed since the compiler started.
+
+    A ctime later than the build's end is another clock's (a file server's, ahead of ours): it says
+    nothing about the build, so such a file counts as unchanged only if its stat before compiling
+    (known from the previous attempt) is the same.
+    """
+    if (row[4] is None) != expected_absent:  # a dependency gone, or a shadowing header appeared
+        return True
+    if row[4] is None or row[4] < began:
+        return False
+    return not (row[4] > ended and before == row)
+
+
+_CLOCK = ".clock"  # in the staging directory, removed before publishing
+
+
+def _clock(staging: Path, after: Optional[int]) -> int:
+    """Now, on the cache's file system clock (a file's ctime, in ns), later than ``after`` if given.
+
+    Waiting for the clock to pass the newest input seen changing keeps a
+    retry from failing again on the very same edit (a file system with
+    one-second timestamps waits up to a second, and only after a race).
+    """
+    mark = staging / _CLOCK
+    mark.touch()
+    now = mark.stat().st_ctime_ns
+    deadline = time.monotonic() + 2.0
+    while after is not None and now <= after and time.monotonic() < deadline:
+        time.sleep(0.01)
+        os.utime(mark)
+        now = mark.stat().st_ctime_ns
+    return now
+
+
+_HEADER_SUFFIXES = frozenset({".h", ".hh", ".hpp", ".hxx", ".inc", ".inl"})
+
+
+def _shadows(files: list[Path], source_dir: Path) -> list[Path]:
+    """Files whose appearance would change the build: for each header found outside the source's
+    folder (through ``-I``, ``CPATH``), the same name beside the source, where ``#include "..."``
+    looks first. Headers under /usr are the system's, reached by ``<...>``: not followed.
+    What else the compiler searched in vain (``__has_include``, other ``-I`` folders) is not tracked.
+    """
+    shadows = []
+    for path in files:
+        if path.suffix not in _HEADER_SUFFIXES or path.parent == source_dir or str(path).startswith("/usr/"):
+            continue
+        candidate = source_dir / path.name
+        if candidate not in files and candidate not in shadows and not os.path.lexists(candidate):
+            shadows.append(candidate)
+    return shadows
 
 
 # Imported by the steps after compiling (DWARF, the cffi binding): tens of ms that a thread spends
@@ -194,6 +300,8 @@ def check_or_build(root: str, source_name: str, info: DriverInfo, token: str, se
     driver = info.load()
     source_stats = snapshot([source_name])
     source_bytes = _read_source(driver.read_source, source)
+    if not source.is_dir():  # its digest, for NATIVEIMPORT_VERIFY (a directory's files are dependencies)
+        source_stats[0].append(_digest_bytes(source_bytes))
     if not source_bytes.strip():
         raise SourceError(f"{source} is empty: there is nothing to import")
     log.debug("%s: looking for a build (%s)", source, reason)
@@ -201,7 +309,8 @@ def check_or_build(root: str, source_name: str, info: DriverInfo, token: str, se
     try:
         fingerprint, compiler_stats = cache.fingerprint(token, info)
         # The version too: an entry holds bindings generated by this release, for its runtime.
-        source_key = _digest(KEY_SCHEMA, __version__, fingerprint, resolved.key_text, source_bytes)
+        source_key = _digest(KEY_SCHEMA, __version__, fingerprint, json.dumps(_search_values(driver)),
+                             resolved.key_text, source_bytes)
         key, dep_stats = cache.match(source_key, _source_dir(source))
         if key is None:
             with cache.lock(source_key, settings, what=f"{module_name} ({source})"):
@@ -296,6 +405,11 @@ def evict(entry: str, source: str, why: Exception) -> None:
     forget_fresh(root, source)
 
 
+def _search_values(driver: Driver) -> dict[str, str]:
+    """The compiler's search environment (``Driver.search_environment``): where it finds headers and libraries."""
+    return {name: os.environ.get(name, "") for name in driver.search_environment}
+
+
 def _read_source(read: Any, source: Path) -> bytes:
     try:
         data: bytes = read(source)
@@ -310,6 +424,12 @@ def _read_source(read: Any, source: Path) -> bytes:
 
 def _source_dir(source: Path) -> Path:
     return source if source.is_dir() else source.parent
+
+
+def _digest_bytes(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
 
 
 def _digest(*parts: object) -> str:

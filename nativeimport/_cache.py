@@ -23,6 +23,8 @@ from ._build_settings import config_of, table_digest
 from ._entry import (
     MANIFEST_FILE,
     RECORD_DIRECTORIES,
+    REMOVED_PREFIX,
+    STAGING_PREFIX,
     EntryInfo,
     entry_dir,
     index_record,
@@ -32,7 +34,7 @@ from ._entry import (
     staging_parent,
     toolchain_record,
 )
-from ._records import read_record, snapshot, stats_match, write_record
+from ._records import ABSENT, make_private_dirs, read_record, snapshot, stats_match, write_record
 from .errors import LockTimeout
 
 TYPE_CHECKING = False
@@ -41,7 +43,7 @@ if TYPE_CHECKING:
     from ._registry import DriverInfo
     from .settings import Settings
 
-__all__ = ["Cache", "Dependency", "digest_file"]
+__all__ = ["ABSENT", "Cache", "Dependency", "digest_file"]
 
 log = logging.getLogger("nativeimport")
 
@@ -95,7 +97,8 @@ class Cache:
 
     # -- content index: builds of one source content ------------------------
     def match(self, source_key: str, base: Path) -> tuple[Optional[str], Snapshot]:
-        """The entry whose dependencies all still have their recorded content, and their stats.
+        """The entry whose dependencies all still have their recorded content, and their stats
+        (each row followed by the content's digest).
 
         The stats are taken before the contents are hashed, so an edit racing
         with this check makes the next import look again rather than trust it.
@@ -105,9 +108,10 @@ class Cache:
             deps = [Dependency(path, digest) for path, digest in candidate["dependencies"]]
             files = [dep.locate(base) for dep in deps]
             stats = snapshot([config_of(f) for f in files])
-            unchanged = all((table_digest(f) or _digest_or_none(f)) == dep.digest for f, dep in zip(files, deps))
+            unchanged = all((table_digest(f) or _digest_or_none(f) or ABSENT) == dep.digest
+                            for f, dep in zip(files, deps))
             if unchanged and self.entry(candidate["key"]).is_dir():
-                return str(candidate["key"]), stats
+                return str(candidate["key"]), [[*row, dep.digest] for row, dep in zip(stats, deps)]
         return None, []
 
     def add_build(self, source_key: str, dependencies: Sequence[Dependency], key: str) -> None:
@@ -124,7 +128,7 @@ class Cache:
         from filelock import FileLock, Timeout
 
         path = Path(lock_file(str(self.root), source_key))
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(str(path.parent))
         lock = FileLock(str(path), mode=0o600)
         try:
             lock.acquire(timeout=0)
@@ -147,9 +151,9 @@ class Cache:
     def staging(self) -> Iterator[Path]:
         """A private directory to build in; removed unless :meth:`publish` moved it."""
         parent = Path(staging_parent(str(self.root)))
-        parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(str(parent))
         self._remove_abandoned(parent)
-        path = Path(tempfile.mkdtemp(dir=parent, prefix=f"{os.getpid()}-"))
+        path = Path(tempfile.mkdtemp(dir=parent, prefix=f"{STAGING_PREFIX}{os.getpid()}-"))
         try:
             yield path
         finally:
@@ -158,7 +162,8 @@ class Cache:
     def publish(self, staging: Path, key: str) -> Path:
         """Move a complete build into place in one rename; readers never see half an entry."""
         target = self.entry(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(str(target.parent))
+        _make_private(staging)
         try:
             os.replace(staging, target)
         except OSError:
@@ -168,11 +173,14 @@ class Cache:
         return target
 
     def _remove_abandoned(self, parent: Path) -> None:
-        # Builds whose process died (killed, crashed) leave a directory named after its pid.
+        # Builds whose process died (killed, crashed) leave a directory named after its pid, and a
+        # removal interrupted leaves its renamed entry. Only names with our prefixes: the root may
+        # be an older nativeimport's, adopted, whose tmp/ could hold anything.
         for child in parent.iterdir():
-            pid_text = child.name.partition("-")[0]
-            if pid_text.isdigit() and not _alive(int(pid_text)):
-                shutil.rmtree(child, ignore_errors=True)
+            for prefix in (STAGING_PREFIX, REMOVED_PREFIX):
+                pid_text = child.name[len(prefix):].partition("-")[0] if child.name.startswith(prefix) else ""
+                if pid_text.isdigit() and not _alive(int(pid_text)):
+                    shutil.rmtree(child, ignore_errors=True)
 
     # -- listing and clearing -------------------------------------------------
     def entries(self) -> list[EntryInfo]:
@@ -203,8 +211,8 @@ class Cache:
     def remove(self, key: str) -> None:
         """Delete one entry (renamed aside first, so no reader sees it half gone)."""
         target = self.entry(key)
-        doomed = Path(staging_parent(str(self.root)), f"0-removed-{key}-{time.monotonic_ns()}")
-        doomed.parent.mkdir(parents=True, exist_ok=True)
+        doomed = Path(staging_parent(str(self.root)), f"{REMOVED_PREFIX}{os.getpid()}-{key}-{time.monotonic_ns()}")
+        make_private_dirs(str(doomed.parent))
         try:
             os.replace(target, doomed)
         except FileNotFoundError:
@@ -229,6 +237,21 @@ def _digest_or_none(path: Path) -> Optional[str]:
         return digest_file(path)
     except OSError:
         return None
+
+
+def _make_private(tree: Path) -> None:
+    """Take every permission from group and others in ``tree``, whatever the umask made.
+
+    The compiler and Python's writers create files ``0666 & ~umask``; under
+    ``umask 0`` another user could rewrite a library before it is loaded.
+    """
+    for directory, _, files in os.walk(tree):
+        os.chmod(directory, 0o700)
+        for name in files:
+            path = os.path.join(directory, name)
+            mode = os.lstat(path).st_mode
+            if mode & 0o077 and not os.path.islink(path):
+                os.chmod(path, mode & 0o700)
 
 
 def _alive(pid: int) -> bool:

@@ -1,4 +1,4 @@
-"""The ``nativeimport`` command: ``cache dir|list|clear``, ``build``, ``doctor``, ``show``.
+"""The ``nativeimport`` command: ``cache dir|list|clear|prune``, ``build``, ``doctor``, ``show``, ``stubs``.
 
 Each command computes a result; one renderer prints it as text or ``--json``.
 This is the only module that prints.
@@ -19,6 +19,7 @@ from ._api import build
 from ._cache import Cache
 from ._entry import INTERFACE_FILE, MANIFEST_FILE, cache_root, interpreters_served
 from ._finder import installed_drivers
+from ._package import stub_path, stub_text
 from ._records import read_record
 from ._version import __version__
 from .errors import NativeImportError, ToolchainNotFound
@@ -85,6 +86,10 @@ def _parser() -> argparse.ArgumentParser:
     show = commands.add_parser("show", parents=[common], help="show the Python-facing interface of a source")
     show.add_argument("path", type=Path)
     show.set_defaults(handler=_show)
+    stubs = commands.add_parser("stubs", parents=[common],
+                                help="write a .pyi stub beside each source (x.pyi beside x.c) for type checkers")
+    stubs.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    stubs.set_defaults(handler=_stubs)
     return parser
 
 
@@ -275,6 +280,33 @@ def _show(args: argparse.Namespace) -> tuple[int, Result]:
         return text
 
     return 0, (data, render)
+
+
+def _stubs(args: argparse.Namespace) -> tuple[int, Result]:
+    # Writing beside the sources is what this command is asked for; nothing else in nativeimport does it.
+    results = []
+    status = 0
+    for path in args.paths:
+        try:
+            entry = build(path, cache_dir=args.cache_dir, verbose=args.verbose or None)
+            target = stub_path(str(path))
+            Path(target).write_text(stub_text(str(entry)), encoding="utf-8")  # a file the user owns, as they would
+        except NativeImportError as exc:
+            print(f"error: {path}: {exc}", file=sys.stderr)
+            results.append({"path": str(path), "ok": False, "error": str(exc)})
+            status = 1
+            continue
+        except OSError as exc:
+            print(f"error: {path}: cannot write its stub: {exc.strerror or exc}", file=sys.stderr)
+            results.append({"path": str(path), "ok": False, "error": str(exc)})
+            status = 1
+            continue
+        results.append({"path": str(path), "ok": True, "stub": target})
+
+    def render(rows: list[dict[str, Any]]) -> str:
+        return "\n".join(f"wrote {r['stub']}" for r in rows if r["ok"])
+
+    return status, (results, render)
 
 
 def _size(size: float) -> str:

@@ -2,15 +2,21 @@
 
 Layout under the root::
 
+    CACHEDIR.TAG              the mark that nativeimport made (so may write and delete in) this folder
     entries/<key>/            one finished build: manifest.json, library.so, bindings (see ENTRY FILES)
-    index/<source-key>.json   builds of one source content: their dependencies' digests
-    fresh/<path-checksum>     per source path: stats of the source, dependencies and compiler -> key
+    index/<source-key>.json   builds of one source content: their dependencies' digests ("absent" for a
+                              header whose appearance would change the build)
+    fresh/<path-checksum>     per source path: stats (and digests) of the source, dependencies and compiler -> key
     drivers                   the installed drivers, valid while no sys.path directory changes
     toolchains/<hash>.json    a driver's fingerprint and compiler, valid while the compiler's stat holds
     locks/<source-key>.lock   one build per source content, across processes
-    tmp/<pid>-<random>/       builds in progress; renamed into entries/ when complete
+    tmp/nativeimport-build-<pid>-<random>/   builds in progress; renamed into entries/ when complete
     scratch/<name>/           toolchains' own caches (Zig's, Cargo's), the fast binder's prebuilt parts
     cells/<xx>/cell_<digest>  the sources of IPython ``%%native`` cells
+
+A wheel built by ``nativeimport.build_meta`` ships entries too, outside any
+root, as ``<package>/<module>.nativeimport/`` (see :func:`shipped_entry`):
+the same files, read and never written.
 
 No other module spells a file name or walks these directories: they ask here.
 An entry's key hashes everything that went into it (see ``_build``), never
@@ -18,7 +24,13 @@ its path, so a copied project reuses it and any interpreter can use it.
 
 A freshness record says: this source path, with these stats of itself, its
 dependencies and its compiler, under this driver configuration (``token``),
-gave this key. When every stat still matches, no byte is hashed.
+gave this key. When every stat still matches, no byte is hashed. The stats
+are (mtime, size, inode, ctime); a row written in the same clock tick as its
+file changed is "racily clean" and makes the next import hash (as git does).
+
+The root is nativeimport's only when marked (or new, or holding only our
+names), owned by us, private, and reached through folders no other user can
+change; see :func:`cache_root`.
 
 Every native import reads a freshness record, so this module imports only
 what Python has loaded at start-up.
@@ -32,7 +44,16 @@ import sys
 import time
 from _frozen_importlib_external import EXTENSION_SUFFIXES  # importlib.machinery's, without importing importlib
 
-from ._records import first_changed, read_lines, read_record, text_checksum, write_lines
+from ._records import (
+    content_digest,
+    first_changed,
+    make_private_dirs,
+    read_lines,
+    read_record,
+    snapshot,
+    text_checksum,
+    write_lines,
+)
 from .errors import CacheError, NativeImportWarning
 
 TYPE_CHECKING = False
@@ -46,29 +67,41 @@ __all__ = [
     "BINDING_FILE",
     "BUILD_LOG",
     "FAST_FILE",
+    "FRESH_KIND",
     "INTERFACE_FILE",
     "LIBRARY_FILE",
     "LIGHT_FILE",
     "MANIFEST_FILE",
+    "OWN_NAMES",
     "RECORD_DIRECTORIES",
+    "REMOVED_PREFIX",
+    "SHIPPED_SUFFIX",
+    "STAGING_PREFIX",
+    "TAG_FILE",
     "EntryInfo",
     "cache_root",
     "cell_source",
     "drivers_table",
     "entry_dir",
     "entry_file",
+    "fast_retry_due",
     "fast_unavailable_marker",
     "forget_fresh",
     "fresh_identity",
     "fresh_key",
     "index_record",
     "interpreters_served",
+    "is_key",
+    "is_shipped",
     "list_entries",
     "lock_file",
     "mark_used",
+    "note_fast_unavailable",
     "remember_fresh",
     "root_of",
     "scratch_dir",
+    "shipped_entry",
+    "shipped_files",
     "staging_parent",
     "stored_code",
     "toolchain_record",
@@ -111,9 +144,77 @@ def fast_unavailable_marker(entry: str) -> str:
     return os.path.join(entry, f"{FAST_FILE}.unavailable-{text_checksum(sys.executable)}")
 
 
+# A wrapper that failed to build (the compiler killed for memory, headers missing) is tried again, not
+# forever: when what it needs changed, or after a delay doubling from an hour; FAST_ATTEMPTS in all.
+FAST_ATTEMPTS = 3
+FAST_RETRY_DELAY = 3600.0
+_NOTE_KIND = "fast-unavailable"
+
+
+def note_fast_unavailable(entry: str, reason: str, permanent: bool, prerequisites: list[str]) -> None:
+    """Note in ``entry`` that this interpreter's wrapper could not be built, and why.
+
+    ``prerequisites`` are the files whose change makes trying again worth it
+    (the Python headers, the compiler, or the PATH folders where one would
+    appear); ``permanent`` means no retry helps (no function it can serve).
+    """
+    marker = fast_unavailable_marker(entry)
+    previous = read_lines(marker, _NOTE_KIND) or []
+    attempts = next((int(row[1]) for row in previous if row[0] == "attempts" and row[1].isdigit()), 0) + 1
+    rows = [["reason", reason], ["time", repr(time.time())], ["attempts", str(attempts)],
+            ["permanent", "1" if permanent else "0"], ["CC", os.environ.get("CC", "")]]
+    rows += [["stat", *(str(field) for field in row)] for row in snapshot(prerequisites)]
+    write_lines(marker, _NOTE_KIND, rows)
+
+
+def fast_retry_due(entry: str) -> bool:
+    """Whether this interpreter should (again) try to build its wrapper for ``entry``.
+
+    Called only when the wrapper is missing, so a hit with a wrapper never reads the note.
+    """
+    rows = read_lines(fast_unavailable_marker(entry), _NOTE_KIND)
+    if rows is None:
+        return True  # never tried here (or an older nativeimport's note: one more try)
+    fields = {row[0]: row[1] for row in rows if len(row) == 2}
+    attempts = int(fields["attempts"]) if fields.get("attempts", "").isdigit() else FAST_ATTEMPTS
+    if fields.get("permanent") != "0" or attempts >= FAST_ATTEMPTS:
+        return False
+    if fields.get("CC") != os.environ.get("CC", "") or first_changed([row[1:] for row in rows if row[0] == "stat"]):
+        return True  # what failed may work now
+    try:
+        noted = float(fields.get("time", "inf"))
+    except ValueError:
+        return False
+    return bool(time.time() > noted + FAST_RETRY_DELAY * 2 ** (attempts - 1))
+
+
 def stored_code(entry: str, filename: str) -> str:
     """Where the code object of one of an entry's generated Python files is kept, per interpreter."""
     return os.path.join(entry, f"{filename[:-3]}.{sys.implementation.cache_tag}.code")
+
+
+# -- an entry shipped inside a package (a wheel built by nativeimport.build_meta) --------------
+SHIPPED_SUFFIX = ".nativeimport"  # a dot: never importable as a package, never mistaken for a module
+
+
+def shipped_entry(package_dir: str, name: str) -> str:
+    """Where a wheel puts the prebuilt entry of module ``name`` of the package in ``package_dir``."""
+    return os.path.join(package_dir, name + SHIPPED_SUFFIX)
+
+
+def is_shipped(entry: str) -> bool:
+    """Whether ``entry`` was shipped in a package: read only, never written (it is not ours to change)."""
+    return entry.endswith(SHIPPED_SUFFIX)
+
+
+def shipped_files(entry: str) -> list[str]:
+    """The files of ``entry`` a wheel ships: the library, the bindings, this interpreter's wrapper, the records.
+
+    Not what an entry accumulates in use (last-used, other interpreters' wrappers and
+    code, notes that a wrapper cannot be built): the wheel's tags name one CPython ABI.
+    """
+    names = (LIBRARY_FILE, BINDING_FILE, LIGHT_FILE, FAST_FILE, INTERFACE_FILE, MANIFEST_FILE)
+    return [name for name in names if os.path.isfile(os.path.join(entry, name))]
 
 
 # -- the other records under the root --------------------------------------------------------
@@ -131,15 +232,21 @@ def lock_file(root: str, source_key: str) -> str:
     return os.path.join(root, "locks", f"{source_key}.lock")
 
 
+# Builds in progress are tmp/nativeimport-build-<pid>-<random>; entries being removed are
+# tmp/nativeimport-removed-<key>-<n>. Only names with these prefixes are ever swept from tmp/.
+STAGING_PREFIX = "nativeimport-build-"
+REMOVED_PREFIX = "nativeimport-removed-"
+
+
 def staging_parent(root: str) -> str:
-    """Where builds in progress live (``<pid>-<random>``) until they are renamed into ``entries/``."""
+    """Where builds in progress live (``STAGING_PREFIX<pid>-<random>``) until they are renamed into ``entries/``."""
     return os.path.join(root, "tmp")
 
 
 def scratch_dir(root: str, name: str) -> str:
     """A directory kept between builds for a toolchain's own caches; created on demand."""
     path = os.path.join(root, "scratch", name)
-    os.makedirs(path, mode=0o700, exist_ok=True)
+    make_private_dirs(path)
     return path
 
 
@@ -161,26 +268,56 @@ RECORD_DIRECTORIES = ("index", "fresh", "toolchains")  # what `cache clear` forg
 
 # -- the root ---------------------------------------------------------------------------------
 
+# The cache directory tag (https://bford.info/cachedir/): backup tools skip the root, and its
+# second line is the mark that nativeimport made this directory, so may write and delete in it.
+TAG_FILE = "CACHEDIR.TAG"
+TAG_TEXT = ("Signature: 8a477f597d28d172789f06886806bc55\n"
+            "# This file is a cache directory tag created by nativeimport.\n"
+            "# For information about cache directory tags, see https://bford.info/cachedir/\n")
+_TAG_MARK = b"created by nativeimport"
+# What an unmarked root made by an earlier nativeimport holds: such a root is adopted (marked).
+# ".tmp-" starts the name of a record being written (see _records.write_atomically).
+OWN_NAMES = frozenset({"entries", "index", "fresh", "drivers", "toolchains", "locks", "tmp", "scratch", "cells",
+                       TAG_FILE})
+_fallbacks: dict[str, str] = {}  # per process: the unpredictable fallback made when the usual one was not ours
+# Per process: roots found safe. Checked once, the answer cannot be changed by another user (every folder
+# on the way, and the root, can only be changed by us or root), so each import does not pay ~8 system calls.
+_verified: set[str] = set()
+
 
 def cache_root(cache_dir: Optional[str]) -> str:
-    """The cache root (``cache_dir``, else the per-user one), created private.
+    """The cache root (``cache_dir``, else the per-user one), created private and marked as ours.
 
-    An unsafe root is replaced by a private temporary one, with a warning.
+    A root that is unsafe (see :func:`_refusal`) is replaced by a private
+    temporary one, with a warning.
     """
-    root = cache_dir if cache_dir is not None else _default_root()
-    problem = _unsafe(root)
+    root = os.path.abspath(cache_dir if cache_dir is not None else _default_root())
+    if root in _verified:
+        return root
+    problem = _refusal(root)
     if problem is None:
+        _verified.add(root)
         return root
     import tempfile
     import warnings
 
     fallback = os.path.join(tempfile.gettempdir(), f"nativeimport-{os.getuid()}")
+    fallback_problem = _refusal(fallback)
+    if fallback_problem is not None:
+        # Someone else made the predictable name first: a directory with an unpredictable one,
+        # kept for this process (a cache that lasts one process is slow, never unsafe).
+        if fallback not in _fallbacks:
+            _fallbacks[fallback] = tempfile.mkdtemp(prefix=f"nativeimport-{os.getuid()}-")
+        fallback_problem = f"{fallback_problem}; using {_fallbacks[fallback]} for this process"
+        fallback = _fallbacks[fallback]
+        if _refusal(fallback) is not None:
+            raise CacheError(f"no safe cache directory: {root} {problem}, and {fallback_problem}; "
+                             "set NATIVEIMPORT_CACHE_DIR to a directory only you can write")
+        warnings.warn(f"nativeimport: not using cache {root}: it {problem}; the usual fallback {fallback_problem}",
+                      NativeImportWarning, stacklevel=2)
+        return fallback
     warnings.warn(f"nativeimport: not using cache {root}: it {problem}; using {fallback} instead",
                   NativeImportWarning, stacklevel=2)
-    fallback_problem = _unsafe(fallback)
-    if fallback_problem is not None:
-        raise CacheError(f"no safe cache directory: {root} {problem}, and {fallback} {fallback_problem}; "
-                         "set NATIVEIMPORT_CACHE_DIR to a directory only you can write")
     return fallback
 
 
@@ -193,41 +330,136 @@ def _default_root() -> str:
     return str(platformdirs.user_cache_dir("nativeimport", appauthor=False))
 
 
-def _unsafe(root: str) -> Optional[str]:
-    """Why ``root`` must not be used (shared, foreign, not a directory), after creating it if missing."""
+def _refusal(root: str) -> Optional[str]:
+    """Why ``root`` (absolute) must not be used, after creating it if missing; None when it is safe.
+
+    Safe means: no folder above it can be replaced by another user (each is
+    owned by root or us and, if others may write in it, sticky), the root
+    itself is a directory, not a symbolic link, owned by us and writable by
+    nobody else (checked through one descriptor, so what is checked is what
+    is marked), and it is nativeimport's (marked, or new, or holding only
+    what nativeimport makes). While that holds, no one else can change what
+    the path names, so it is used by name afterwards.
+    """
+    problem = _unsafe_ancestor(root)
+    if problem is not None:
+        return problem
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        info = os.stat(root)
+        fd = os.open(root, flags)
     except FileNotFoundError:
-        info = None
+        try:
+            make_private_dirs(root)
+            fd = os.open(root, flags)
+        except OSError as exc:
+            return f"cannot be created ({exc.strerror})"
     except OSError as exc:
-        return f"cannot be read ({exc.strerror})"
+        if os.path.islink(root):
+            return "is a symbolic link"
+        return "is not a directory" if os.path.exists(root) else f"cannot be opened ({exc.strerror})"
     try:
-        if info is None:
-            os.makedirs(root, mode=0o700, exist_ok=True)
-            info = os.stat(root)
+        info = os.fstat(fd)
+        if info.st_uid != os.getuid():
+            return f"is owned by another user (uid {info.st_uid})"
+        if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            return "is writable by group or others"
+        return _unmarked(fd)
+    finally:
+        os.close(fd)
+
+
+def _unsafe_ancestor(root: str) -> Optional[str]:
+    """The first folder above ``root`` that another user could replace or rename, in words; else None.
+
+    As ssh's StrictModes: each must be owned by root or us, and not writable by
+    group or others unless sticky (as /tmp is, where only a name's owner may
+    rename it). A symbolic link is followed and its target checked the same way.
+    """
+    uid = os.getuid()
+    path = "/"
+    parts = root.split("/")[1:]
+    for index, part in enumerate(parts[:-1]):
+        path = os.path.join(path, part)
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError:
+            return None  # created by us, private, from here down
+        except OSError as exc:
+            return f"cannot be checked ({path}: {exc.strerror})"
+        if info.st_uid not in (0, uid):
+            return f"is inside {path}, owned by another user (uid {info.st_uid}), who could replace it"
+        if stat.S_ISLNK(info.st_mode):
+            return _unsafe_ancestor(os.path.join(os.path.realpath(path), *parts[index + 1:]))
+        if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not info.st_mode & stat.S_ISVTX:
+            return f"is inside {path}, which others can write (and so replace what it holds)"
+    return None
+
+
+def _unmarked(fd: int) -> Optional[str]:
+    """Why the directory open as ``fd`` is not nativeimport's; marks it when it is new or only holds our names."""
+    try:
+        tag = os.open(TAG_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+    except FileNotFoundError:
+        tag = -1
     except OSError as exc:
-        return f"cannot be created ({exc.strerror})"
-    if not stat.S_ISDIR(info.st_mode):
-        return "is not a directory"
-    if info.st_uid != os.getuid():
-        return f"is owned by another user (uid {info.st_uid})"
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        return "is writable by group or others"
+        return f"has a {TAG_FILE} that cannot be read ({exc.strerror})"
+    if tag >= 0:
+        try:
+            text = os.read(tag, 4096)
+        finally:
+            os.close(tag)
+        if _TAG_MARK in text:
+            return None
+        return f"is another program's cache (its {TAG_FILE} does not name nativeimport)"
+    foreign = sorted(name for name in os.listdir(fd) if name not in OWN_NAMES and not name.startswith(".tmp-"))
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        return (f"holds files nativeimport did not make ({shown}) and no {TAG_FILE} of nativeimport's; "
+                "nativeimport never writes or deletes there")
+    try:  # new, or an earlier nativeimport's: mark it
+        tag = os.open(TAG_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                      dir_fd=fd)
+    except FileExistsError:
+        return None if _unmarked(fd) is None else f"was marked by someone else meanwhile ({TAG_FILE})"
+    except OSError:
+        # Read-only: it holds nothing of anyone else's, so it still serves hits (a shared, prebuilt cache),
+        # and a build says it cannot write there.
+        return None
+    try:
+        os.write(tag, TAG_TEXT.encode())
+    finally:
+        os.close(tag)
     return None
 
 
 # -- freshness: a source path's stats -> key, with no hashing ------------------------------------
 
 
-def fresh_key(root: str, source: str, token: str) -> Optional[str]:
-    """The key recorded for ``source`` if it, its dependencies and its compiler still have the recorded stats."""
-    rows = read_lines(_fresh_record(root, source), "fresh")
+FRESH_KIND = "fresh-2"  # rows: stat|racy mtime_ns size inode ctime_ns digest path (kind "fresh" held two numbers)
+
+
+def fresh_key(root: str, source: str, token: str, verify: bool = False) -> Optional[str]:
+    """The key recorded for ``source`` if it, its dependencies and its compiler still have the recorded stats.
+
+    With ``verify``, the content of every file recorded with a digest is
+    checked instead of its stats (the compiler's stats still are), as a
+    checked hash-based ``.pyc`` does: a hash of each file on every import.
+    """
+    rows = read_lines(_fresh_record(root, source), FRESH_KIND)
     if rows is None or len(rows) < 3 or rows[0] != ["source", source] or rows[1] != ["token", text_checksum(token)]:
         return None
     key = rows[2][1] if rows[2][0] == "key" else ""
-    if any(len(row) != 4 or row[0] != "stat" for row in rows[3:]):
+    if any(len(row) != 7 for row in rows[3:]):
         return None
-    if first_changed([(path, mtime_ns, size) for _, mtime_ns, size, path in rows[3:]]) is not None:
+    if verify:
+        if any(content_digest(row[6]) != row[5] for row in rows[3:] if row[5] != "-"):
+            return None
+        stats = [row for row in rows[3:] if row[5] == "-"]
+    else:
+        if any(row[0] != "stat" for row in rows[3:]):  # "racy": its content is checked by a miss
+            return None
+        stats = rows[3:]
+    if first_changed([(path, mtime, size, inode, ctime) for _, mtime, size, inode, ctime, _, path in stats]):
         return None
     return key if key and mark_used(entry_dir(root, key)) else None
 
@@ -238,16 +470,23 @@ def fresh_identity(source: str, definition: Optional[str]) -> str:
     return source if definition is None else f"{source}#module:{definition}"
 
 
-def why_not_fresh(root: str, source: str, token: str) -> str:
+def why_not_fresh(root: str, source: str, token: str, verify: bool = False) -> str:
     """Why :func:`fresh_key` found nothing, in words for the log (a miss only)."""
-    rows = read_lines(_fresh_record(root, source), "fresh")
+    rows = read_lines(_fresh_record(root, source), FRESH_KIND)
     if rows is None or len(rows) < 3 or rows[0] != ["source", source]:
         return "first build of this source here"
     if rows[1] != ["token", text_checksum(token)]:
-        return "the driver's configuration changed (its environment variables, PATH or nativeimport's version)"
-    changed = first_changed([(row[3], row[1], row[2]) for row in rows[3:] if len(row) == 4])
+        return ("the driver's configuration changed (its environment variables, the compiler's search path "
+                "variables, PATH or nativeimport's version)")
+    stats = [row for row in rows[3:] if len(row) == 7]
+    changed = first_changed([(row[6], *row[1:5]) for row in stats])
     if changed is not None:
-        return f"{changed} changed" if os.path.exists(changed) else f"{changed} is gone"
+        return f"{changed} changed" if os.path.exists(changed) else f"{changed} is gone or appeared"
+    if verify:
+        return "a file's content changed though its stats did not (NATIVEIMPORT_VERIFY)"
+    racy = [row[6] for row in stats if row[0] == "racy"]
+    if racy:
+        return f"{racy[0]} changed in the same clock tick as the record was written (racily clean): checking content"
     return "its cache entry is gone"
 
 
@@ -261,8 +500,7 @@ def mark_used(entry: str) -> bool:
         if not os.path.isdir(entry):
             return False
     try:
-        with open(marker, "a"):
-            pass  # creates it when missing
+        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))  # created when missing
         os.utime(marker)
     except OSError:
         pass  # a read-only cache still serves hits
@@ -270,10 +508,23 @@ def mark_used(entry: str) -> bool:
 
 
 def remember_fresh(root: str, source: str, token: str, stats: Snapshot, key: str) -> None:
-    """Record that ``source`` with these stats (taken before hashing) gave ``key``."""
-    rows = [["source", source], ["token", text_checksum(token)], ["key", key]]
-    rows += [["stat", str(mtime), str(size), path] for path, mtime, size in stats]
-    write_lines(_fresh_record(root, source), "fresh", rows)
+    """Record that ``source`` with these stats (taken before hashing) gave ``key``. A row of ``stats``
+    may end with the file's content digest (:func:`~nativeimport._records.content_digest`).
+
+    A file whose ctime is not older than the record itself (the same tick of
+    the file system's clock) could change again with identical stats: as git
+    does, such a "racily clean" row makes the next import check its content,
+    after which the record is written again, older than the file. ctime, not
+    mtime: every change moves it, and no one can set it to the future.
+    """
+
+    def rows(now: int) -> list[list[str]]:
+        head = [["source", source], ["token", text_checksum(token)], ["key", key]]
+        return head + [["racy" if row[4] is not None and int(row[4]) >= now else "stat",
+                        *(str(field) for field in row[1:5]), str(row[5]) if len(row) > 5 else "-", str(row[0])]
+                       for row in stats]
+
+    write_lines(_fresh_record(root, source), FRESH_KIND, rows)
 
 
 def forget_fresh(root: str, source: str) -> None:
@@ -302,6 +553,11 @@ class EntryInfo:
         return f"EntryInfo({self.key!r}, {str(self.path)!r})"
 
 
+def is_key(name: str) -> bool:
+    """Whether ``name`` is one nativeimport gives an entry (a sha256 in lowercase hex)."""
+    return len(name) == 64 and not name.strip("0123456789abcdef")
+
+
 def list_entries(root: str) -> list[EntryInfo]:
     """Every entry under ``root``, with its manifest, size and last use."""
     from pathlib import Path
@@ -311,6 +567,8 @@ def list_entries(root: str) -> list[EntryInfo]:
         return []
     found = []
     for path in sorted(directory.iterdir()):
+        if not is_key(path.name):  # not ours: never listed, so never pruned or cleared
+            continue
         manifest = read_record(path / MANIFEST_FILE)
         try:
             size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

@@ -15,7 +15,7 @@ import sys
 from _frozen_importlib import ModuleSpec
 from _frozen_importlib_external import ExtensionFileLoader
 
-from ._entry import FAST_FILE, LIBRARY_FILE, LIGHT_FILE, entry_file, fast_unavailable_marker
+from ._entry import FAST_FILE, LIBRARY_FILE, LIGHT_FILE, entry_file, fast_retry_due
 from ._stored import check_elf, exec_stored
 
 TYPE_CHECKING = False
@@ -30,7 +30,7 @@ def wants_wrapper(entry: str, binder: str) -> bool:
     """Whether this interpreter should have a fast wrapper in ``entry`` that is not there yet."""
     return (sys.implementation.name == "cpython" and binder == "auto"
             and not os.path.exists(entry_file(entry, FAST_FILE))
-            and not os.path.exists(fast_unavailable_marker(entry)))
+            and fast_retry_due(entry))
 
 
 def load_extension(entry: str, binder: str) -> Any:

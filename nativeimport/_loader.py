@@ -103,14 +103,15 @@ def obtain_entry(source: str, driver: DriverInfo, settings: Settings, module_nam
     root = cache_root(settings.cache_dir)
     token = driver.token()
     identity = fresh_identity(source, definition)
-    key = fresh_key(root, identity, token) if damaged is None else None
+    key = fresh_key(root, identity, token, settings.verify) if damaged is None else None
     if key is not None:
         entry = entry_dir(root, key)
     else:
         from ._build import check_or_build  # a miss: hashing, locking, maybe compiling
 
-        entry = check_or_build(root, source, driver, token, settings, module_name,
-                               reason=damaged or why_not_fresh(root, identity, token), definition=definition)
+        reason = damaged or why_not_fresh(root, identity, token, settings.verify)
+        entry = check_or_build(root, source, driver, token, settings, module_name, reason=reason,
+                               definition=definition)
     return entry
 
 

@@ -12,17 +12,20 @@ import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds at run time; only the type checker needs it
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from typing import Any, Optional, Union
 
     Snapshot = list[list[Any]]
     StrPath = Union[str, os.PathLike[str]]
 
 __all__ = [
+    "ABSENT",
     "SCHEMA",
     "checksum",
+    "content_digest",
     "escape",
     "first_changed",
+    "make_private_dirs",
     "read_bytes",
     "read_lines",
     "read_record",
@@ -36,6 +39,30 @@ __all__ = [
 ]
 
 SCHEMA = 1
+ABSENT = "absent"  # the content digest of a file that does not exist (a header whose absence a build relies on)
+
+
+def content_digest(path: StrPath) -> str:
+    """sha256 of a file's bytes (hex), :data:`ABSENT` when there is no such file: what keys are made of."""
+    try:
+        return str(_sha256()(read_bytes(path)).hexdigest())
+    except (FileNotFoundError, NotADirectoryError):
+        return ABSENT
+    except OSError:  # a directory now, unreadable: matches no digest
+        return "unreadable"
+
+
+def _sha256() -> Any:
+    """The sha256 constructor of the interpreter's own module: hashlib loads OpenSSL first (~10x the time),
+    which every import under NATIVEIMPORT_VERIFY would pay for a few small files."""
+    for module in ("_sha256", "_sha2"):  # CPython up to 3.11 and PyPy; CPython 3.12+
+        try:
+            return __import__(module).sha256
+        except (ImportError, AttributeError):
+            continue
+    import hashlib
+
+    return hashlib.sha256
 
 
 def read_record(path: StrPath) -> Optional[dict[str, Any]]:
@@ -75,10 +102,16 @@ def read_lines(path: StrPath, kind: str) -> Optional[list[list[str]]]:
         return None
 
 
-def write_lines(path: StrPath, kind: str, rows: list[list[str]]) -> None:
-    """Write a record of escaped fields atomically."""
-    body = "\n".join(" ".join(escape(field) for field in row) for row in rows)
-    write_atomically(path, f"nativeimport-{kind} {SCHEMA}\n{body}\n")
+def write_lines(path: StrPath, kind: str, rows: Union[list[list[str]], Callable[[int], list[list[str]]]]) -> None:
+    """Write a record of escaped fields atomically; ``rows`` may depend on the time of writing (see
+    :func:`write_atomically`)."""
+
+    def text(now: int) -> str:
+        body = "\n".join(" ".join(escape(field) for field in row) for row in (rows if isinstance(rows, list)
+                                                                               else rows(now)))
+        return f"nativeimport-{kind} {SCHEMA}\n{body}\n"
+
+    write_atomically(path, text)
 
 
 def escape(text: str) -> str:
@@ -109,16 +142,21 @@ def read_bytes(path: StrPath) -> bytes:
         os.close(fd)
 
 
-def write_atomically(path: StrPath, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file renamed over it: readers never see half of it."""
+def write_atomically(path: StrPath, text: Union[str, Callable[[int], str]]) -> None:
+    """Write ``text`` to ``path`` through a temporary file renamed over it: readers never see half of it.
+
+    ``text`` may be a function of the time the file is written, as the file
+    system's clock gives it (the new file's ctime in ns): what a record
+    compares its files' timestamps with. The file is private (0600).
+    """
     import tempfile
 
     directory = os.path.dirname(os.fspath(path))
-    os.makedirs(directory, mode=0o700, exist_ok=True)
+    make_private_dirs(directory)
     fd, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as stream:
-            stream.write(text)
+            stream.write(text if isinstance(text, str) else text(os.fstat(fd).st_ctime_ns))
         os.replace(temporary, path)
     except BaseException:
         try:
@@ -128,36 +166,69 @@ def write_atomically(path: StrPath, text: str) -> None:
         raise
 
 
+def make_private_dirs(path: str) -> None:
+    """``os.makedirs`` with every directory it creates 0700 whatever the umask.
+
+    ``os.makedirs(mode=...)`` gives the mode to the last directory only; the
+    ones above it get ``0777 & ~umask``, which under ``umask 0`` lets anyone
+    swap what they hold.
+    """
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise
+    except FileNotFoundError:
+        parent = os.path.dirname(path)
+        if parent == path:
+            raise
+        make_private_dirs(parent)
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+
+
 def snapshot(files: Sequence[StrPath]) -> Snapshot:
-    """[path, mtime_ns, size] of each file (None, None when missing)."""
+    """[path, mtime_ns, size, inode, ctime_ns] of each file (four Nones when missing).
+
+    Not only (mtime, size): an edit that keeps the size and restores the mtime
+    (``touch -r``, ``tar``), or a symbolic link switched to a same-size twin,
+    changes the inode or the ctime, which no one can set back.
+    """
     result: Snapshot = []
     for name in files:
         try:
             info = os.stat(name)
-            result.append([os.fspath(name), info.st_mtime_ns, info.st_size])
+            result.append([os.fspath(name), info.st_mtime_ns, info.st_size, info.st_ino, info.st_ctime_ns])
         except OSError:
-            result.append([os.fspath(name), None, None])
+            result.append([os.fspath(name), None, None, None, None])
     return result
 
 
 def stats_match(recorded: Sequence[Sequence[Any]]) -> bool:
-    """Whether every (path, mtime_ns, size) still holds; numbers may be ints or their text."""
+    """Whether every row of a :func:`snapshot` still holds; numbers may be ints or their text."""
     return first_changed(recorded) is None
 
 
 def first_changed(recorded: Sequence[Sequence[Any]]) -> Optional[str]:
-    """The first path of ``recorded`` (path, mtime_ns, size) whose stat no longer matches, else None.
+    """The first path of ``recorded`` (rows of :func:`snapshot`) whose stat no longer matches, else None.
 
-    A file recorded as missing (None) matches while it is still missing.
+    A file recorded as missing matches while it is still missing. A row of
+    another shape (an older record) never matches.
     """
-    for name, mtime_ns, size in recorded:
+    for row in recorded:
+        name = row[0]
+        if len(row) != 5:
+            return str(name)
         try:
             info = os.stat(name)
         except OSError:
-            if mtime_ns is None or mtime_ns == "None":
-                continue  # absent when recorded, absent now
+            if str(row[1]) == "None":
+                continue
             return str(name)
-        if str(info.st_mtime_ns) != str(mtime_ns) or str(info.st_size) != str(size):
+        if (str(info.st_ctime_ns) != str(row[4]) or str(info.st_mtime_ns) != str(row[1])
+                or str(info.st_size) != str(row[2]) or str(info.st_ino) != str(row[3])):
             return str(name)
     return None
 

@@ -28,20 +28,23 @@ if TYPE_CHECKING:
 __all__ = ["DriverInfo", "Registry", "discover_drivers"]
 
 ENTRY_POINT_GROUP = "nativeimport.compilers"  # the same as nativeimport.driver.ENTRY_POINT_GROUP
+TABLE_KIND = "driver-table-2"  # rows gained the search environment; a table of the old kind reads as missing
 
 
 class DriverInfo:
     """What the finder needs to know of a driver, without importing it."""
 
-    __slots__ = ("_driver", "custom_claims", "directory_marker", "environment", "name", "suffixes", "target")
+    __slots__ = ("_driver", "custom_claims", "directory_marker", "environment", "name", "search_environment",
+                 "suffixes", "target")
 
     def __init__(self, name: str, suffixes: tuple[str, ...], directory_marker: Optional[str],
                  environment: tuple[str, ...], target: str, driver: Optional[Driver] = None,
-                 custom_claims: bool = False) -> None:
+                 custom_claims: bool = False, search_environment: tuple[str, ...] = ()) -> None:
         self.name = name
         self.suffixes = suffixes
         self.directory_marker = directory_marker
         self.environment = environment
+        self.search_environment = search_environment  # Driver.search_environment: in the token and the key
         self.target = target  # "module:Class"
         self.custom_claims = custom_claims  # the driver overrides Driver.claims: ask it
         self._driver = driver
@@ -60,7 +63,8 @@ class DriverInfo:
 
     def token(self) -> str:
         """The driver and the environment that configures it: a change means re-checking the build."""
-        values = "\0".join(f"{var}={os.environ.get(var, '')}" for var in (*self.environment, "PATH"))
+        names = (*self.environment, *self.search_environment, "PATH")
+        values = "\0".join(f"{var}={os.environ.get(var, '')}" for var in names)
         return f"nativeimport {__version__}\0{self.target}\0{values}"
 
     def claims(self, path: str) -> bool:
@@ -94,19 +98,20 @@ class Registry:
         """The registered drivers, from the remembered table when ``sys.path`` is unchanged."""
         stamp = _stamp()
         table = drivers_table(root) if root is not None else None
-        rows = read_lines(table, "driver-table") if table is not None else None
+        rows = read_lines(table, TABLE_KIND) if table is not None else None
         if rows is not None and [row for row in rows if row[0] == "stamp"] == stamp:
             return cls([DriverInfo(name, tuple(_split(suffixes)), marker or None, tuple(_split(environment)), target,
-                                   custom_claims=custom == "custom-claims")
-                        for _, name, suffixes, marker, environment, target, custom in
-                        (r for r in rows if r[0] == "driver" and len(r) == 7)])
+                                   custom_claims=custom == "custom-claims", search_environment=tuple(_split(search)))
+                        for _, name, suffixes, marker, environment, target, custom, search in
+                        (r for r in rows if r[0] == "driver" and len(r) == 8)])
         loaded, complete = _from_entry_points()
         registry = cls(loaded)
         if table is not None and complete:  # a driver that failed to load is tried again next time
             drivers = [["driver", d.name, ",".join(d.suffixes), d.directory_marker or "", ",".join(d.environment),
-                        d.target, "custom-claims" if d.custom_claims else "suffixes"] for d in registry.drivers]
+                        d.target, "custom-claims" if d.custom_claims else "suffixes", ",".join(d.search_environment)]
+                       for d in registry.drivers]
             try:
-                write_lines(table, "driver-table", stamp + drivers)
+                write_lines(table, TABLE_KIND, stamp + drivers)
             except OSError:
                 pass  # a read-only cache only costs the next process a scan
         return registry
@@ -175,7 +180,8 @@ def _from_entry_points() -> tuple[list[DriverInfo], bool]:
             driver = entry_point.load()()
             infos.append(DriverInfo(driver.name or entry_point.name, tuple(driver.suffixes), driver.directory_marker,
                                     tuple(driver.environment), entry_point.value, driver,
-                                    custom_claims=_overrides_claims(driver)))
+                                    custom_claims=_overrides_claims(driver),
+                                    search_environment=tuple(driver.search_environment)))
         except Exception as exc:  # a broken plugin must not break every import
             complete = False
             warnings.warn(f"nativeimport: driver {entry_point.name!r} ({entry_point.value}) failed to load: {exc}",

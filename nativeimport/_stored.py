@@ -10,14 +10,14 @@ from __future__ import annotations
 import os
 import sys
 
-from ._entry import stored_code
+from ._entry import is_shipped, stored_code
 from ._records import checksum, read_bytes
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["check_elf", "exec_stored"]
+__all__ = ["check_elf", "code_record", "exec_stored"]
 
 
 def check_elf(path: str) -> None:
@@ -63,7 +63,8 @@ def _code(entry: str, filename: str) -> Any:
     """A generated file's code object, compiled once per interpreter and kept beside it in the entry.
 
     Kept by nativeimport rather than importlib's __pycache__ so PYTHONDONTWRITEBYTECODE does
-    not make every hit recompile; a checksum guards against a damaged file.
+    not make every hit recompile; a checksum guards against a damaged file. An entry shipped
+    in a package is never written (the wheel brings the building interpreter's code).
     """
     import marshal
 
@@ -77,11 +78,14 @@ def _code(entry: str, filename: str) -> Any:
     source = os.path.join(entry, filename)
     with open(source, "rb") as stream:
         code = compile(stream.read(), source, "exec", dont_inherit=True)
-    payload = marshal.dumps(code)
+    if is_shipped(entry):
+        return code  # not ours to write: an installed package, maybe read-only, its files listed by the installer
     temporary = f"{compiled}.{os.getpid()}.tmp"
     try:
-        with open(temporary, "wb") as stream:
-            stream.write(checksum(payload).encode() + b"\n" + payload)
+        # private whatever the umask: code another user could rewrite would run as us
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        with open(fd, "wb") as stream:
+            stream.write(code_record(code))
         os.replace(temporary, compiled)
     except OSError:  # a read-only cache: compile again next time
         try:
@@ -89,3 +93,11 @@ def _code(entry: str, filename: str) -> Any:
         except OSError:
             pass
     return code
+
+
+def code_record(code: Any) -> bytes:
+    """What :func:`exec_stored` keeps of a code object: a checksum line, then the marshalled code."""
+    import marshal
+
+    payload = marshal.dumps(code)
+    return checksum(payload).encode() + b"\n" + payload

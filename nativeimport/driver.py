@@ -30,11 +30,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar, Optional
 
+from ._child import child_setup
 from ._doc_comments import doc_comment_above
 from .errors import CompileError, ToolchainNotFound
 from .interface import Interface
 
 __all__ = [
+    "C_SEARCH_ENVIRONMENT",
     "ENTRY_POINT_GROUP",
     "BuildRequest",
     "BuildResult",
@@ -51,6 +53,11 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "nativeimport.compilers"
 log = logging.getLogger("nativeimport")
+
+# Where GCC and Clang look for headers, libraries and their own parts besides the command line
+# (https://gcc.gnu.org/onlinedocs/gcc/Environment-Variables.html): the default search environment.
+C_SEARCH_ENVIRONMENT = ("CPATH", "C_INCLUDE_PATH", "CPLUS_INCLUDE_PATH", "OBJC_INCLUDE_PATH", "LIBRARY_PATH",
+                        "GCC_EXEC_PREFIX", "COMPILER_PATH")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,12 +170,22 @@ class Driver:
             this driver (``"Cargo.toml"``), or ``None``.
         environment: environment variables that choose the toolchain or its
             flags; their values are part of the cache key.
+        search_environment: environment variables that change where the
+            compiler (or the linker it runs) looks for headers, libraries or
+            its own parts: switching a conda environment changes ``CPATH``
+            and finds other headers under the same names. Their values are
+            part of the cache key too. The default is
+            :data:`C_SEARCH_ENVIRONMENT`, which every driver that compiles or
+            links through a C compiler needs; add the variables your own
+            compiler reads (the Rust driver adds ``RUSTUP_TOOLCHAIN``,
+            ``CARGO_HOME``, ..., the Zig driver ``ZIG_LIB_DIR``).
     """
 
     name: ClassVar[str] = ""
     suffixes: ClassVar[tuple[str, ...]] = ()
     directory_marker: ClassVar[Optional[str]] = None
     environment: ClassVar[tuple[str, ...]] = ()
+    search_environment: ClassVar[tuple[str, ...]] = C_SEARCH_ENVIRONMENT
 
     def __init__(self) -> None:
         self._toolchains: dict[tuple[Optional[str], ...], Toolchain] = {}
@@ -307,7 +324,9 @@ def run_tool(
 
     No shell is involved. On failure raise :class:`CompileError` holding the
     command, the exit code and the diagnostics; on a timeout or a signal say so.
-    The tool runs in its own process group so a timeout kills its children too.
+    The tool runs in its own process group so a timeout kills its children too,
+    is killed by the kernel if this process dies (Linux), and creates its
+    files private (umask 077).
     """
     log.debug("running %s", shlex.join(command))
     try:
@@ -319,6 +338,7 @@ def run_tool(
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=child_setup(),
         )
     except FileNotFoundError as exc:
         raise ToolchainNotFound(f"cannot run {command[0]}: {exc.strerror}") from None
@@ -326,7 +346,7 @@ def run_tool(
         output, _ = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         _kill_group(process)
-        output, _ = process.communicate()
+        output = _output_after_kill(process)
         raise CompileError(
             f"{what} timed out after {timeout:g} s (set NATIVEIMPORT_BUILD_TIMEOUT to allow longer)",
             command=command,
@@ -345,6 +365,17 @@ def run_tool(
         raise CompileError(f"{what} failed with exit code {process.returncode}", command=command,
                            returncode=process.returncode, diagnostics=text)
     return text
+
+
+def _output_after_kill(process: subprocess.Popen[bytes]) -> bytes:
+    """What the killed tool printed; bounded, since a descendant that left its group may hold the pipe open."""
+    try:
+        output, _ = process.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return b""
+    return output
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:

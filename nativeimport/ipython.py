@@ -37,6 +37,7 @@ from ._api import install, load
 from ._entry import cache_root, cell_source
 from ._finder import installed_drivers
 from ._loader import is_stale
+from ._records import write_atomically
 from .errors import CompileError, NativeImportError
 from .settings import Settings
 
@@ -128,13 +129,8 @@ def _cell_file(cell: str, suffix: str) -> str:
     data = cell.encode("utf-8")
     digest = hashlib.sha256(data + suffix.encode()).hexdigest()
     path = cell_source(cache_root(Settings.from_env().cache_dir), digest, suffix)
-    directory = os.path.dirname(path)
     if not os.path.exists(path):
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        temporary = f"{path}.{os.getpid()}.tmp"
-        with open(temporary, "wb") as stream:
-            stream.write(data)
-        os.replace(temporary, path)
+        write_atomically(path, cell)  # private, whatever the umask
     return path
 
 

@@ -35,6 +35,7 @@ _VARIABLES = {
     "lock_timeout": ("NATIVEIMPORT_LOCK_TIMEOUT", 900.0),
     "binder": ("NATIVEIMPORT_BINDER", "auto"),
     "progress": ("NATIVEIMPORT_PROGRESS", "auto"),
+    "verify": ("NATIVEIMPORT_VERIFY", False),
 }
 
 
@@ -58,19 +59,24 @@ class Settings:
         progress: a line while a build runs for more than a second: ``"auto"``
             (when stderr is a terminal or a Jupyter cell, or with ``verbose``),
             ``"on"`` or ``"off"`` (``NATIVEIMPORT_PROGRESS``).
+        verify: check the content of the source and every dependency on each
+            import instead of trusting unchanged file stats, as a checked
+            hash-based ``.pyc`` does (``NATIVEIMPORT_VERIFY=1``). Costs a
+            hash of every file the build read on each import (README, "Cache").
     """
 
-    __slots__ = ("binder", "build_timeout", "cache_dir", "lock_timeout", "progress", "verbose")
+    __slots__ = ("binder", "build_timeout", "cache_dir", "lock_timeout", "progress", "verbose", "verify")
     cache_dir: str | None
     verbose: bool
     build_timeout: float
     lock_timeout: float
     binder: str
     progress: str
+    verify: bool
 
     def __init__(self, cache_dir: os.PathLike[str] | str | None = None, verbose: bool = False,
                  build_timeout: float = 600.0, lock_timeout: float = 900.0, binder: str = "auto",
-                 progress: str = "auto") -> None:
+                 progress: str = "auto", verify: bool = False) -> None:
         set_ = object.__setattr__
         set_(self, "binder", _choice("binder", binder, BINDERS))
         set_(self, "progress", _choice("progress", progress, PROGRESS))
@@ -78,6 +84,7 @@ class Settings:
         set_(self, "verbose", _flag("verbose", verbose))
         set_(self, "build_timeout", _seconds("build_timeout", build_timeout))
         set_(self, "lock_timeout", _seconds("lock_timeout", lock_timeout))
+        set_(self, "verify", _flag("verify", verify))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

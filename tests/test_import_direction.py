@@ -27,7 +27,8 @@ ALLOWED: dict[str, set[str]] = {
     "settings": {"errors"},
     # the public driver API (compilers/* may import only these four)
     "dwarf": {"_doc_comments", "errors", "interface"},
-    "driver": {"_doc_comments", "dwarf", "errors", "interface"},
+    "_child": set(),
+    "driver": {"_child", "_doc_comments", "dwarf", "errors", "interface"},
     # the cache: its layout, its stored artefacts, its contents
     "_entry": {"_records", "errors"},
     "_stored": {"_entry", "_records"},
@@ -39,7 +40,7 @@ ALLOWED: dict[str, set[str]] = {
     # binders: generating (at build) and loading (at import)
     "_bind_cffi": {"errors", "interface"},
     "_cffi_runtime": {"_entry", "_stored"},
-    "_bind_fast": {"_entry", "_fast_c", "_records", "interface"},
+    "_bind_fast": {"_child", "_entry", "_fast_c", "_records", "interface"},
     "_fast_runtime": {"_cffi_runtime", "_entry", "_stored"},
     # a miss
     "_build": {"_bind_cffi", "_bind_fast", "_build_settings", "_cache", "_entry", "_progress", "_records",
@@ -48,14 +49,20 @@ ALLOWED: dict[str, set[str]] = {
     # an import: find, then load
     "_loader": {"_build", "_cffi_runtime", "_entry", "_fast_runtime", "_registry", "errors", "settings"},
     "_finder": {"_build_settings", "_loader", "_registry"},
+    # a module shipped prebuilt in a wheel: bound from beside its .py, read only
+    "_shipped": {"_entry", "_loader", "_version", "errors", "settings"},
+    # wheels: a package's native modules, the archive, the PEP 517 backend on top
+    "_package": {"_entry", "_registry", "_stored", "_version", "interface"},
+    "_wheel": set(),
+    "build_meta": {"_api", "_entry", "_finder", "_package", "_version", "_wheel", "errors"},
     # the public functions, and what sits on top of them (nothing imports these but the package)
-    "_api": {"_finder", "_loader", "_registry", "errors", "settings"},
+    "_api": {"_finder", "_loader", "_registry", "_shipped", "errors", "settings"},
     "__init__": {"_api", "_version", "errors", "ipython"},
     "auto": {"_api"},
     "__main__": {"_cli"},
-    "_cli": {"_api", "_bind_fast", "_cache", "_entry", "_finder", "_records", "_version", "errors", "interface",
-             "settings"},
-    "ipython": {"_api", "_entry", "_finder", "_loader", "errors", "settings"},
+    "_cli": {"_api", "_bind_fast", "_cache", "_entry", "_finder", "_package", "_records", "_version", "errors",
+             "interface", "settings"},
+    "ipython": {"_api", "_entry", "_finder", "_loader", "_records", "errors", "settings"},
     # the drivers shipped with nativeimport, exactly as a third party's
     "compilers.__init__": set(),
     "compilers._names": {"interface"},

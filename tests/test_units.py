@@ -81,3 +81,60 @@ def test_the_direction_of_imports_holds() -> None:
         imported = _imports(path, package="nativeimport.compilers")
         used = {n for n in imported if n.startswith("nativeimport") and not n.startswith("nativeimport.compilers")}
         assert {n.rsplit(".", 1)[0] if n.rsplit(".", 1)[0] in allowed else n for n in used} <= allowed, path.name
+
+
+def test_a_file_changed_in_the_tick_the_record_was_written_is_checked_by_content(tmp_path: Path) -> None:
+    """Racily clean, as git: stats that could still change unseen make the next import hash."""
+    import time
+
+    from nativeimport._entry import fresh_key, remember_fresh
+    from nativeimport._records import snapshot
+
+    root = str(tmp_path / "cache")
+    source = tmp_path / "m.c"
+    source.write_text("int f(void) { return 1; }\n")
+    (tmp_path / "cache" / "entries" / "k").mkdir(parents=True)
+    time.sleep(0.05)  # past the file system clock's tick (a few ms) in which the source was written
+    stats = snapshot([source])
+    remember_fresh(root, str(source), "token", stats, "k")
+    assert fresh_key(root, str(source), "token") == "k", "written well after the file changed: trusted"
+    stats[0][4] += 10**12  # as if the file's ctime were the record's own tick (or later)
+    remember_fresh(root, str(source), "token", stats, "k")
+    assert fresh_key(root, str(source), "token") is None
+
+
+def test_stats_compare_inode_and_ctime_and_a_recorded_absence(tmp_path: Path) -> None:
+    import os
+
+    from nativeimport._records import first_changed, snapshot
+
+    path = tmp_path / "h.h"
+    path.write_text("1\n")
+    missing = tmp_path / "shadow.h"
+    recorded = snapshot([path, missing])
+    assert first_changed(recorded) is None, "a file recorded missing matches while it stays missing"
+    before = path.stat()
+    path.write_text("2\n")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert first_changed(recorded) == str(path), "same size and mtime, but the ctime moved"
+    assert first_changed([row[:3] for row in recorded]) == str(path), "an older record's rows never match"
+    recorded = snapshot([path, missing])
+    missing.write_text("")
+    assert first_changed(recorded) == str(missing)
+
+
+def test_directories_are_made_private_whatever_the_umask(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from nativeimport._entry import is_key
+    from nativeimport._records import make_private_dirs
+
+    old = os.umask(0)
+    try:
+        make_private_dirs(str(tmp_path / "a" / "b" / "c"))
+    finally:
+        os.umask(old)
+    for folder in ("a", "a/b", "a/b/c"):
+        assert stat.S_IMODE((tmp_path / folder).stat().st_mode) == 0o700
+    assert is_key("0" * 64) and not is_key("my-notes") and not is_key("A" * 64)
