@@ -86,17 +86,30 @@ def release_gil(module: types.ModuleType, *names: str) -> None:
             setattr(module, name, variants[name])
 
 
-def build(path: Union[str, Path], **overrides: Any) -> Path:
-    """Build one source ahead of time (or find it cached); return its cache entry's directory."""
+def build(path: Union[str, Path], module: Optional[str] = None, **overrides: Any) -> Path:
+    """Build one source ahead of time (or find it cached); return its cache entry's directory.
+
+    ``path`` may also be a ``nativeimport.toml``, with ``module`` naming the module one of its
+    tables defines from several sources.
+    """
     from pathlib import Path
 
     from ._loader import complete_entry, obtain_entry
     from .settings import Settings
 
+    definition = None
+    if os.path.basename(os.fspath(path)) == "nativeimport.toml":
+        from ._build_settings import defined_modules, definition_of
+
+        config = os.path.abspath(os.fspath(path))
+        primary = defined_modules(os.path.dirname(config)).get(module or "")
+        if primary is None or module is None:
+            raise SourceError(f"{path} defines no module {module!r} (a table with `sources`)", path=os.fspath(path))
+        path, definition = primary, definition_of(config, module)
     source, driver = _driver_for(path, overrides)
-    stem = os.path.splitext(os.path.basename(source))[0]
+    stem = module if definition is not None and module else os.path.splitext(os.path.basename(source))[0]
     settings = Settings.from_env(**overrides)
-    entry = obtain_entry(source, driver, settings, stem)
+    entry = obtain_entry(source, driver, settings, stem, definition=definition)
     complete_entry(entry, stem, settings)
     return Path(entry)
 

@@ -58,16 +58,38 @@ def light_binding(interface: Interface) -> str:
             f"SKIPPED = {tuple((s.name, s.reason) for s in interface.skipped)!r}\n")
 
 
-def expressible(function: Function) -> bool:
-    """Whether the fast binder can call ``function``."""
-    return _result_ok(function.result) and all(_param_kind(p.type) is not None for p in function.params)
+def expressible(function: Function, opaque: frozenset[str] = frozenset()) -> bool:
+    """Whether the fast binder can call ``function`` (variadic ones, records and callbacks stay on cffi).
+
+    ``opaque`` names the records pointers to which are handles: the wrapper takes and returns the cffi
+    binding's own pointer objects, so it needs that binding loaded (a module using none does without).
+    """
+    if function.variadic or not _result_ok(function.result, opaque):
+        return False
+    return all(_param_kind(p.type, opaque) is not None for p in function.params)
 
 
-def _result_ok(ctype: CType) -> bool:
-    return ctype.kind in ("void", "int", "float", "bool", "enum") or ctype.is_string
+def opaque_records(interface: Interface) -> frozenset[str]:
+    """The records whose pointers are handles."""
+    return frozenset(s.name for s in interface.structs if s.fields is None and not s.anonymous)
 
 
-def _param_kind(ctype: CType) -> str | None:
+def _handle_cdecl(ctype: CType, opaque: frozenset[str]) -> str | None:
+    """``struct name *`` if ``ctype`` is a handle (cffi ignores const in pointer types, so none here)."""
+    pointee = ctype.pointee if ctype.kind == "pointer" else None
+    if pointee is not None and pointee.is_record and pointee.name in opaque:
+        return f"{pointee.kind} {pointee.name} *"
+    return None
+
+
+def _result_ok(ctype: CType, opaque: frozenset[str] = frozenset()) -> bool:
+    return ctype.kind in ("void", "int", "float", "bool", "enum") or ctype.is_string or bool(
+        _handle_cdecl(ctype, opaque))
+
+
+def _param_kind(ctype: CType, opaque: frozenset[str] = frozenset()) -> str | None:
+    if _handle_cdecl(ctype, opaque):
+        return "handle"
     if ctype.kind in ("int", "enum"):
         return "int"
     if ctype.kind in ("float", "bool"):
@@ -190,7 +212,8 @@ class FastBuild:
         self.prebuilt = prebuilt
         self.process: subprocess.Popen[bytes] | None = None
         self.problem: str | None = None
-        self.functions = [f for f in interface.functions if expressible(f)]
+        self.opaque = opaque_records(interface)
+        self.functions = [f for f in interface.functions if expressible(f, self.opaque)]
         if not self.functions:
             self.problem = NOTHING_TO_SERVE
             return
@@ -209,7 +232,8 @@ class FastBuild:
         c_file = self.work / "fast.c"
         if private_header:
             (self.work / self.prebuilt.header.name).write_text(HEADER, encoding="utf-8")
-        c_file.write_text(generate(self.functions, self.module_name, shared=helpers is not None), encoding="utf-8")
+        c_file.write_text(generate(self.functions, self.module_name, shared=helpers is not None,
+                                  opaque=self.opaque), encoding="utf-8")
         compiler = _compiler()
         assert compiler is not None
         command = [*compiler, *_FLAGS, "-shared", f"-I{self.prebuilt.directory}",
@@ -306,14 +330,20 @@ _INT_LIMITS = {
 }
 
 
-def generate(functions: list[Function], module_name: str, shared: bool = False) -> str:
-    """The C source of the wrapper extension for ``functions``; ``shared``: it links the helpers' object."""
-    parts = [prelude(shared), "static PyObject *ni_fall_back(int index, PyObject *const *args, Py_ssize_t nargs);"]
+def generate(functions: list[Function], module_name: str, shared: bool = False,
+             opaque: frozenset[str] = frozenset()) -> str:
+    """The C source of the wrapper extension for ``functions``; ``shared``: it links the helpers' object;
+    ``opaque``: the records whose pointers are handles."""
+    handles = sorted({h for f in functions for t in (f.result, *(p.type for p in f.params))
+                      if (h := _handle_cdecl(t, opaque))})
+    parts = [prelude(shared), "static PyObject *ni_fall_back(int index, PyObject *const *args, Py_ssize_t nargs);",
+             f"static PyObject *ni_handle_types[{len(handles) or 1}];  /* filled at bind: the cffi binding's types */"]
     for index, function in enumerate(functions):
         parts.append(f"static {_c_result(function.result)} (*ni_f_{index})({_c_params(function)});")
+    handle_index = {h: i for i, h in enumerate(handles)}
     for index, function in enumerate(functions):
-        parts.extend(_wrapper(index, function))
-    parts.append(_module(functions))
+        parts.extend(_wrapper(index, function, opaque, handle_index))
+    parts.append(_module(functions, handles))
     return "\n".join(parts) + "\n"
 
 
@@ -340,7 +370,8 @@ def _c_string(text: str) -> str:
     return json.dumps(text)  # a JSON string is a valid C string literal for what we put in it
 
 
-def _wrapper(index: int, function: Function) -> Iterator[str]:
+def _wrapper(index: int, function: Function, opaque: frozenset[str] = frozenset(),
+             handles: dict[str, int] | None = None) -> Iterator[str]:
     # One wrapper serves both variants: bound with self == NULL it keeps the GIL,
     # with self != NULL it releases it around the call (one predictable branch).
     name = f"ni_w_{index}"
@@ -359,7 +390,7 @@ def _wrapper(index: int, function: Function) -> Iterator[str]:
     for position, param in enumerate(function.params):
         what = _c_string(f"{function.name}() argument {param.name!r} ({param.type.spell()})")
         arg = f"args[{position}]"
-        kind = _param_kind(param.type)
+        kind = _param_kind(param.type, opaque)
         var = f"a{position}"
         ctype = param.type.pointee if param.type.kind == "enum" else param.type
         assert ctype is not None
@@ -380,6 +411,14 @@ def _wrapper(index: int, function: Function) -> Iterator[str]:
         elif kind == "bool":
             yield f"    int {var} = PyObject_IsTrue({arg});"
             yield f"    if ({var} < 0) goto fail;"
+        elif kind == "handle":  # another type, or another module's handle: the cffi wrapper explains or converts
+            assert handles is not None
+            types = f"ni_handle_types[{handles[str(_handle_cdecl(param.type, opaque))]}]"
+            yield f"    void *{var} = NULL;"
+            yield f"    if ({arg} != Py_None && ({var} = ni_handle({arg}, {types})) == NULL) {{"
+            yield "        PyErr_Clear();"
+            yield f"        return ni_fall_back({index}, args, {count});"
+            yield "    }"
     for position in buffers:
         param = function.params[position]
         pointee = param.type.pointee
@@ -411,7 +450,12 @@ def _wrapper(index: int, function: Function) -> Iterator[str]:
     yield f"    else {{ Py_BEGIN_ALLOW_THREADS {statement} Py_END_ALLOW_THREADS }}"
     for position in buffers:
         yield f"    ni_release(&v{position});"
-    yield f"    {_convert_result(result)}"
+    handle = _handle_cdecl(result, opaque)
+    if handle is not None:
+        assert handles is not None
+        yield f"    return ni_handle_result((void *)r, ni_handle_types[{handles[handle]}]);"
+    else:
+        yield f"    {_convert_result(result)}"
     yield "fail:"
     for position in buffers:
         yield f"    if (v{position}.obj != NULL) ni_release(&v{position});"
@@ -448,7 +492,7 @@ def _convert_result(ctype: CType) -> str:
     return "return PyLong_FromLongLong((long long)r);"
 
 
-def _module(functions: list[Function]) -> str:
+def _module(functions: list[Function], handles: list[str] | None = None) -> str:
     rows = []
     for index, function in enumerate(functions):
         count = len(function.params)
@@ -470,7 +514,9 @@ static PyMethodDef ni_methods[] = {{
 
 static const char *ni_symbols[] = {{{symbols}}};
 static void **ni_slots[] = {{{slots}}};
-static NiModule ni_this = {{ni_methods, ni_symbols, ni_slots, {len(functions)}, NULL, NULL}};
+static const char *ni_handle_cdecls[] = {{{", ".join(_c_string(h) for h in handles or ()) or "NULL"}}};
+static NiModule ni_this = {{ni_methods, ni_symbols, ni_slots, {len(functions)}, NULL, NULL, ni_handle_cdecls,
+                           ni_handle_types, {len(handles or ())}}};
 
 static PyObject *ni_fall_back(int index, PyObject *const *args, Py_ssize_t nargs) {{
     return ni_call_fallback(&ni_this, index, args, nargs);

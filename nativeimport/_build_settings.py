@@ -33,7 +33,8 @@ from typing import Any, Optional
 from .driver import BuildSettings
 from .errors import SourceError, ToolchainNotFound
 
-__all__ = ["CONFIG_FILE", "KEYS", "Resolved", "defined_modules", "resolve", "table_dependency", "table_digest"]
+__all__ = ["CONFIG_FILE", "KEYS", "Resolved", "config_of", "defined_modules", "definition_of", "parse_definition",
+           "resolve", "table_dependency", "table_digest"]
 
 CONFIG_FILE = "nativeimport.toml"
 # The keys, each a list of strings; paths are resolved against the file that names them.
@@ -52,9 +53,15 @@ class Resolved:
         self.table = table  # the pseudo-path of the module's table in nativeimport.toml (present or not)
 
 
-def resolve(source: Path, table_name: str) -> Resolved:
-    """The settings of ``source`` built as the module whose ``nativeimport.toml`` table is ``table_name``."""
-    directory = source if source.is_dir() else source.parent
+def resolve(source: Path, definition: Optional[str] = None) -> Resolved:
+    """The settings of ``source`` built as its own module (its stem's table in ``nativeimport.toml`` beside
+    it), or as the module ``definition`` (from :func:`defined_modules`) names."""
+    if definition is not None:
+        config, table_name = parse_definition(definition)
+        directory = config.parent
+    else:
+        directory = source if source.is_dir() else source.parent
+        table_name = source.name.partition(".")[0]
     merged: dict[str, list[str]] = {key: [] for key in KEYS}
     if source.is_file():
         for key, values in _header(source).items():
@@ -109,6 +116,17 @@ def table_digest(path: Path) -> Optional[str]:
 def config_of(dependency: Path) -> Path:
     """The file to stat for a dependency: the configuration file behind a table's pseudo-path."""
     return Path(str(dependency).partition(_TABLE_SEPARATOR)[0])
+
+
+def definition_of(config: str | Path, name: str) -> str:
+    """How a module defined by a table of ``config`` is named through the loader and the cache."""
+    return f"{config}{_TABLE_SEPARATOR}{name}"
+
+
+def parse_definition(definition: str) -> tuple[Path, str]:
+    """The configuration file and the table name of a :func:`definition_of` string."""
+    config, _, name = definition.rpartition(_TABLE_SEPARATOR)
+    return Path(config), name
 
 
 def defined_modules(directory: str) -> dict[str, str]:

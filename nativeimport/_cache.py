@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from ._registry import DriverInfo
     from .settings import Settings
 
-__all__ = ["ABSENT", "Cache", "Dependency", "digest_file"]
+__all__ = ["Cache", "Dependency", "digest_file"]
 
 log = logging.getLogger("nativeimport")
 

@@ -25,12 +25,15 @@ __all__ = [
     "as_buffer",
     "as_bytes",
     "as_string",
+    "from_proxy",
     "handle",
     "int_enum",
     "load_binding",
     "retry",
     "struct_pointer",
     "struct_value",
+    "to_proxy",
+    "variadic",
 ]
 
 # Libraries stay loaded for the life of the process, as CPython's extension modules do: after a
@@ -174,37 +177,25 @@ def struct_pointer(ffi: Any, value: Any, struct: StructType, what: str) -> Any:
                     f"not {type(value).__name__}")
 
 
-def handle(ffi: Any, value: Any, ctype: Any, what: str) -> Any:
-    """A pointer to an opaque type (a handle): what a function returned, cdata of that pointer type, or None."""
-    if value is None:
-        return ffi.NULL
-    if isinstance(value, ffi.CData):
-        held = ffi.typeof(value)
-        if held is ctype or value == ffi.NULL:
-            return value
-        if held.kind == "pointer" and held.cname == ctype.cname:  # the same C type, bound by another module
-            return ffi.cast(ctype, value)
-        given = f"<cdata {held.cname!r}>"
-    else:
-        given = type(value).__name__
-    raise TypeError(f"{what}: expected a {ctype.cname!r} handle (as a function returning one gives), not {given}")
-
-
 class StructType:
-    """A C struct as a callable on the module: ``mod.Point(x=1.0, y=2.0)``.
+    """A C struct (or union) as a callable on the module: ``mod.Point(x=1.0, y=2.0)``.
 
     Instances are cffi cdata owning their memory, with attribute access to the
-    fields; ``isinstance(p, mod.Point)`` works.
+    fields; ``isinstance(p, mod.Point)`` works. A function-pointer field given
+    to the constructor takes what a function-pointer parameter takes (a native
+    function or a Python callable); the instance keeps that callback alive.
     """
 
-    def __init__(self, ffi: Any, name: str, fields: Sequence[str], module: str, doc: str) -> None:
+    def __init__(self, ffi: Any, name: str, fields: Sequence[str], module: str, doc: str,
+                 kind: str = "struct", callbacks: dict[str, Any] | None = None) -> None:
         self._ffi = ffi
         self.__name__ = self.__qualname__ = name
         self.__module__ = module
         self.__doc__ = doc
         self.fields = tuple(fields)
-        self.pointer_type = ffi.typeof(f"struct {name} *")
-        self.value_type = ffi.typeof(f"struct {name}")
+        self.pointer_type = ffi.typeof(f"{kind} {name} *")
+        self.value_type = ffi.typeof(f"{kind} {name}")
+        self.callbacks = callbacks or {}
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if len(args) > len(self.fields):
@@ -217,13 +208,78 @@ class StructType:
             if field in init:
                 raise TypeError(f"{self.__name__}() got field {field!r} twice")
             init[field] = value
-        return self._ffi.new(self.pointer_type, init)
+        if not self.callbacks:
+            return self._ffi.new(self.pointer_type, init)
+        from ._cffi_callbacks import with_callbacks
+
+        return with_callbacks(self._ffi, self.pointer_type, init, self.callbacks)
 
     def __instancecheck__(self, value: Any) -> bool:
         return isinstance(value, self._ffi.CData) and self._ffi.typeof(value) in (self.pointer_type, self.value_type)
 
     def __repr__(self) -> str:
         return f"<struct {self.__name__} ({', '.join(self.fields)}) from {self.__module__}>"
+
+
+def to_proxy(ffi: Any, value: Any, proxy: Any) -> Any:
+    """A struct or union value copied into the stand-in struct libffi passes the same way."""
+    made = ffi.new(proxy)
+    ffi.memmove(made, ffi.addressof(value), ffi.sizeof(value))
+    return made[0]
+
+
+def from_proxy(ffi: Any, value: Any, struct: StructType) -> Any:
+    """A stand-in struct's bytes, returned by a function, as an instance of the record it stands for."""
+    made = ffi.new(struct.pointer_type)
+    ffi.memmove(made, ffi.addressof(value), ffi.sizeof(struct.value_type))
+    return made
+
+
+def handle(ffi: Any, value: Any, ctype: Any, what: str) -> Any:
+    """A pointer to an opaque struct: what some function returned (of any module binding that type), or None."""
+    if value is None:
+        return ffi.NULL
+    if isinstance(value, ffi.CData):
+        held = ffi.typeof(value)
+        if held is ctype:
+            return value
+        if held.kind == "pointer" and held.cname == ctype.cname:  # the same C type, from another module
+            return ffi.cast(ctype, value)
+        shown = f"<cdata {held.cname!r}>"
+    else:
+        shown = type(value).__name__
+    raise TypeError(f"{what}: expected a {ctype.cname!r} handle (as a function returning one gives), not {shown}")
+
+
+def variadic(ffi: Any, values: Sequence[Any], function: str, first: int) -> list[Any]:
+    """The extra arguments of a variadic call, by C's default argument promotions."""
+    out = []
+    for position, value in enumerate(values, first + 1):
+        if isinstance(value, ffi.CData):
+            out.append(value)
+        elif value is None:
+            out.append(ffi.NULL)
+        elif isinstance(value, int):
+            for cdecl, low, high in _PROMOTED_INTS:
+                if low <= value <= high:
+                    out.append(ffi.cast(cdecl, value))
+                    break
+            else:
+                raise OverflowError(f"{function}() argument {position}: {value} does not fit any C integer type")
+        elif isinstance(value, float):
+            out.append(ffi.cast("double", value))
+        elif isinstance(value, (str, bytes)):
+            text = value.encode("utf-8") if isinstance(value, str) else value
+            out.append(ffi.new("char[]", text))  # NUL-terminated, alive for the call
+        else:
+            raise TypeError(f"{function}() argument {position} (variadic): cannot pass {type(value).__name__} "
+                            f"through '...'; give a C type, e.g. mod.__ffi__.cast('long', x) or "
+                            f"mod.__ffi__.new('double[]', values)")
+    return out
+
+
+_PROMOTED_INTS = (("int", -(2**31), 2**31 - 1), ("long long", -(2**63), 2**63 - 1),
+                  ("unsigned long long", 0, 2**64 - 1))
 
 
 def int_enum(name: str, members: Sequence[tuple[str, int]], module: str, doc: str) -> type[enum.IntEnum]:
@@ -237,12 +293,13 @@ def int_enum(name: str, members: Sequence[tuple[str, int]], module: str, doc: st
 
 
 def retry(ffi: Any, exc: Exception, native: Any, function: str,
-          params: Sequence[tuple[str, str, str, bool] | None], args: Sequence[Any]) -> Any:
+          params: Sequence[tuple[Any, ...] | None], args: Sequence[Any]) -> Any:
     """After cffi refused an argument: convert ``__index__`` objects as Python's int() would and call
     again, or raise the error again naming the function and the parameter at fault.
 
     ``params`` holds, per parameter cffi converts itself, (name, cffi type, type as the source
-    spells it, is an integer); None for one already converted. Only the error path pays for this.
+    spells it, is an integer[, is a handle]); None for one already converted. Only the error path
+    pays for this.
     """
     import operator
 
@@ -250,7 +307,10 @@ def retry(ffi: Any, exc: Exception, native: Any, function: str,
     for index, (spec, value) in enumerate(zip(params, args)):
         if spec is not None and spec[3] and not isinstance(value, int) and hasattr(type(value), "__index__"):
             converted[index] = operator.index(value)
-    if converted != list(args):
+        elif spec is not None and len(spec) > 4 and spec[4]:  # a handle: from another module, or an error
+            converted[index] = handle(ffi, value, ffi.typeof(spec[1]), f"{function}() argument {spec[0]!r} "
+                                                                          f"({spec[2]})")
+    if any(new is not old for new, old in zip(converted, args)):
         try:
             return native(*converted)
         except (TypeError, OverflowError) as again:
@@ -258,7 +318,7 @@ def retry(ffi: Any, exc: Exception, native: Any, function: str,
     for spec, value in zip(params, converted):
         if spec is None:
             continue
-        name, cdecl, spelled, _ = spec
+        name, cdecl, spelled = spec[:3]
         if value is None:  # ffi.new takes None as "zero", a call does not
             raise TypeError(f"{function}() argument {name!r} ({spelled}): a number is required, not NoneType")
         try:

@@ -330,6 +330,33 @@ def _default_root() -> str:
     return str(platformdirs.user_cache_dir("nativeimport", appauthor=False))
 
 
+def _made_by_us_before(fd: int) -> bool:
+    """Whether an unmarked root holds a record only nativeimport writes: its driver table, or a
+    freshness record (the root was deleted and remade by a running process). The cache of a
+    nativeimport from before the mark, then. Names alone (``tmp``, ``index``) could be anyone's."""
+    if _is_our_record("drivers", fd):
+        return True
+    try:
+        fresh = os.open("fresh", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+    except OSError:
+        return False
+    try:
+        return any(_is_our_record(name, fresh) for name in sorted(os.listdir(fresh))[:1])
+    finally:
+        os.close(fresh)
+
+
+def _is_our_record(name: str, directory_fd: int) -> bool:
+    try:
+        record = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=directory_fd)
+    except OSError:
+        return False
+    try:
+        return os.read(record, 64).startswith(b"nativeimport-")
+    finally:
+        os.close(record)
+
+
 def _refusal(root: str) -> Optional[str]:
     """Why ``root`` (absolute) must not be used, after creating it if missing; None when it is safe.
 
@@ -411,24 +438,35 @@ def _unmarked(fd: int) -> Optional[str]:
         if _TAG_MARK in text:
             return None
         return f"is another program's cache (its {TAG_FILE} does not name nativeimport)"
-    foreign = sorted(name for name in os.listdir(fd) if name not in OWN_NAMES and not name.startswith(".tmp-"))
+    names = [name for name in os.listdir(fd) if not name.startswith(".tmp-")]  # ".tmp-": a record being written
+    foreign = sorted(name for name in names if name not in OWN_NAMES)
     if foreign:
         shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
         return (f"holds files nativeimport did not make ({shown}) and no {TAG_FILE} of nativeimport's; "
                 "nativeimport never writes or deletes there")
-    try:  # new, or an earlier nativeimport's: mark it
-        tag = os.open(TAG_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+    if names and not _made_by_us_before(fd):
+        return (f"is not empty ({', '.join(sorted(names)[:3])}) and has no {TAG_FILE} of nativeimport's; "
+                "nativeimport never writes or deletes there")
+    # New, or an earlier nativeimport's: mark it. Written whole under a temporary name, then linked into
+    # place (which fails if another process marked it first), so no one reads half a tag.
+    temporary = f".tmp-tag-{os.getpid()}"
+    try:
+        tag = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
                       dir_fd=fd)
-    except FileExistsError:
-        return None if _unmarked(fd) is None else f"was marked by someone else meanwhile ({TAG_FILE})"
+        try:
+            os.write(tag, TAG_TEXT.encode())
+        finally:
+            os.close(tag)
+        try:
+            os.link(temporary, TAG_FILE, src_dir_fd=fd, dst_dir_fd=fd)
+        except FileExistsError:
+            return None if _unmarked(fd) is None else f"was marked by someone else meanwhile ({TAG_FILE})"
+        finally:
+            os.unlink(temporary, dir_fd=fd)
     except OSError:
         # Read-only: it holds nothing of anyone else's, so it still serves hits (a shared, prebuilt cache),
         # and a build says it cannot write there.
         return None
-    try:
-        os.write(tag, TAG_TEXT.encode())
-    finally:
-        os.close(tag)
     return None
 
 
@@ -520,11 +558,22 @@ def remember_fresh(root: str, source: str, token: str, stats: Snapshot, key: str
 
     def rows(now: int) -> list[list[str]]:
         head = [["source", source], ["token", text_checksum(token)], ["key", key]]
-        return head + [["racy" if row[4] is not None and int(row[4]) >= now else "stat",
+        return head + [["racy" if row[4] is not None and _racy(int(row[4]), now) else "stat",
                         *(str(field) for field in row[1:5]), str(row[5]) if len(row) > 5 else "-", str(row[0])]
                        for row in stats]
 
     write_lines(_fresh_record(root, source), FRESH_KIND, rows)
+
+
+def _racy(ctime: int, now: int) -> bool:
+    """Whether a file with this ctime could still change unseen by a record written at ``now``.
+
+    A ctime of a whole second comes from a file system with coarse timestamps
+    (FAT's are 2 s): any change in the 2 s it stands for keeps the same stats,
+    whatever the cache's own file system says the time is.
+    """
+    tick = 2 * 10**9 if ctime % 10**9 == 0 else 0
+    return ctime + tick >= now
 
 
 def forget_fresh(root: str, source: str) -> None:

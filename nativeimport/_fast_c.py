@@ -28,6 +28,9 @@ typedef struct {
     int count;
     PyObject *provider;    /* returns the cffi namespace, for arguments only cffi understands */
     PyObject *fallbacks;   /* the cffi wrappers by position, fetched the first time one is needed */
+    const char **handle_cdecls;  /* the cffi type of each handle its functions take or return */
+    PyObject **handle_types;     /* those types, from the cffi binding's ffi: handles are the same objects */
+    int handle_count;
 } NiModule;
 
 NI_HELPER int ni_int_error(PyObject *o, const char *what, const char *ctype);
@@ -38,6 +41,8 @@ NI_HELPER PyObject *ni_string_result(const char *s);
 NI_HELPER PyObject *ni_count_error(const char *name, Py_ssize_t expected, Py_ssize_t given);
 NI_HELPER PyObject *ni_call_fallback(NiModule *module, int index, PyObject *const *args, Py_ssize_t nargs);
 NI_HELPER PyObject *ni_bind_module(NiModule *module, PyObject *self, PyObject *args);
+NI_HELPER void *ni_handle(PyObject *o, PyObject *ctype);
+NI_HELPER PyObject *ni_handle_result(void *p, PyObject *ctype);
 """
 
 _HELPERS = r"""
@@ -160,6 +165,62 @@ NI_HELPER PyObject *ni_call_fallback(NiModule *module, int index, PyObject *cons
     return PyObject_Vectorcall(PyTuple_GET_ITEM(module->fallbacks, index), args, nargs, NULL);
 }
 
+/* Handles are the cffi binding's own pointer objects, converted with the functions cffi exports to the
+   modules it compiles (the table every API-mode extension receives, stable since cffi 1.0): what a
+   function returns here is what a cffi-served function takes, and the reverse. */
+static void *ni_cffi_exports[32];
+static int ni_cffi_ready;
+
+static int ni_load_cffi_exports(void) {
+    static void *empty_context[64];  /* a type context declaring nothing */
+    if (ni_cffi_ready) return 0;
+    void *raw[4] = {(void *)"_nativeimport_handles", (void *)(Py_ssize_t)0x2601, (void *)ni_cffi_exports,
+                    (void *)empty_context};
+    PyObject *backend = PyImport_ImportModule("_cffi_backend");
+    if (backend == NULL) return -1;
+    PyObject *arg = PyLong_FromVoidPtr((void *)raw);
+    PyObject *made = arg == NULL ? NULL
+        : PyObject_CallMethod(backend, "_init_cffi_1_0_external_module", "O", arg);
+    Py_XDECREF(arg);
+    Py_DECREF(backend);
+    if (made == NULL) return -1;
+    Py_DECREF(made);
+    ni_cffi_ready = 1;
+    return 0;
+}
+
+/* The handle types, from the cffi namespace the provider returns (the cffi binding loads for them). */
+static int ni_bind_handles(NiModule *module) {
+    if (ni_load_cffi_exports() < 0) return -1;
+    PyObject *namespace = PyObject_CallNoArgs(module->provider);
+    if (namespace == NULL) return -1;
+    PyObject *ffi = PyMapping_GetItemString(namespace, "__ffi__");
+    Py_DECREF(namespace);
+    if (ffi == NULL) return -1;
+    for (int i = 0; i < module->handle_count; i++) {
+        PyObject *ctype = PyObject_CallMethod(ffi, "typeof", "s", module->handle_cdecls[i]);
+        if (ctype == NULL) { Py_DECREF(ffi); return -1; }
+        Py_XSETREF(module->handle_types[i], ctype);
+    }
+    Py_DECREF(ffi);
+    return 0;
+}
+
+/* A handle argument (not None): its address, or NULL with an error set (the caller hands the call to cffi). */
+NI_HELPER void *ni_handle(PyObject *o, PyObject *ctype) {
+    char *(*to_pointer)(PyObject *, PyObject *) = (char *(*)(PyObject *, PyObject *))ni_cffi_exports[11];
+    char *p = to_pointer(o, ctype);
+    if (p == NULL && !PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "NULL handle");
+    return p;
+}
+
+/* A handle result: None for NULL, else a cdata of the handle's type. */
+NI_HELPER PyObject *ni_handle_result(void *p, PyObject *ctype) {
+    PyObject *(*from_pointer)(char *, PyObject *) = (PyObject *(*)(char *, PyObject *))ni_cffi_exports[10];
+    if (p == NULL) Py_RETURN_NONE;
+    return from_pointer((char *)p, ctype);
+}
+
 /* bind(library_path, module_name, provider) -> (functions, functions releasing the GIL);
    provider() returns the cffi namespace, called only if an argument needs cffi. */
 NI_HELPER PyObject *ni_bind_module(NiModule *module, PyObject *self, PyObject *args) {
@@ -184,6 +245,7 @@ NI_HELPER PyObject *ni_bind_module(NiModule *module, PyObject *self, PyObject *a
     module->provider = provider;
     Py_XDECREF(previous);
     Py_CLEAR(module->fallbacks);
+    if (module->handle_count > 0 && ni_bind_handles(module) < 0) return NULL;
     PyObject *kept = PyDict_New(), *released = PyDict_New();
     if (kept == NULL || released == NULL) goto fail;
     for (int i = 0; i < 2 * count; i++) {

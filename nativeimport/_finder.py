@@ -200,7 +200,7 @@ class NativeFinder:
             return None  # reading the file imports modules (tomllib, json): those are not defined there
         self._defining = True
         try:
-            from ._build_settings import defined_modules  # only directories holding that file pay for it
+            from ._build_settings import CONFIG_FILE, defined_modules, definition_of  # only such directories pay
 
             name = fullname.rpartition(".")[2]
             primary = defined_modules(directory).get(name)
@@ -209,7 +209,8 @@ class NativeFinder:
         driver = registry.for_path(primary) if primary is not None else None
         if primary is None or driver is None:
             return None
-        return spec_for_path(fullname, primary, driver, self.overrides, definition=name)
+        definition = definition_of(os.path.join(directory, CONFIG_FILE), name)
+        return spec_for_path(fullname, primary, driver, self.overrides, definition=definition)
 
     def _package(self, fullname: str, locations: Sequence[str], registry: Registry) -> Optional[ModuleSpec]:
         for location in locations:

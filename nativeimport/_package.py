@@ -19,6 +19,7 @@ import json
 import os
 from pathlib import Path
 
+from ._build_settings import CONFIG_FILE, defined_modules
 from ._entry import BINDING_FILE, INTERFACE_FILE, LIGHT_FILE, shipped_entry, shipped_files, stored_code
 from ._stored import code_record
 from ._version import __version__
@@ -32,14 +33,16 @@ __all__ = ["NativeModule", "entry_files", "inside_native_project", "native_modul
 
 
 class NativeModule:
-    """One native module of a package: its name (``fast``) and what ``nativeimport.build`` takes (a file or
-    a project directory)."""
+    """One native module of a package: its name (``fast``) and what ``nativeimport.build`` takes (a file,
+    a project directory, or a ``nativeimport.toml`` with ``definition`` naming the module one of its tables
+    defines)."""
 
-    __slots__ = ("name", "source")
+    __slots__ = ("definition", "name", "source")
 
-    def __init__(self, name: str, source: str) -> None:
+    def __init__(self, name: str, source: str, definition: str | None = None) -> None:
         self.name = name
         self.source = source
+        self.definition = definition
 
     def __repr__(self) -> str:
         return f"NativeModule({self.name!r}, {self.source!r})"
@@ -67,7 +70,12 @@ def native_modules(package_dir: str, registry: Registry) -> list[NativeModule]:
         source = _source_of(package_dir, name, registry)
         if source is not None:
             found.append(NativeModule(name, source))
-    return found
+    if CONFIG_FILE in entries:  # modules built from several sources, with no file of their own name
+        taken = python | {module.name for module in found}
+        config = os.path.join(package_dir, CONFIG_FILE)
+        found += [NativeModule(name, config, definition=name) for name in sorted(defined_modules(package_dir))
+                  if name not in taken]
+    return sorted(found, key=lambda module: module.name)
 
 
 def _python_names(package_dir: str, entries: list[str]) -> set[str]:

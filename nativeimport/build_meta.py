@@ -36,7 +36,7 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Optional
 
@@ -100,6 +100,9 @@ def ship_native_modules(wheel: Path, packages: dict[str, str], project: Path) ->
     found = [(package, directory, module) for package, directory in sorted(packages.items())
              if not inside_native_project(directory, str(project), registry)
              for module in native_modules(directory, registry)]
+    parts = _parts(module for _, _, module in found)
+    found = [(package, directory, module) for package, directory, module in found
+             if os.path.abspath(module.source) not in parts]
     if not found:
         where = f"the packages {', '.join(sorted(packages))}" if packages else "the project (it has no packages)"
         log.info("no native sources in %s: the wheel is setuptools' own", where)
@@ -107,6 +110,10 @@ def ship_native_modules(wheel: Path, packages: dict[str, str], project: Path) ->
     _require_runtime(wheel)  # before compiling anything
     added: dict[str, bytes] = {}
     sources: list[str] = []  # archive names of the sources, in the wheel if MANIFEST.in or an sdist put them there
+    for package, directory in packages.items():  # the parts of modules are sources too
+        inside = os.path.abspath(directory) + os.sep
+        sources += [_archive_name(package.replace(".", "/"), directory, part) for part in sorted(parts)
+                    if part.startswith(inside) and os.sep not in part[len(inside):]]
     carries_wrappers = False
     for package, directory, module in found:
         package_path = package.replace(".", "/")
@@ -128,7 +135,7 @@ def _module_files(package: str, module: NativeModule) -> tuple[dict[str, bytes],
     """One module's files in the wheel (entry, binding ``.py``, stub), and whether this CPython's wrapper is one."""
     package_path = package.replace(".", "/")
     log.debug("%s.%s: the entry of %s", package, module.name, module.source)  # a real build logs its own line
-    entry = str(build(module.source))
+    entry = str(build(module.source, module=module.definition))
     files = {name: _without_debug_info(data) if name.endswith(".so") else data
              for name, data in entry_files(entry, package_path, module.name).items()}
     files[f"{package_path}/{module.name}.py"] = shim(f"{package}.{module.name}",
@@ -259,12 +266,50 @@ def _native_sources_in_manifest() -> Iterator[None]:
                 continue
             for module in native_modules(directory, registry):
                 self.filelist.extend(_project_files(module.source))
+                self.filelist.extend(_settings_files(module))
 
     manifest_maker.add_defaults = add_defaults
     try:
         yield
     finally:
         manifest_maker.add_defaults = original
+
+
+def _parts(modules: Iterable[NativeModule]) -> set[str]:
+    """The files other modules' build settings name as their extra ``sources``: parts of those modules,
+    not modules of their own (a folder of them may even be a namespace package to setuptools)."""
+    from ._build_settings import defined_modules, definition_of, resolve
+
+    parts: set[str] = set()
+    for module in modules:
+        if os.path.isdir(module.source):
+            continue
+        if module.definition is None:
+            resolved = resolve(Path(module.source))
+        else:
+            primary = defined_modules(os.path.dirname(os.path.abspath(module.source)))[module.definition]
+            parts.add(os.path.abspath(primary))
+            resolved = resolve(Path(primary), definition_of(os.path.abspath(module.source), module.definition))
+        parts.update(os.path.abspath(path) for path in resolved.settings.sources)
+    return parts
+
+
+def _settings_files(module: NativeModule) -> list[str]:
+    """What a module's build settings name: nativeimport.toml, the extra sources, and the headers in the
+    source's folder and its include directories (other files a build reads belong in MANIFEST.in)."""
+    from ._build_settings import CONFIG_FILE, defined_modules, definition_of, resolve
+
+    directory = os.path.dirname(os.path.abspath(module.source))
+    primary = defined_modules(directory).get(module.name, "") if module.definition else module.source
+    if not primary or os.path.isdir(primary):
+        return []
+    definition = definition_of(os.path.join(directory, CONFIG_FILE), module.definition) if module.definition else None
+    settings = resolve(Path(primary), definition).settings
+    files = [str(path) for path in settings.sources]
+    for folder in (Path(directory), *settings.include_dirs):
+        files += [str(path) for path in sorted(folder.glob("*.h")) if path.is_file()]
+    config = os.path.join(directory, CONFIG_FILE)
+    return [os.path.relpath(f) for f in ([config] if os.path.isfile(config) else []) + files]
 
 
 def _project_files(source: str) -> list[str]:

@@ -23,7 +23,7 @@ from elftools.dwarf.dwarfinfo import DWARFInfo
 from elftools.elf.elffile import ELFFile
 
 from .errors import InterfaceError
-from .interface import CType, Enum, Field, Function, Interface, Param, Skipped, Struct
+from .interface import VA_LIST_NAMES, CType, Enum, Field, Function, Interface, Param, Skipped, Struct
 
 __all__ = ["Unsupported", "exported_functions", "read_interface"]
 
@@ -35,6 +35,16 @@ _ATE_BOOLEAN, _ATE_FLOAT, _ATE_SIGNED, _ATE_SIGNED_CHAR, _ATE_UNSIGNED, _ATE_UNS
 
 class Unsupported(Exception):
     """A type the binding cannot express faithfully; the message says which and why."""
+
+
+class _VaList(Unsupported):
+    """A ``va_list``: never degraded to an opaque pointer, since no caller could build one."""
+
+    def __init__(self) -> None:
+        super().__init__("a va_list, which Python cannot build (call the variadic (...) version instead)")
+
+
+_RECORD_TAGS = ("DW_TAG_structure_type", "DW_TAG_union_type")
 
 
 def exported_functions(elf: ELFFile) -> dict[str, int]:
@@ -93,6 +103,8 @@ class _Reader:
     structs: dict[str, Struct] = dataclasses.field(default_factory=dict)
     enums: dict[str, Enum] = dataclasses.field(default_factory=dict)
     in_progress: set[str] = dataclasses.field(default_factory=set)
+    unnamed_field_type: str = ""  # the tag an untagged struct type of the field being read is given
+    aliases: dict[str, set[str]] = dataclasses.field(default_factory=dict)  # record -> its typedef names
 
     def read(self, where: str) -> Interface:
         addresses = set(self.exports.values())
@@ -105,7 +117,7 @@ class _Reader:
                 name, origin = _origin(die)
                 if name is None or name not in self.exports:
                     continue
-                if self.exports[name] not in _entry_addresses(die):
+                if self.exports[name] not in self._entry_points(die):
                     continue  # a declaration, or another function's copy; the export's own DIE decides
                 if not checked_types and not _has_types(cu):
                     raise InterfaceError(
@@ -124,10 +136,34 @@ class _Reader:
         ordered = sorted(found.values(), key=lambda f: f.name)
         return Interface(
             functions=tuple(ordered),
-            structs=tuple(sorted(self.structs.values(), key=lambda s: s.name)),
+            structs=tuple(dataclasses.replace(s, aliases=tuple(sorted(self.aliases.get(s.name, ()))))
+                          for s in sorted(self.structs.values(), key=lambda s: s.name)),
             enums=tuple(sorted(self.enums.values(), key=lambda e: e.name)),
             skipped=tuple(Skipped(n, r) for n, r in sorted(skipped.items()) if not _is_runtime_symbol(n)),
         )
+
+    def _entry_points(self, die: DIE) -> set[int]:
+        """Where a function's code may start: its low_pc, or each range's start when
+        gcc -O2 split it into hot and cold parts (``DW_AT_ranges``, no ``DW_AT_low_pc``)."""
+        if "DW_AT_low_pc" in die.attributes:
+            return {die.attributes["DW_AT_low_pc"].value}
+        if "DW_AT_ranges" not in die.attributes:
+            return set()
+        from elftools.dwarf.ranges import BaseAddressEntry
+
+        lists = self.dwarf.range_lists()
+        if lists is None:
+            return set()
+        top = die.cu.get_top_DIE()
+        base = top.attributes["DW_AT_low_pc"].value if "DW_AT_low_pc" in top.attributes else 0
+        starts = set()
+        unit: Any = die.cu  # a CompileUnit: subprograms are never in type units
+        for entry in lists.get_range_list_at_offset(die.attributes["DW_AT_ranges"].value, cu=unit):
+            if isinstance(entry, BaseAddressEntry):
+                base = entry.base_address
+            else:
+                starts.add(entry.begin_offset if entry.is_absolute else base + entry.begin_offset)
+        return starts
 
     def _units_holding(self, addresses: set[int]) -> Iterator[CompileUnit]:
         """The compilation units that may define an exported function.
@@ -169,9 +205,7 @@ class _Reader:
         source_params = [c for c in origin.iter_children() if c.tag == "DW_TAG_formal_parameter"]
         if not source_params:
             source_params = [c for c in die.iter_children() if c.tag == "DW_TAG_formal_parameter"]
-        for child in origin.iter_children():
-            if child.tag == "DW_TAG_unspecified_parameters":
-                raise Unsupported("it is variadic (...)")
+        variadic = any(c.tag == "DW_TAG_unspecified_parameters" for c in origin.iter_children())
         for index, param in enumerate(source_params):
             param_name, param_origin = _origin(param)
             label = param_name or f"arg{index}"
@@ -179,7 +213,7 @@ class _Reader:
             if ctype.kind == "void":
                 raise Unsupported(f"parameter {label!r} has no type")
             params.append(Param(label, ctype))
-        return Function(name, result, tuple(params), self._doc(origin, files))
+        return Function(name, result, tuple(params), self._doc(origin, files), variadic=variadic)
 
     def _type_of(self, die: DIE, function: str, param: str) -> CType:
         what = f"parameter {param!r}" if param else "its result"
@@ -188,9 +222,16 @@ class _Reader:
             ctype = self._resolve(die.get_DIE_from_attribute("DW_AT_type")) if has_type else CType.void()
         except Unsupported as why:
             raise Unsupported(f"{what} is {why}") from None
-        if ctype.kind == "struct" and self.structs[ctype.name].fields is None:
-            raise Unsupported(f"{what} is the opaque struct {ctype.name} by value")
+        if ctype.is_record:
+            self._check_complete(ctype, what)
         return ctype
+
+    def _check_complete(self, ctype: CType, what: str) -> None:
+        """A record used by value must be described; behind a pointer it may be a handle."""
+        record = self.structs[ctype.name]
+        if record.fields is None:
+            why = f" ({record.opaque})" if record.opaque else " (declared only)"
+            raise Unsupported(f"{what} is the opaque {record.kind} {ctype.name} by value{why}")
 
     def _doc(self, die: DIE, files: list[Optional[Path]]) -> str:
         file_attr = die.attributes.get("DW_AT_decl_file")
@@ -202,6 +243,8 @@ class _Reader:
 
     # -- types ------------------------------------------------------------
     def _resolve(self, die: DIE, spelling: str = "") -> CType:
+        if _is_va_list(die):
+            raise _VaList()
         peeled, _, typedef = _peel(die)
         spelling = spelling or typedef
         if peeled is None:
@@ -212,14 +255,16 @@ class _Reader:
             return _base_type(die, spelling)
         if tag == "DW_TAG_pointer_type":
             return self._pointer(die, spelling)
-        if tag == "DW_TAG_structure_type":
-            return self._struct(die, spelling)
+        if tag in _RECORD_TAGS:
+            record = self._record(die, spelling)
+            if spelling.isidentifier() and spelling != record.name:  # typedef struct point_s Point;
+                self.aliases.setdefault(record.name, set()).add(spelling)
+            return record
         if tag == "DW_TAG_enumeration_type":
             return self._enum(die, spelling)
         if tag == "DW_TAG_unspecified_type":  # C23 nullptr_t, C++'s decltype(nullptr)
             raise Unsupported(f"the unspecified type {_name(die)}")
         kinds = {
-            "DW_TAG_union_type": "a union",
             "DW_TAG_subroutine_type": "a function type",
             "DW_TAG_array_type": "an array",
             "DW_TAG_class_type": "a class",
@@ -228,10 +273,14 @@ class _Reader:
         raise Unsupported(kinds.get(str(tag), f"an unsupported type ({tag})"))
 
     def _pointer(self, die: DIE, spelling: str) -> CType:
+        """A pointer never fails for what it points to: what cannot be described is an opaque pointer."""
         name = _name(die)
         if "DW_AT_type" not in die.attributes:
             return CType.pointer(CType.void(), const=name.startswith("*const "), spelling=spelling)
-        target, const, typedef = _peel(die.get_DIE_from_attribute("DW_AT_type"))
+        pointed = die.get_DIE_from_attribute("DW_AT_type")
+        if _is_va_list(pointed):
+            raise _VaList()
+        target, const, typedef = _peel(pointed)
         # Rust records pointer constness only in the pointer type's name.
         const = const or name.startswith("*const ")
         if target is None:
@@ -240,20 +289,42 @@ class _Reader:
             return CType.pointer(CType.char(), const=const, spelling=spelling)
         if target.tag == "DW_TAG_enumeration_type" and _name(target) == "c_void":
             return CType.pointer(CType.void(), const=const, spelling=spelling)  # Rust's core::ffi::c_void
-        if target.tag == "DW_TAG_subroutine_type":
-            raise Unsupported("a function pointer")
-        if target.tag in ("DW_TAG_structure_type",) and self._struct_is_being_read(target):
-            return CType.pointer(CType.struct(self._struct_name(target, typedef)), const=const, spelling=spelling)
-        if target.tag == "DW_TAG_union_type":
-            raise Unsupported("a pointer to a union")
-        if target.tag == "DW_TAG_class_type":
-            return self._class_handle(target, typedef, const, spelling)
-        if target.tag == "DW_TAG_structure_type" and _lang_is_cxx(target.cu):
-            try:
-                return CType.pointer(self._resolve(target, typedef), const=const, spelling=spelling)
-            except Unsupported:  # a C++ struct C cannot describe (a std::vector member, say): a handle
+        try:
+            if target.tag == "DW_TAG_subroutine_type":
+                return CType.pointer(self._function_type(target), spelling=spelling or typedef)
+            if target.tag == "DW_TAG_class_type":
                 return self._class_handle(target, typedef, const, spelling)
-        return CType.pointer(self._resolve(target, typedef), const=const, spelling=spelling)
+            if target.tag in _RECORD_TAGS and _name(target) and _name(target) in self.in_progress:
+                make = CType.union if target.tag == "DW_TAG_union_type" else CType.struct
+                return CType.pointer(make(self._struct_name(target, typedef)), const=const, spelling=spelling)
+            if target.tag == "DW_TAG_structure_type" and _lang_is_cxx(target.cu):
+                try:
+                    return CType.pointer(self._resolve(target, typedef), const=const, spelling=spelling)
+                except Unsupported:  # a C++ struct C cannot describe (a std::vector member, say): a handle
+                    return self._class_handle(target, typedef, const, spelling)
+            return CType.pointer(self._resolve(target, typedef), const=const, spelling=spelling)
+        except _VaList:
+            raise
+        except Unsupported:
+            # An address the binding cannot look behind: passed and returned as an opaque pointer.
+            shown = typedef or _name(target) or "void"
+            return CType.pointer(CType("void", "void", shown), const=const, spelling=spelling)
+
+    def _function_type(self, die: DIE) -> CType:
+        """The pointee of a function pointer."""
+        if not die.attributes.get("DW_AT_prototyped", _Attr(True)).value and _lang_is_c(die.cu):
+            raise Unsupported("a function pointer without a prototype")
+        result = self._resolve(die.get_DIE_from_attribute("DW_AT_type")) if "DW_AT_type" in die.attributes \
+            else CType.void()
+        params = []
+        for child in die.iter_children():
+            if child.tag == "DW_TAG_formal_parameter":
+                params.append(self._resolve(child.get_DIE_from_attribute("DW_AT_type")))
+        for ctype in (result, *params):
+            if ctype.is_record:
+                self._check_complete(ctype, "a callback's parameter or result")
+        variadic = any(c.tag == "DW_TAG_unspecified_parameters" for c in die.iter_children())
+        return CType.function(result, tuple(params), variadic)
 
     def _class_handle(self, die: DIE, typedef: str, const: bool, spelling: str) -> CType:
         """A pointer to a C++ class: an opaque handle, whatever the class holds.
@@ -266,72 +337,111 @@ class _Reader:
         return CType.pointer(CType.struct(name, _qualified_name(die)), const=const, spelling=spelling)
 
     def _struct_name(self, die: DIE, typedef: str) -> str:
-        name = _name(die) or typedef
+        name = _name(die) or typedef or self.unnamed_field_type
         if not name:
-            raise Unsupported("an anonymous struct with no typedef")
-        return name.rpartition("::")[2]
+            raise Unsupported(f"an anonymous {_record_kind(die)} with no typedef")
+        name = name.rpartition("::")[2]
+        if not name.isidentifier() or not name.isascii():
+            raise Unsupported(f"the type {name}, whose name is not a C identifier")
+        return name
 
-    def _struct_is_being_read(self, die: DIE) -> bool:
-        name = _name(die)
-        return bool(name) and name in self.in_progress
-
-    def _struct(self, die: DIE, spelling: str) -> CType:
-        name = self._struct_name(die, spelling)
-        ctype = CType.struct(name, spelling or (f"struct {name}" if _lang_is_c(die.cu) else name))
-        if name in self.structs and self.structs[name].fields is not None:
+    def _record(self, die: DIE, spelling: str, name: str = "", anonymous: bool = False) -> CType:
+        """A struct or union; one whose contents cannot be described is kept opaque, with the reason."""
+        kind = _record_kind(die)
+        name = name or self._struct_name(die, spelling)
+        make = CType.union if kind == "union" else CType.struct
+        untagged = name.startswith("_ni_anon_")  # shown as the source writes it, not by the tag made up for it
+        ctype = make(name, spelling or (f"{kind} {{...}}" if untagged else f"{kind} {name}" if _lang_is_c(die.cu)
+                                        else name))
+        known = self.structs.get(name)
+        if known is not None and (known.fields is not None or known.opaque):
             return ctype
         if die.attributes.get("DW_AT_declaration", _Attr(False)).value:
-            self.structs.setdefault(name, Struct(name, None))
+            self.structs.setdefault(name, Struct(name, None, kind=kind))
             return ctype
+        size = die.attributes["DW_AT_byte_size"].value if "DW_AT_byte_size" in die.attributes else 0
         self.in_progress.add(name)
         try:
-            fields = []
-            offsets = []
-            for member in die.iter_children():
-                if member.tag != "DW_TAG_member":
-                    continue
-                field_name = _name(member)
-                if not field_name:
-                    raise Unsupported(f"struct {name}, which has an anonymous member")
-                if "DW_AT_bit_size" in member.attributes or "DW_AT_data_bit_offset" in member.attributes:
-                    raise Unsupported(f"struct {name}, which has the bit-field {field_name!r}")
-                member_type = member.get_DIE_from_attribute("DW_AT_type")
-                try:
-                    fields.append(Field(field_name, self._field_type(member_type)))
-                except Unsupported as why:
-                    raise Unsupported(f"struct {name}, whose field {field_name!r} is {why}") from None
-                location = member.attributes.get("DW_AT_data_member_location")
-                offsets.append(location.value if location is not None else 0)
+            record = Struct(name, tuple(self._members(die, name)), size, kind=kind, anonymous=anonymous)
+        except _VaList:
+            record = Struct(name, None, size, kind=kind, opaque="it holds a va_list")
+        except Unsupported as why:
+            record = Struct(name, None, size, kind=kind, opaque=str(why))
         finally:
             self.in_progress.discard(name)
-        size = die.attributes["DW_AT_byte_size"].value if "DW_AT_byte_size" in die.attributes else 0
-        struct = Struct(name, tuple(fields), size)
-        if _layout(struct, self.structs, offsets) != size:
-            raise Unsupported(f"struct {name}, whose layout is not the natural C layout (packed or over-aligned)")
-        self.structs[name] = struct
+        self.structs[name] = record
         return ctype
 
+    def _members(self, die: DIE, name: str) -> Iterator[Field]:
+        unnamed = 0
+        for member in die.iter_children():
+            if member.tag != "DW_TAG_member":
+                continue
+            field_name = _name(member)
+            member_type = member.get_DIE_from_attribute("DW_AT_type")
+            location = member.attributes.get("DW_AT_data_member_location")
+            offset = location.value if location is not None and isinstance(location.value, int) else 0
+            if not field_name:  # C11 anonymous struct/union: its members belong to this record
+                inner = _peel(member_type)[0]
+                if inner is None or inner.tag not in _RECORD_TAGS or _name(inner):
+                    raise Unsupported(f"its unnamed member at offset {offset} is not an anonymous struct or union")
+                ctype = self._record(inner, "", f"_ni_anon_{name}_{unnamed}", anonymous=True)
+                unnamed += 1
+                self._check_complete(ctype, f"its anonymous {ctype.kind} member")
+                yield Field("", ctype, offset)
+                continue
+            outer, self.unnamed_field_type = self.unnamed_field_type, f"_ni_anon_{name}_{field_name}"
+            try:  # a field of an untagged struct type (struct { ... } inner;) gets a made-up tag
+                ctype = self._field_type(member_type)
+                if ctype.is_record:
+                    self._check_complete(ctype, "a record")
+            except _VaList:
+                raise
+            except Unsupported as why:
+                raise Unsupported(f"its field {field_name!r} is {why}") from None
+            finally:
+                self.unnamed_field_type = outer
+            bits = member.attributes.get("DW_AT_bit_size")
+            if bits is None:
+                yield Field(field_name, ctype, offset)
+                continue
+            if ctype.kind not in ("int", "enum", "bool") or ctype.length:
+                raise Unsupported(f"its bit-field {field_name!r} is not an integer")
+            yield Field(field_name, ctype, offset, bits.value, _bit_offset(member, ctype.size))
+
     def _field_type(self, die: DIE) -> CType:
-        peeled, _, typedef = _peel(die)
+        peeled = _peel(die)[0]
         if peeled is None:
             raise Unsupported("void")
-        die = peeled
-        if die.tag != "DW_TAG_array_type":
-            return self._resolve(die, typedef)
-        dims = [c for c in die.iter_children() if c.tag == "DW_TAG_subrange_type"]
-        if len(dims) != 1:
-            raise Unsupported("a multi-dimensional array")
-        attrs = dims[0].attributes
-        if "DW_AT_count" in attrs:
-            length = attrs["DW_AT_count"].value
-        elif "DW_AT_upper_bound" in attrs:
-            length = attrs["DW_AT_upper_bound"].value + 1
-        else:
-            raise Unsupported("an array of unknown length")
-        element = self._resolve(die.get_DIE_from_attribute("DW_AT_type"))
+        if peeled.tag != "DW_TAG_array_type":
+            return self._resolve(die)
+        element, lengths = self._array(peeled)
+        if any(n <= 0 for n in lengths[1:]):
+            raise Unsupported("an array with an inner dimension of unknown length")
+        if element.is_record:
+            self._check_complete(element, "an array element")
         if element.kind == "char":
             element = CType.integer("int8_t", "char")
-        return dataclasses.replace(element, length=length)
+        return dataclasses.replace(element, length=lengths[0] if lengths[0] > 0 else -1, dims=tuple(lengths[1:]))
+
+    def _array(self, die: DIE) -> tuple[CType, list[int]]:
+        """An array type's element and its dimensions (-1: of unknown length, a flexible array member)."""
+        lengths = []
+        for dim in (c for c in die.iter_children() if c.tag == "DW_TAG_subrange_type"):
+            attrs = dim.attributes
+            if "DW_AT_count" in attrs and isinstance(attrs["DW_AT_count"].value, int):
+                lengths.append(attrs["DW_AT_count"].value)
+            elif "DW_AT_upper_bound" in attrs and isinstance(attrs["DW_AT_upper_bound"].value, int):
+                upper = attrs["DW_AT_upper_bound"].value
+                lengths.append(-1 if upper >= 1 << 62 else upper + 1)  # [0] reads as an upper bound of -1
+            else:
+                lengths.append(-1)
+        element_die = die.get_DIE_from_attribute("DW_AT_type")
+        peeled = _peel(element_die)[0]
+        if peeled is not None and peeled.tag == "DW_TAG_array_type":  # an array of a typedef'd array
+            element, inner = self._array(peeled)
+            return element, lengths + inner
+        return self._resolve(element_die), lengths or [-1]
 
     def _enum(self, die: DIE, spelling: str) -> CType:
         name = (_name(die) or spelling).rpartition("::")[2]
@@ -402,28 +512,35 @@ def _base_type(die: DIE, spelling: str) -> CType:
     raise Unsupported(f"{name} ({size * 8}-bit), which has no exact Python binding")
 
 
-def _layout(struct: Struct, structs: dict[str, Struct], offsets: list[int]) -> int:
-    """The natural C size of ``struct``, checking each field's offset; -1 on a mismatch."""
-    offset = 0
-    alignment = 1
-    for field, actual in zip(struct.fields or (), offsets):
-        size, align = _size_align(field.type, structs)
-        offset = (offset + align - 1) // align * align
-        if offset != actual:
-            return -1
-        offset += size
-        alignment = max(alignment, align)
-    return (offset + alignment - 1) // alignment * alignment
+def _record_kind(die: DIE) -> str:
+    return "union" if die.tag == "DW_TAG_union_type" else "struct"
 
 
-def _size_align(ctype: CType, structs: dict[str, Struct]) -> tuple[int, int]:
-    count = ctype.length or 1
-    if ctype.kind == "struct":
-        inner = structs[ctype.name]
-        sizes = [_size_align(f.type, structs) for f in inner.fields or ()]
-        align = max((a for _, a in sizes), default=1)
-        return inner.size * count, align
-    return ctype.size * count, ctype.size or 1
+def _is_va_list(die: DIE) -> bool:
+    """Whether a type is C's ``va_list`` (a typedef of that name, or the compiler's record behind it)."""
+    current: Optional[DIE] = die
+    for _ in range(16):
+        if current is None:
+            return False
+        if _name(current) in VA_LIST_NAMES:
+            return True
+        if current.tag not in _QUALIFIERS and current.tag not in ("DW_TAG_typedef", "DW_TAG_array_type"):
+            return False
+        current = current.get_DIE_from_attribute("DW_AT_type") if "DW_AT_type" in current.attributes else None
+    return False
+
+
+def _bit_offset(member: DIE, size: int) -> int:
+    """A bit-field's position in bits from the start of its record (little-endian numbering)."""
+    attrs = member.attributes
+    if "DW_AT_data_bit_offset" in attrs:  # DWARF 4 and later
+        return int(attrs["DW_AT_data_bit_offset"].value)
+    location = attrs.get("DW_AT_data_member_location")
+    base = location.value * 8 if location is not None and isinstance(location.value, int) else 0
+    if "DW_AT_bit_offset" in attrs:  # DWARF 2/3: counted from the storage unit's most significant bit
+        unit = attrs["DW_AT_byte_size"].value if "DW_AT_byte_size" in attrs else size
+        return base + unit * 8 - int(attrs["DW_AT_bit_offset"].value) - int(attrs["DW_AT_bit_size"].value)
+    return base
 
 
 def _origin(die: DIE) -> tuple[Optional[str], DIE]:
@@ -450,30 +567,6 @@ def _qualified_name(die: DIE) -> str:
         parts.insert(0, _name(parent) or "(anonymous namespace)")
         parent = parent.get_parent()
     return "::".join(parts)
-
-
-def _entry_addresses(die: DIE) -> set[int]:
-    """Where a function's code starts: its low_pc, or (split into hot and cold parts, as GCC
-    does with code after a ``throw`` or ``__builtin_expect``) the start of each of its ranges.
-    Empty for a declaration."""
-    if "DW_AT_low_pc" in die.attributes:
-        return {die.attributes["DW_AT_low_pc"].value}
-    if "DW_AT_ranges" not in die.attributes:
-        return set()
-    ranges = die.dwarfinfo.range_lists()
-    if ranges is None:
-        return set()
-    top = die.cu.get_top_DIE()
-    base = top.attributes["DW_AT_low_pc"].value if "DW_AT_low_pc" in top.attributes else 0
-    from elftools.dwarf.ranges import BaseAddressEntry
-
-    starts = set()
-    for entry in ranges.get_range_list_at_offset(die.attributes["DW_AT_ranges"].value, cu=die.cu):  # type: ignore[arg-type]
-        if isinstance(entry, BaseAddressEntry):
-            base = entry.base_address
-        else:
-            starts.add(entry.begin_offset if entry.is_absolute else base + entry.begin_offset)
-    return starts
 
 
 def _subprograms(die: DIE) -> Iterator[DIE]:

@@ -46,21 +46,28 @@ INTEGER_TYPES: Mapping[str, tuple[int, bool]] = {
 }
 FLOAT_TYPES: Mapping[str, int] = {"float": 4, "double": 8}
 
-KINDS = ("void", "int", "float", "bool", "char", "pointer", "struct", "enum")
+KINDS = ("void", "int", "float", "bool", "char", "pointer", "struct", "union", "enum", "function")
+
+#: Type names of C's variable argument lists: a function taking one cannot be called from Python.
+VA_LIST_NAMES = frozenset({"va_list", "__gnuc_va_list", "__builtin_va_list", "__va_list_tag", "__va_list"})
 
 
 @dataclasses.dataclass(frozen=True)
 class CType:
     """One C type, reduced to what a binding needs.
 
-    ``kind`` is one of ``void int float bool char pointer struct enum``.
-    ``name`` is canonical: ``int32_t`` or ``double`` for scalars (so the ABI is
-    explicit whatever the source called it), the tag for structs and enums.
+    ``kind`` is one of ``void int float bool char pointer struct union enum
+    function``. ``name`` is canonical: ``int32_t`` or ``double`` for scalars
+    (so the ABI is explicit whatever the source called it), the tag for
+    structs, unions and enums.
     ``spelling`` is how the source wrote it (``size_t``, ``Point``), for
     ``help()``. ``char`` only appears as the pointee of a string pointer; a
     plain ``char`` value is an 8-bit integer. An enum keeps its integer
     representation in ``pointee``. ``length`` > 0 makes a fixed-size array of
-    this type (struct fields only).
+    this type (struct fields only), -1 a flexible array member (``[]``);
+    ``dims`` are an array's further dimensions (``m[3][4]``: length 3, dims (4,)).
+    A ``function`` (only ever the pointee of a function pointer) keeps its
+    result in ``pointee`` and its parameter types in ``params``.
     """
 
     kind: str
@@ -69,6 +76,9 @@ class CType:
     pointee: Optional[CType] = None
     const: bool = False
     length: int = 0
+    dims: tuple[int, ...] = ()
+    params: tuple[CType, ...] = ()
+    variadic: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -108,6 +118,14 @@ class CType:
         return CType("struct", name, spelling or name)
 
     @staticmethod
+    def union(name: str, spelling: str = "") -> CType:
+        return CType("union", name, spelling or name)
+
+    @staticmethod
+    def function(result: CType, params: tuple[CType, ...], variadic: bool = False) -> CType:
+        return CType("function", "", "", pointee=result, params=params, variadic=variadic)
+
+    @staticmethod
     def enum(name: str, representation: CType, spelling: str = "") -> CType:
         return CType("enum", name, spelling or name, pointee=representation)
 
@@ -132,6 +150,15 @@ class CType:
         return self.kind in ("int", "float", "bool", "enum")
 
     @property
+    def is_record(self) -> bool:
+        """A struct or a union."""
+        return self.kind in ("struct", "union")
+
+    @property
+    def is_function_pointer(self) -> bool:
+        return self.kind == "pointer" and self.pointee is not None and self.pointee.kind == "function"
+
+    @property
     def is_string(self) -> bool:
         """A ``const char *``: taken as str/bytes, returned as str."""
         return self.kind == "pointer" and self.pointee is not None and self.pointee.kind == "char" and self.const
@@ -145,25 +172,34 @@ class CType:
         return self._declare(declarator, canonical=False)
 
     def _declare(self, declarator: str, canonical: bool) -> str:
-        suffix = f"[{self.length}]" if self.length else ""
+        if self.length:  # the array's brackets bind to the declarator, before any pointer or function
+            first = "[]" if self.length < 0 else f"[{self.length}]"
+            declarator += first + "".join(f"[{d}]" for d in self.dims)
+            return dataclasses.replace(self, length=0, dims=())._declare(declarator, canonical)
         if self.kind == "pointer":
             assert self.pointee is not None
             if self.spelling and not canonical:
-                return f"{self.spelling} {declarator}".rstrip() + suffix
-            inner = dataclasses.replace(self.pointee, length=0)
+                return f"{self.spelling} {declarator}".rstrip()
+            inner = self.pointee
             if self.const and inner.kind == "pointer":
                 # The pointee is itself a pointer: the const binds to it (T *const *p).
-                return inner._declare(f"const *{declarator}", canonical) + suffix
+                return inner._declare(f"const *{declarator}", canonical)
+            if inner.kind == "function":
+                return inner._declare(f"(*{declarator})", canonical)
             base = inner._declare(f"*{declarator}", canonical)
-            return (f"const {base}" if self.const else base) + suffix
-        if self.kind == "struct":
-            base = f"struct {self.name}" if canonical else self.spelling or self.name
+            return f"const {base}" if self.const else base
+        if self.kind == "function":
+            assert self.pointee is not None
+            params = [p._declare("", canonical) for p in self.params] + (["..."] if self.variadic else [])
+            return self.pointee._declare(f"{declarator}({', '.join(params) or 'void'})", canonical)
+        if self.is_record:
+            base = f"{self.kind} {self.name}" if canonical else self.spelling or self.name
         elif self.kind == "enum" and canonical:
             assert self.pointee is not None
             base = self.pointee.name
         else:
             base = self.name if canonical else self.spelling or self.name
-        return f"{base} {declarator}".rstrip() + suffix
+        return f"{base} {declarator}".rstrip()
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": self.kind}
@@ -177,6 +213,12 @@ class CType:
             data["const"] = True
         if self.length:
             data["length"] = self.length
+        if self.dims:
+            data["dims"] = list(self.dims)
+        if self.params:
+            data["params"] = [p.to_json() for p in self.params]
+        if self.variadic:
+            data["variadic"] = True
         return data
 
     @staticmethod
@@ -190,6 +232,9 @@ class CType:
             pointee=CType.from_json(pointee) if pointee else None,
             const=bool(data.get("const", False)),
             length=int(data.get("length", 0)),
+            dims=tuple(int(d) for d in data.get("dims", ())),
+            params=tuple(CType.from_json(p) for p in data.get("params", ())),
+            variadic=bool(data.get("variadic", False)),
         )
 
 
@@ -203,45 +248,83 @@ class Param:
 
 @dataclasses.dataclass(frozen=True)
 class Function:
-    """One exported function."""
+    """One exported function. ``variadic``: it ends with ``...``."""
 
     name: str
     result: CType
     params: tuple[Param, ...] = ()
     doc: str = ""
+    variadic: bool = False
 
     def c_signature(self) -> str:
         """The C prototype as the source spells its types."""
-        params = ", ".join(p.type.spell(p.name) for p in self.params) or "void"
-        return f"{self.result.spell(self.name)}({params})"
+        params = [p.type.spell(p.name) for p in self.params] + (["..."] if self.variadic else [])
+        return self.result.spell(f"{self.name}({', '.join(params) or 'void'})")
 
     def cdef(self) -> str:
-        params = ", ".join(p.type.cdecl(p.name) for p in self.params) or "void"
-        return f"{self.result.cdecl(self.name)}({params});"
+        # The parameters bind to the name, inside the result's declarator: R (*f(int))(double) returns a callback.
+        params = [p.type.cdecl(p.name) for p in self.params] + (["..."] if self.variadic else [])
+        return self.result.cdecl(f"{self.name}({', '.join(params) or 'void'})") + ";"
 
 
 @dataclasses.dataclass(frozen=True)
 class Field:
-    """One member of a struct."""
+    """One member of a struct or union.
+
+    ``offset`` is its byte offset as the debug info records it (-1: unknown);
+    a bit-field has ``bits`` > 0 and its position from the start of the record
+    in ``bit_offset``. An anonymous struct or union member has no name.
+    """
 
     name: str
     type: CType
+    offset: int = -1
+    bits: int = 0
+    bit_offset: int = 0
+
+    def cdecl(self, records: Mapping[str, Struct]) -> str:
+        """The member as cffi reads it; an anonymous record's body is written in place."""
+        if not self.name and self.type.is_record and self.type.name in records:
+            return records[self.type.name].body(records) + ";"
+        width = f" : {self.bits}" if self.bits else ""
+        return f"{self.type.cdecl(self.name)}{width};"
 
 
 @dataclasses.dataclass(frozen=True)
 class Struct:
-    """A struct type. ``fields is None`` for an opaque (declared only) struct."""
+    """A struct (or, with ``kind="union"``, a union) type.
+
+    ``fields is None`` for an opaque one: declared only, or whose contents
+    cannot be described (``opaque`` says why); pointers to it are handles.
+    ``packed``: laid out with no padding (``__attribute__((packed))``).
+    ``anonymous``: an unnamed member of another record, its name made up
+    (``_ni_anon_...``), written in place inside that record's declaration.
+    ``aliases``: typedef names the source gives it (``typedef struct point_s Point``).
+    """
 
     name: str
     fields: Optional[tuple[Field, ...]]
     size: int = 0
     doc: str = ""
+    kind: str = "struct"
+    packed: bool = False
+    anonymous: bool = False
+    opaque: str = ""
+    aliases: tuple[str, ...] = ()
 
-    def cdef(self) -> str:
+    def cdef(self, records: Optional[Mapping[str, Struct]] = None) -> str:
         if self.fields is None:
-            return f"struct {self.name};"
-        body = " ".join(f"{f.type.cdecl(f.name)};" for f in self.fields)
-        return f"struct {self.name} {{ {body} }};"
+            return f"{self.kind} {self.name};"
+        return self.body(records or {}) + ";"
+
+    def body(self, records: Mapping[str, Struct]) -> str:
+        """``struct name { ... }``, or ``union { ... }`` for an anonymous member."""
+        head = self.kind if self.anonymous else f"{self.kind} {self.name}"
+        return f"{head} {{ " + " ".join(f.cdecl(records) for f in self.fields or ()) + " }"
+
+    def python_fields(self, records: Mapping[str, Struct]) -> tuple[str, ...]:
+        """The names Python sees: an anonymous member's fields belong to this record, as in C."""
+        return tuple(f.name for f in _flat_fields(self, records))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -287,11 +370,26 @@ class Interface:
     constants: tuple[Constant, ...] = ()
 
     def cdef(self) -> str:
-        """Declarations for ``cffi.FFI.cdef``; enums are declared by their integer type."""
-        lines = [f"struct {s.name};" for s in self.structs]  # declared first: fields may point to any of them
-        lines += [s.cdef() for s in self.structs if s.fields is not None]
+        """Declarations for ``cffi.FFI.cdef``; enums are declared by their integer type.
+
+        Packed records are left to :meth:`cdef_packed`, which cffi reads with ``packed=True``.
+        """
+        records = self.records()
+        named = [s for s in self.structs if not s.anonymous]
+        lines = [f"{s.kind} {s.name};" for s in named]  # declared first: fields may point to any of them
+        lines += [s.cdef(records) for s in named if s.fields is not None and not s.packed]
         lines += [f.cdef() for f in self.functions]
         return "\n".join(lines) + "\n"
+
+    def cdef_packed(self) -> str:
+        """The packed records' declarations (empty if none), for ``cdef(..., packed=True)``."""
+        records = self.records()
+        return "".join(s.cdef(records) + "\n" for s in self.structs
+                       if s.fields is not None and s.packed and not s.anonymous)
+
+    def records(self) -> dict[str, Struct]:
+        """Every struct and union by name."""
+        return {s.name: s for s in self.structs}
 
     def stub(self) -> str:
         """A ``.pyi`` stub of the Python-facing module."""
@@ -299,7 +397,7 @@ class Interface:
             "# Generated by nativeimport.",
             "from __future__ import annotations",
             "import enum",
-            "from typing import Any, Final",
+            "from typing import Any, Callable, Final",
             "",
             "Buffer = Any  # any object with the buffer protocol (array.array, bytearray, numpy array, ...)",
             "",
@@ -317,16 +415,24 @@ class Interface:
                 lines += [f"    {m} = {v}" for m, v in enum.members] or ["    ..."]
                 lines.append("")
             lines += [f"{m}: int" for m, _ in enum.members]
+        records = self.records()
         for struct in self.structs:
-            if struct.fields is None:
+            if struct.fields is None and not struct.anonymous:
+                lines += [f"class {struct.name}:  # an opaque handle: what a function returns, passed back as is",
+                          "    ...", ""]
+            if struct.fields is None or struct.anonymous:
                 continue
             lines.append(f"class {struct.name}:")
-            fields = [f"{python_name(f.name)}: {python_annotation(f.type, True)} = ..." for f in struct.fields]
+            members = _flat_fields(struct, records)
+            fields = [f"{python_name(f.name)}: {python_annotation(f.type, True)} = ..." for f in members]
             lines.append(f"    def __init__(self, {', '.join(fields)}) -> None: ...")
-            lines += [f"    {python_name(f.name)}: {python_annotation(f.type, False)}" for f in struct.fields]
+            lines += [f"    {python_name(f.name)}: {python_annotation(f.type, False)}" for f in members]
             lines.append("")
+            lines += [f"{python_name(alias)} = {struct.name}" for alias in struct.aliases]
         for fn in self.functions:
             params = ", ".join(f"{python_name(p.name)}: {python_annotation(p.type, True)}" for p in fn.params)
+            if fn.variadic:
+                params += ", *args: Any" if params else "*args: Any"
             doc = fn.c_signature() + (f"\n\n{fn.doc}" if fn.doc else "")
             lines.append(f"def {fn.name}({params}) -> {python_annotation(fn.result, False)}:")
             lines.append(f"    {json.dumps(doc)}")
@@ -342,17 +448,17 @@ class Interface:
                     "result": f.result.to_json(),
                     "params": [{"name": p.name, "type": p.type.to_json()} for p in f.params],
                     "doc": f.doc,
+                    **({"variadic": True} if f.variadic else {}),
                 }
                 for f in self.functions
             ],
             "structs": [
                 {
                     "name": s.name,
-                    "fields": None
-                    if s.fields is None
-                    else [{"name": f.name, "type": f.type.to_json()} for f in s.fields],
+                    "fields": None if s.fields is None else [_field_json(f) for f in s.fields],
                     "size": s.size,
                     "doc": s.doc,
+                    **_record_json(s),
                 }
                 for s in self.structs
             ],
@@ -380,17 +486,21 @@ class Interface:
                     result=CType.from_json(f["result"]),
                     params=tuple(Param(p["name"], CType.from_json(p["type"])) for p in f["params"]),
                     doc=f.get("doc", ""),
+                    variadic=bool(f.get("variadic", False)),
                 )
                 for f in data["functions"]
             ),
             structs=tuple(
                 Struct(
                     name=s["name"],
-                    fields=None
-                    if s["fields"] is None
-                    else tuple(Field(f["name"], CType.from_json(f["type"])) for f in s["fields"]),
+                    fields=None if s["fields"] is None else tuple(_field_from_json(f) for f in s["fields"]),
                     size=s.get("size", 0),
                     doc=s.get("doc", ""),
+                    kind=s.get("kind", "struct"),
+                    packed=bool(s.get("packed", False)),
+                    anonymous=bool(s.get("anonymous", False)),
+                    opaque=s.get("opaque", ""),
+                    aliases=tuple(s.get("aliases", ())),
                 )
                 for s in data["structs"]
             ),
@@ -411,6 +521,44 @@ class Interface:
         """Keep only the functions whose names are in ``exported``."""
         keep = set(exported)
         return dataclasses.replace(self, functions=tuple(f for f in self.functions if f.name in keep))
+
+
+def _field_json(field: Field) -> dict[str, Any]:
+    data: dict[str, Any] = {"name": field.name, "type": field.type.to_json()}
+    if field.offset >= 0:
+        data["offset"] = field.offset
+    if field.bits:
+        data["bits"], data["bit_offset"] = field.bits, field.bit_offset
+    return data
+
+
+def _field_from_json(data: Mapping[str, Any]) -> Field:
+    return Field(data["name"], CType.from_json(data["type"]), int(data.get("offset", -1)), int(data.get("bits", 0)),
+                 int(data.get("bit_offset", 0)))
+
+
+def _record_json(struct: Struct) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    if struct.kind != "struct":
+        data["kind"] = struct.kind
+    if struct.packed:
+        data["packed"] = True
+    if struct.anonymous:
+        data["anonymous"] = True
+    if struct.opaque:
+        data["opaque"] = struct.opaque
+    if struct.aliases:
+        data["aliases"] = list(struct.aliases)
+    return data
+
+
+def _flat_fields(struct: Struct, records: Mapping[str, Struct]) -> list[Field]:
+    """A record's fields as Python sees them, an anonymous member's own fields in its place."""
+    out: list[Field] = []
+    for field in struct.fields or ():
+        inner = records.get(field.type.name) if not field.name and field.type.is_record else None
+        out += _flat_fields(inner, records) if inner is not None else [field] if field.name else []
+    return out
 
 
 def python_name(name: str) -> str:
@@ -437,14 +585,16 @@ def python_annotation(ctype: CType, accepting: bool) -> str:
         return "float"
     if ctype.kind == "bool":
         return "bool"
-    if ctype.kind == "struct":
+    if ctype.is_record:
         return ctype.name
+    if ctype.is_function_pointer:
+        return "Callable[..., Any] | None" if accepting else "Any"
     if ctype.is_string:
         return "str | Buffer | None" if accepting else "str | None"
     if ctype.kind == "pointer":
         pointee = ctype.pointee
         if accepting and pointee is not None and (pointee.is_scalar or pointee.kind in ("char", "void")):
             return "str | Buffer | None" if takes_bytes(ctype) else "Buffer | None"
-        if pointee is not None and pointee.kind == "struct":
+        if pointee is not None and pointee.is_record:
             return f"{pointee.name} | None"
     return "Any"

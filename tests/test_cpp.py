@@ -140,10 +140,6 @@ HANDLE_CALLS = """
 """
 
 
-@pytest.mark.xfail(reason="handles (pointers to a declared-only struct, here the C++ class tally::Counter) are not "
-                          "yet bound by the cffi binder: its generated binding names an undefined _ni_s_Counter "
-                          "(NameError); the cffi-binder handle fix being made concurrently makes this pass",
-                   strict=False)
 @pytest.mark.parametrize("binder", BINDERS)
 def test_a_class_behind_a_handle(runner: Runner, binder: dict[str, str]) -> None:
     _write(runner)
@@ -263,10 +259,6 @@ def test_cpython_and_pypy_share_the_build(runner: Runner, pypy: Path) -> None:
     assert "std::domain_error" in done.stderr and "division by zero in checked_div" in done.stderr
 
 
-@pytest.mark.xfail(reason="handles (pointers to a declared-only struct, here the C++ class tally::Counter) are not "
-                          "yet bound by the cffi binder: its generated binding names an undefined _ni_s_Counter "
-                          "(NameError); the cffi-binder handle fix being made concurrently makes this pass",
-                   strict=False)
 def test_a_class_behind_a_handle_on_pypy(runner: Runner, pypy: Path) -> None:
     _write(runner)
     script = runner.project / "_on_pypy.py"

@@ -38,12 +38,14 @@ ALLOWED: dict[str, set[str]] = {
     # drivers known without importing them
     "_registry": {"_entry", "_records", "_version", "driver", "errors", "settings"},
     # binders: generating (at build) and loading (at import)
-    "_bind_cffi": {"errors", "interface"},
-    "_cffi_runtime": {"_entry", "_stored"},
+    "_cffi_check": {"interface"},  # the Interface held against what cffi can do, at build
+    "_bind_cffi": {"_cffi_check", "errors", "interface"},
+    "_cffi_callbacks": set(),  # function pointers, imported by bindings that have them
+    "_cffi_runtime": {"_cffi_callbacks", "_entry", "_stored"},
     "_bind_fast": {"_child", "_entry", "_fast_c", "_records", "interface"},
     "_fast_runtime": {"_cffi_runtime", "_entry", "_stored"},
     # a miss
-    "_build": {"_bind_cffi", "_bind_fast", "_build_settings", "_cache", "_entry", "_progress", "_records",
+    "_build": {"_bind_cffi", "_bind_fast", "_cffi_check", "_build_settings", "_cache", "_entry", "_progress", "_records",
                "_registry", "_version", "driver", "dwarf", "errors", "interface", "settings"},
     "_progress": set(),
     # an import: find, then load
@@ -52,11 +54,11 @@ ALLOWED: dict[str, set[str]] = {
     # a module shipped prebuilt in a wheel: bound from beside its .py, read only
     "_shipped": {"_entry", "_loader", "_version", "errors", "settings"},
     # wheels: a package's native modules, the archive, the PEP 517 backend on top
-    "_package": {"_entry", "_registry", "_stored", "_version", "interface"},
+    "_package": {"_build_settings", "_entry", "_registry", "_stored", "_version", "interface"},
     "_wheel": set(),
-    "build_meta": {"_api", "_entry", "_finder", "_package", "_version", "_wheel", "errors"},
+    "build_meta": {"_api", "_build_settings", "_entry", "_finder", "_package", "_version", "_wheel", "errors"},
     # the public functions, and what sits on top of them (nothing imports these but the package)
-    "_api": {"_finder", "_loader", "_registry", "_shipped", "errors", "settings"},
+    "_api": {"_build_settings", "_finder", "_loader", "_registry", "_shipped", "errors", "settings"},
     "__init__": {"_api", "_version", "errors", "ipython"},
     "auto": {"_api"},
     "__main__": {"_cli"},

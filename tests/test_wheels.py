@@ -96,11 +96,11 @@ PYPROJECT = """
     version = "1.0"
     dependencies = ["nativeimport"]
 """
-MODULES = ["fast", "kernels", "vec", *(["crate"] if HAS_CARGO else [])]
+MODULES = ["combo", "fast", "kernels", "vec", *(["crate"] if HAS_CARGO else [])]
 
 CALLS = """
     import array, json, shutil, sys
-    from mypkg import fast, kernels, vec
+    from mypkg import combo, fast, kernels, vec
     xs = array.array("d", [1.0, 2.0, 3.5])
     out = {
         "add": fast.add(1.5, 2.25),
@@ -110,6 +110,7 @@ CALLS = """
         "enum": [int(fast.MODE_UP), fast.Mode.MODE_UP == 3],
         "halve": kernels.halve(5.0),
         "triple": vec.triple(-7),
+        "combo": combo.two(),
         "doc": fast.add.__doc__,
         "file": fast.__file__,
         "stray": [n for n in vars(fast) if not n.startswith("_") and n not in fast.__all__],
@@ -139,6 +140,10 @@ def _sample_project(project: Path) -> None:
     _write(project / "mypkg" / "fast.c", FAST_C)
     _write(project / "mypkg" / "kernels.rs", KERNELS_RS)
     _write(project / "mypkg" / "vec.zig", VEC_ZIG)
+    # A module nativeimport.toml defines from two files in a folder that is not a package.
+    _write(project / "mypkg" / "nativeimport.toml", '[combo]\nsources = ["csrc/one.c", "csrc/two.c"]\n')
+    _write(project / "mypkg" / "csrc" / "one.c", "int one(void) { return 1; }\n")
+    _write(project / "mypkg" / "csrc" / "two.c", "int one(void);\nint two(void) { return one() + 1; }\n")
     if HAS_CARGO:
         _write(project / "mypkg" / "crate" / "Cargo.toml", CRATE_TOML)
         _write(project / "mypkg" / "crate" / "src" / "lib.rs", CRATE_LIB)
@@ -241,6 +246,7 @@ def _check_calls(result: dict[str, object], installed: Path) -> None:
     assert result["enum"] == [3, True]
     assert result["halve"] == 5.0 / 2
     assert result["triple"] == -21
+    assert result["combo"] == 2
     if HAS_CARGO:
         assert result["square"] == 144
     assert result["doc"] == "double add(double a, double b)\n\nThe sum of two doubles."
@@ -342,7 +348,7 @@ def test_mypy_reads_the_stubs_the_wheel_ships(cpython: Path, tmp_path: Path) -> 
     good = tmp_path / "good.py"
     good.write_text(textwrap.dedent("""
         import array
-        from mypkg import fast, kernels, vec
+        from mypkg import combo, fast, kernels, vec
 
         total: float = fast.add(1.0, 2) + fast.dot(fast.Vec2(x=1.0, y=2.0), fast.Vec2(3.0, 4.0))
         total += fast.total(array.array("d", [1.0]), 1) + kernels.halve(3.0)

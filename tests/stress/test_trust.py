@@ -203,16 +203,32 @@ def test_a_header_that_appears_beside_the_source_and_shadows_one_found_through_m
 # -- 4. what is not ours ----------------------------------------------------------------------------------
 
 
-def test_a_users_numbered_folder_in_tmp_survives(stress: StressRunner) -> None:
-    """With NATIVEIMPORT_CACHE_DIR=/scratch/$USER: that folder's tmp/ is the user's too."""
+def test_a_users_numbered_folder_in_tmp_survives(stress: StressRunner, tmp_path: Path) -> None:
+    """With NATIVEIMPORT_CACHE_DIR=/scratch/$USER: that folder's tmp/ is the user's."""
     assert not _alive(48213), "the issue's pid must not be running"
     precious = stress.cache / "tmp" / "48213-simulation-output"
     precious.mkdir(parents=True)
     (precious / "results.csv").write_text("1,2,3\n")
     stress.write("guest.c", "int value(void) { return 3; }\n")
-    assert value(stress, "guest") == 3
+    result, messages = stress.json(WARNED.format(module="guest"), env={"TMPDIR": str(tmp_path)})
+    assert result == 3
+    assert any("is not empty (tmp) and has no CACHEDIR.TAG" in m for m in messages), messages
     assert (precious / "results.csv").read_text() == "1,2,3\n"
+    assert sorted(p.name for p in stress.cache.iterdir()) == ["tmp"]
     count("user folders in tmp/ kept")
+
+
+def test_a_cache_from_before_the_mark_is_adopted_and_its_user_folders_kept(stress: StressRunner) -> None:
+    stress.write("guest.c", "int value(void) { return 3; }\n")
+    assert value(stress, "guest") == 3
+    (stress.cache / "CACHEDIR.TAG").unlink()  # as an older nativeimport left it
+    precious = stress.cache / "tmp" / "48213-simulation-output"
+    precious.mkdir(parents=True)
+    stress.write("other.c", "int value(void) { return 4; }\n")
+    assert stress.json(WARNED.format(module="other")) == [4, []]
+    assert "nativeimport" in (stress.cache / "CACHEDIR.TAG").read_text()
+    assert precious.is_dir(), "only nativeimport's own staging names are swept"
+    count("unmarked caches of nativeimport adopted")
 
 
 def test_a_folder_holding_someone_elses_files_is_not_used(stress: StressRunner, tmp_path: Path) -> None:
