@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shlex
 import sys
 import sysconfig
+from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar
 
@@ -22,6 +24,9 @@ from nativeimport.driver import (
     ziglang_executable,
 )
 from nativeimport.errors import CompileError, ToolchainNotFound
+from nativeimport.interface import Constant, Interface, python_name
+
+from ._macros import ConstantProbe
 
 __all__ = ["CDriver"]
 
@@ -46,6 +51,12 @@ class CDriver(Driver):
     compiler_label = "C compiler"
     zig_subcommand = "cc"  # `zig cc`, the last resort
     libraries_always: ClassVar[tuple[str, ...]] = ("-lm",)
+    finds_constants: ClassVar[bool] = True  # object-like #defines as attributes (the probe is C: _Generic)
+
+    def __init__(self) -> None:
+        super().__init__()
+        # The constants probe compile() started for each library, until describe() takes its result.
+        self._probes: dict[Path, ConstantProbe] = {}
 
     def find_toolchain(self) -> Toolchain:
         candidates = []
@@ -68,9 +79,11 @@ class CDriver(Driver):
         return (*self._own_flags(), *_env_flags(self.flags_variable), "|", *_env_flags("LDFLAGS"))
 
     def _own_flags(self) -> tuple[str, ...]:
+        return (*BASE_FLAGS, *GCC_FLAGS) if self._is_gcc() else BASE_FLAGS
+
+    def _is_gcc(self) -> bool:
         version = self.toolchain().version.lower()
-        is_gcc = ("gcc" in version or "free software foundation" in version) and "clang" not in version
-        return (*BASE_FLAGS, *GCC_FLAGS) if is_gcc else BASE_FLAGS
+        return ("gcc" in version or "free software foundation" in version) and "clang" not in version
 
     def compile(self, request: BuildRequest) -> BuildResult:
         settings = request.settings
@@ -81,6 +94,46 @@ class CDriver(Driver):
                    "ZIG_LOCAL_CACHE_DIR": str(request.scratch_dir / "zig-local")}
         what = f"{Path(request.toolchain.path).name} ({self.compiler_label})"
         compile_flags = [*self._own_flags(), *settings.c_compile_flags(), *_env_flags(self.flags_variable)]
+        # The constants are found while the library compiles, with the same compiler and flags (those of the
+        # first source: it is "the source" whose defines and local headers count).
+        probe = None
+        if self.finds_constants:
+            probe = ConstantProbe(request.toolchain.command, [f for f in compile_flags if f != "-shared"],
+                                  request.source.resolve(), cwd=request.source.parent, env=env,
+                                  timeout=request.timeout, is_gcc=self._is_gcc())
+        try:
+            diagnostics, dependencies = self._build(request, compile_flags, env, what)
+        except BaseException:
+            if probe is not None:
+                probe.cancel()
+            raise
+        if probe is not None:
+            self._probes[library] = probe  # still running, while the caller checks the source and reads the DWARF
+        source = request.source.resolve()
+        return BuildResult(
+            library=library,
+            dependencies=tuple(dict.fromkeys(p for p in dependencies if p.resolve() != source)),
+            diagnostics=diagnostics,
+        )
+
+    def describe(self, request: BuildRequest, result: BuildResult) -> Interface:
+        """The exports from the debug info, and the constants compile() found."""
+        probe = self._probes.pop(result.library, None)
+        try:
+            interface = super().describe(request, result)
+        except BaseException:
+            if probe is not None:
+                probe.cancel()
+            raise
+        if probe is None:
+            return interface
+        return dataclasses.replace(interface, constants=constants_for(interface, probe.result()))
+
+    def _build(self, request: BuildRequest, compile_flags: list[str], env: dict[str, str] | None,
+               what: str) -> tuple[str, list[Path]]:
+        """Compile and link the library: (the compiler's diagnostics, the files it read)."""
+        settings = request.settings
+        library = request.output_dir / f"lib{request.library_name}.so"
         # An undefined symbol is an error when linking, naming the symbol, rather than when loading.
         link_flags = [*settings.c_link_flags(), *_env_flags("LDFLAGS"), *self.libraries_always,
                       *self._no_undefined()]
@@ -89,7 +142,7 @@ class CDriver(Driver):
         if len(sources) == 1:  # one command: compile and link
             depfiles.append(request.output_dir / "deps.d")
             inputs = [str(request.source)]
-            compile_flags += ["-MD", "-MF", str(depfiles[0])]
+            compile_flags = [*compile_flags, "-MD", "-MF", str(depfiles[0])]
         else:  # gcc writes one depfile per command: compile each source on its own, then link
             inputs = []
             for index, source in enumerate(sources):
@@ -109,16 +162,21 @@ class CDriver(Driver):
             for path in parse_depfile(depfile.read_text(errors="replace")):
                 dependencies.append(Path(path) if os.path.isabs(path) else request.source.parent / path)
             depfile.unlink()
-        source = request.source.resolve()
-        return BuildResult(
-            library=library,
-            dependencies=tuple(dict.fromkeys(p for p in dependencies if p.resolve() != source)),
-            diagnostics=diagnostics,
-        )
+        return diagnostics, dependencies
 
     def _no_undefined(self) -> list[str]:
         # GNU ld, gold and lld (gcc, clang, zig cc on Linux) take it; other platforms' linkers differ.
         return ["-Wl,--no-undefined"] if sys.platform.startswith("linux") else []
+
+
+def constants_for(interface: Interface, values: Mapping[str, object]) -> tuple[Constant, ...]:
+    """The constants that become module attributes: not a name the interface already binds."""
+    taken = {python_name(f.name) for f in interface.functions}
+    taken |= {python_name(s.name) for s in interface.structs}
+    for enum in interface.enums:
+        taken |= {python_name(enum.name)} | {python_name(m) for m, _ in enum.members}
+    return tuple(Constant(name, value) for name, value in sorted(values.items())
+                 if isinstance(value, (int, float, str)) and python_name(name) not in taken)
 
 
 def _explained(error: CompileError, sources: list[Path], suffixes: tuple[str, ...]) -> CompileError:

@@ -56,6 +56,7 @@ class CppDriver(CDriver):
     compiler_label = "C++ compiler"
     zig_subcommand = "c++"
     libraries_always = ()
+    finds_constants = False  # the #define probe classifies values with C11's _Generic, which C++ lacks
 
     def find_toolchain(self) -> Toolchain:
         candidates = []

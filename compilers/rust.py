@@ -19,6 +19,7 @@ import shlex
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Optional
 
 from nativeimport.driver import (
     C_SEARCH_ENVIRONMENT,
@@ -35,11 +36,11 @@ from nativeimport.driver import (
 )
 from nativeimport.dwarf import read_interface
 from nativeimport.errors import CompileError, ToolchainNotFound
-from nativeimport.interface import CType, Function, Interface, Param
+from nativeimport.interface import CType, Function, Interface, Param, Struct
 
 from ._names import primitive
 
-__all__ = ["RustDriver", "rust_exports"]
+__all__ = ["RustDriver", "c_layout_types", "rust_exports"]
 
 INSTALL_HINT = "Install Rust with rustup (https://rustup.rs), or set RUSTC (and CARGO) to the compiler."
 EDITION = "2021"
@@ -159,7 +160,7 @@ class RustDriver(Driver):
     def describe(self, request: BuildRequest, result: BuildResult) -> Interface:
         interface = read_interface(result.library, exported_from=request.source)
         sources = [p for p in (request.source, *result.dependencies) if p.suffix == ".rs" and p.is_file()]
-        return reconcile(interface, rust_exports(sources))
+        return reconcile(interface, rust_exports(sources), c_layout_types(sources))
 
 
 def rust_exports(paths: Iterable[Path]) -> dict[str, RustSignature]:
@@ -183,14 +184,44 @@ def rust_exports(paths: Iterable[Path]) -> dict[str, RustSignature]:
     return found
 
 
-def reconcile(interface: Interface, declared: dict[str, RustSignature]) -> Interface:
-    """Correct the DWARF interface with what the source declares, and recover merged functions."""
-    structs = {s.name for s in interface.structs}
-    enums = {e.name: e.representation for e in interface.enums if e.name}
+def c_layout_types(paths: Iterable[Path]) -> set[str]:
+    """The types ``paths`` declare with a C layout (``#[repr(C)]``, ``#[repr(u8)]``, ...): the others are
+    Rust's to arrange, so a pointer to one is an opaque handle."""
+    found: set[str] = set()
+    for path in paths:
+        text = _without_comments(path.read_text(encoding="utf-8", errors="replace"))
+        found |= {m.group(1) for m in _REPR.finditer(text)}
+    return found
+
+
+# `#[repr(C)]` (or an integer repr, or `C, packed`...), other attributes, then the type's name.
+_REPR = re.compile(r"#\[repr\((?:C|[iu](?:8|16|32|64|size))\b[^)]*\)\]\s*(?:#\[[^\]]*\]\s*)*"
+                   r"(?:pub(?:\([^)]*\))?\s+)?(?:struct|enum|union)\s+(\w+)")
+
+
+@dataclasses.dataclass
+class _Types:
+    """What a source type name can be: a described struct or enum, a C-layout type, else (behind a pointer) a handle."""
+
+    structs: set[str]
+    enums: dict[str, CType]
+    c_layout: Optional[set[str]]  # None: unknown (every described struct counts)
+    handles: set[str] = dataclasses.field(default_factory=set)
+
+    def has_c_layout(self, name: str) -> bool:
+        return self.c_layout is None or name in self.c_layout
+
+
+def reconcile(interface: Interface, declared: dict[str, RustSignature],
+              c_layout: Optional[set[str]] = None) -> Interface:
+    """Correct the DWARF interface with what the source declares, recover merged functions, and make a
+    pointer to a type without a C layout an opaque handle (``*mut Db`` for a plain ``struct Db``)."""
+    types = _Types({s.name for s in interface.structs}, {e.name: e.representation for e in interface.enums if e.name},
+                   c_layout)
     functions = []
     for function in interface.functions:
         signature = declared.get(function.name)
-        from_source = _from_source(signature, structs, enums, function.doc) if signature else None
+        from_source = _from_source(signature, types, function.doc) if signature else None
         if from_source is not None and _abi(from_source) == _abi(function):
             functions.append(from_source)
         else:
@@ -198,21 +229,63 @@ def reconcile(interface: Interface, declared: dict[str, RustSignature]) -> Inter
     skipped = []
     for skip in interface.skipped:
         signature = declared.get(skip.name)
-        merged = signature is not None and "no debug info" in skip.reason
-        recovered = _from_source(signature, structs, enums, None) if merged and signature else None
-        if recovered is not None:
-            functions.append(recovered)  # identical code merged by LLVM: the declaration still holds
+        merged = "no debug info" in skip.reason
+        before = set(types.handles)
+        recovered = _from_source(signature, types, None) if signature is not None else None
+        if recovered is not None and (merged or _uses_handle(recovered, types.handles)):
+            functions.append(recovered)  # merged by LLVM, or left out for what lies behind a pointer
         else:
+            types.handles = before
             skipped.append(skip)
-    return Interface(tuple(sorted(functions, key=lambda f: f.name)), interface.structs, interface.enums,
-                     tuple(skipped))
+    functions.sort(key=lambda f: f.name)
+    return dataclasses.replace(interface, functions=tuple(functions), structs=_structs(interface, functions, types),
+                               skipped=tuple(skipped))
 
 
-def _from_source(signature: RustSignature, structs: set[str], enums: dict[str, CType],
-                 doc: str | None) -> Function | None:
+def _uses_handle(function: Function, handles: set[str]) -> bool:
+    def behind(ctype: Optional[CType]) -> bool:
+        while ctype is not None:
+            if ctype.kind == "struct" and ctype.name in handles:
+                return True
+            ctype = ctype.pointee
+        return False
+
+    return behind(function.result) or any(behind(p.type) for p in function.params)
+
+
+def _structs(interface: Interface, functions: list[Function], types: _Types) -> tuple[Struct, ...]:
+    """The structs the bound functions reach (Rust's own, like ``NonNull<u8>``, fall away); handles opaque."""
+    described = {s.name: s for s in interface.structs}
+    wanted: list[str] = []
+
+    def reach(ctype: Optional[CType]) -> None:
+        while ctype is not None:
+            if ctype.kind == "struct" and ctype.name not in wanted:
+                wanted.append(ctype.name)
+                struct = described.get(ctype.name)
+                if ctype.name not in types.handles and struct is not None:
+                    for field in struct.fields or ():
+                        reach(field.type)
+            ctype = ctype.pointee
+
+    for function in functions:
+        reach(function.result)
+        for param in function.params:
+            reach(param.type)
+    wanted += [s.name for s in interface.structs if s.name in (types.c_layout or ()) and s.name not in wanted]
+    kept = []
+    for name in sorted(wanted):
+        if name in types.handles or name not in described:
+            kept.append(Struct(name, None))
+        else:
+            kept.append(described[name])
+    return tuple(kept)
+
+
+def _from_source(signature: RustSignature, types: _Types, doc: str | None) -> Function | None:
     try:
-        params = tuple(Param(name, _rust_type(text, structs, enums)) for name, text in signature.params)
-        result = _rust_type(signature.result, structs, enums)
+        params = tuple(Param(name, _rust_type(text, types)) for name, text in signature.params)
+        result = _rust_type(signature.result, types)
     except ValueError:
         return None
     if doc is None:
@@ -220,28 +293,53 @@ def _from_source(signature: RustSignature, structs: set[str], enums: dict[str, C
     return Function(signature.name, result, params, doc)
 
 
-def _rust_type(text: str, structs: set[str], enums: dict[str, CType]) -> CType:
+def _as_pointer(text: str) -> Optional[str]:
+    """``Box<T>``, ``NonNull<T>`` and their ``Option``s, and ``Option<&T>``: as the raw pointer the C ABI sees."""
+    optional = re.fullmatch(r"Option\s*<\s*(.+?)\s*>", text)
+    inner = optional.group(1) if optional else text
+    owned = re.fullmatch(r"(?:Box|NonNull)\s*<\s*(.+?)\s*>", inner)
+    if owned:
+        return f"*mut {owned.group(1)}"
+    return inner if optional and inner.startswith("&") else None
+
+
+def _rust_type(text: str, types: _Types) -> CType:
     text = text.strip()
+    text = _as_pointer(text) or text
     for prefix, const in (("*const ", True), ("*mut ", False), ("&mut ", False), ("&", True)):
         if text.startswith(prefix):
-            inner = text[len(prefix) :].strip()
-            base = inner.rsplit("::", 1)[-1]
-            if base == "c_char":
-                return CType.pointer(CType.char(), const=const)
-            if base == "c_void":
-                return CType.pointer(CType.void(), const=const)
-            return CType.pointer(_rust_type(inner, structs, enums), const=const)
+            return _pointer(text[len(prefix) :], const, types)
     name = text.rsplit("::", 1)[-1]
     if name in ("()", ""):
         return CType.void()
     scalar = primitive(name)
     if scalar is not None:
         return scalar
-    if name in structs:
+    if name in types.structs and types.has_c_layout(name):
         return CType.struct(name)
-    if name in enums:
-        return CType.enum(name, enums[name])
+    if name in types.enums:
+        return CType.enum(name, types.enums[name])
     raise ValueError(text)
+
+
+def _pointer(inner: str, const: bool, types: _Types) -> CType:
+    inner = inner.strip()
+    base = inner.rsplit("::", 1)[-1]
+    if base == "c_char":
+        return CType.pointer(CType.char(), const=const)
+    if base == "c_void":
+        return CType.pointer(CType.void(), const=const)
+    try:
+        return CType.pointer(_rust_type(inner, types), const=const)
+    except ValueError:
+        if not base.isidentifier() or base in _NOT_HANDLES:
+            raise  # a slice, a str, a generic or a trait object: not one address
+    types.handles.add(base)  # a type Rust lays out as it likes, or one the debug info could not describe
+    return CType.pointer(CType.struct(base), const=const)
+
+
+# Identifiers behind which a pointer is not a plain address (or which C would read as its own type).
+_NOT_HANDLES = frozenset({"str", "dyn", "Self", "FILE", "int", "char", "void", "float", "double", "long", "short"})
 
 
 def _respelled(function: Function) -> Function:

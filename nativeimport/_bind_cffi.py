@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .errors import InterfaceError
-from .interface import CType, Function, Interface, Param, Struct, python_annotation, python_name
+from .interface import CType, Function, Interface, Param, Struct, python_annotation, python_name, takes_bytes
 
 __all__ = ["generate"]
 
@@ -51,6 +51,7 @@ def generate(interface: Interface, *, where: str = "") -> str:
             ffi.cdef(packed, packed=True)
     except CDefError as exc:  # a name or type cffi cannot express
         raise InterfaceError(f"{where}: cffi cannot declare the library's exports: {exc}", path=where) from None
+    _declare_typedefs(ffi, interface)
     with tempfile.TemporaryDirectory(prefix="nativeimport-cffi-") as scratch:
         # A path, not a StringIO: cffi before 1.16 (PyPy 3.9's built-in one) only writes to files.
         target = os.path.join(scratch, "_nativeimport_ffi.py")
@@ -58,6 +59,56 @@ def generate(interface: Interface, *, where: str = "") -> str:
         with open(target, encoding="utf-8") as stream:
             emitted = stream.read()
     return emitted + "\n" + "\n".join(_wrappers(interface, set(proxies))) + "\n"
+
+
+def _declare_typedefs(ffi: Any, interface: Interface) -> None:
+    """Declare the source's type names (``typedef struct thing thing;``) so ``mod.__ffi__.new("thing **")``
+    works as a C programmer would write it. A name cffi already knows, or refuses, is left out."""
+    from cffi import CDefError
+
+    taken = {f.name for f in interface.functions} | {m for e in interface.enums for m, _ in e.members}
+    for name, declaration in sorted(_typedefs(interface).items()):
+        if name in taken:
+            continue
+        try:
+            ffi.typeof(name)
+            continue  # already a type: one of cffi's (size_t, FILE) or the struct's own name
+        except (CDefError, TypeError, ValueError):
+            pass
+        try:
+            ffi.cdef(declaration)
+        except (CDefError, TypeError, ValueError):
+            continue
+
+
+def _typedefs(interface: Interface) -> dict[str, str]:
+    """name -> ``typedef ...;`` for every struct or scalar type name the source spelled."""
+    found: dict[str, str] = {}
+
+    def visit(ctype: CType | None) -> None:
+        while ctype is not None:
+            spelled = ctype.spelling
+            if spelled.isidentifier():
+                if ctype.is_record:
+                    found.setdefault(spelled, f"typedef {ctype.kind} {ctype.name} {spelled};")
+                elif ctype.kind in ("int", "float") and spelled != ctype.name:
+                    found.setdefault(spelled, f"typedef {ctype.name} {spelled};")
+                elif ctype.kind == "enum" and ctype.pointee is not None:  # declared by its integer type
+                    found.setdefault(spelled, f"typedef {ctype.pointee.name} {spelled};")
+            ctype = ctype.pointee
+
+    for function in interface.functions:
+        visit(function.result)
+        for param in function.params:
+            visit(param.type)
+    for struct in interface.structs:
+        if struct.anonymous:
+            continue
+        for alias in (struct.name, *struct.aliases):
+            found.setdefault(alias, f"typedef {struct.kind} {struct.name} {alias};")
+        for field in struct.fields or ():
+            visit(field.type)
+    return found
 
 
 def _proxied(function: Function, proxies: dict[str, tuple[str, ...]]) -> Function:
@@ -81,6 +132,7 @@ def _wrappers(interface: Interface, proxied: set[str]) -> Iterator[str]:
     yield "def bind(_ni_path, _ni_module):"
     yield "    _ni_lib = ffi.dlopen(_ni_path)"
     yield "    _ni_ns = {'__ffi__': ffi, '__lib__': _ni_lib}"
+    yield from _constants(interface)
     records = interface.records()
     aliases: list[str] = []
     for struct in interface.structs:
@@ -113,6 +165,12 @@ def _wrappers(interface: Interface, proxied: set[str]) -> Iterator[str]:
     yield "    return _ni_ns"
 
 
+def _constants(interface: Interface) -> Iterator[str]:
+    """The ``#define`` constants, first: an enumerator, struct or function of the same name wins."""
+    for constant in interface.constants:
+        yield f"    _ni_ns[{python_name(constant.name)!r}] = {constant.literal()}"
+
+
 def _function(function: Function, opaque: set[str], proxied: set[str]) -> Iterator[str]:
     name = python_name(function.name)
     params = [python_name(p.name) for p in function.params]
@@ -134,7 +192,7 @@ def _function(function: Function, opaque: set[str], proxied: set[str]) -> Iterat
         conversion = _conversion(var, param.type, what, spec, opaque)
         if param.type.is_record and param.type.name in proxied:
             conversion = f"_ni_rt.to_proxy(ffi, {conversion}, _ni_v_{param.type.name})"
-        if conversion.startswith("_ni_rt.as_buffer"):
+        if conversion.startswith(("_ni_rt.as_buffer", "_ni_rt.as_bytes")):
             setup.append(f"    {spec} = _ni_rt.BufferSpec(ffi, *{_buffer_spec(param.type)!r}, {what!r})")
         if conversion.startswith("_ni_cb.function_pointer"):
             setup.append(f"    {spec} = {_callback_spec(param.type, what)}")
@@ -210,8 +268,8 @@ def _conversion(var: str, ctype: CType, what: str, spec: str, opaque: set[str]) 
         return ""
     pointee = ctype.pointee
     assert pointee is not None
-    if ctype.is_string:
-        return f"_ni_rt.as_string(ffi, {var}, {what!r})"
+    if takes_bytes(ctype):
+        return f"_ni_rt.as_bytes(ffi, {var}, {spec})"
     if pointee.is_record and pointee.name in opaque:
         return ""  # a handle: cffi checks its type itself, and _ni_rt.retry explains a refusal
     if pointee.is_record:

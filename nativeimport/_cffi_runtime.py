@@ -23,6 +23,7 @@ __all__ = [
     "BufferSpec",
     "StructType",
     "as_buffer",
+    "as_bytes",
     "as_string",
     "from_proxy",
     "handle",
@@ -102,8 +103,38 @@ def as_buffer(ffi: Any, value: Any, spec: BufferSpec) -> Any:
     return ffi.from_buffer(spec.array, value, require_writable=spec.writable)
 
 
+def as_bytes(ffi: Any, value: Any, spec: BufferSpec) -> Any:
+    """A read-only byte pointer's argument (``const char *``, ``const void *``, ``const uint8_t *``).
+
+    bytes, and any other bytes-like object, pass as they are (embedded NULs included, no copy);
+    a str is encoded as UTF-8 and NUL-terminated; cdata and None (NULL) pass too.
+    """
+    if type(value) is bytes:  # cffi passes it without copying, NUL-terminated
+        return value
+    if isinstance(value, str):
+        if "\0" in value:  # C would see it cut short: a str is text, not binary data
+            raise ValueError(f"{spec.what}: embedded null character in str (pass bytes for binary data)")
+        return value.encode("utf-8")
+    if value is None:
+        return ffi.NULL
+    if isinstance(value, ffi.CData):
+        return value  # cffi itself checks the cdata's type
+    try:
+        view = memoryview(value)
+    except TypeError:
+        raise TypeError(f"{spec.what}: expected str or a bytes-like object (bytes, bytearray, memoryview, "
+                        f"array.array, numpy array, ...), not {type(value).__name__}") from None
+    with view:
+        if not view.c_contiguous:
+            raise ValueError(f"{spec.what}: the buffer must be C-contiguous")
+    return ffi.from_buffer(spec.array, value)
+
+
 def as_string(ffi: Any, value: Any, what: str) -> Any:
-    """A ``const char *`` argument: str (encoded as UTF-8), bytes, or None."""
+    """A ``const char *`` argument: str (encoded as UTF-8), bytes, or None.
+
+    Bindings generated before :func:`as_bytes` call this; new ones do not.
+    """
     if isinstance(value, str):
         value = value.encode("utf-8")
     elif value is None:

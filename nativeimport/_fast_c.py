@@ -34,7 +34,7 @@ typedef struct {
 } NiModule;
 
 NI_HELPER int ni_int_error(PyObject *o, const char *what, const char *ctype);
-NI_HELPER int ni_string(PyObject *o, const char **out, const char *what);
+NI_HELPER int ni_bytes(PyObject *o, Py_buffer *view, const void **out, const char *what);
 NI_HELPER int ni_buffer(PyObject *o, Py_buffer *view, void **out, char kind, Py_ssize_t itemsize, int writable,
                         const char *what);
 NI_HELPER PyObject *ni_string_result(const char *s);
@@ -57,23 +57,26 @@ NI_HELPER int ni_int_error(PyObject *o, const char *what, const char *ctype) {
     return -1;
 }
 
-NI_HELPER int ni_string(PyObject *o, const char **out, const char *what) {
-    Py_ssize_t size;
-    if (o == Py_None) { *out = NULL; return 0; }
+/* A read-only byte pointer (const char *, const void *, const uint8_t *): 0 with *out set (and *view held
+   for a buffer other than bytes), -1 with an error set. bytes and other buffers pass as they are, NULs
+   included; a str as its UTF-8, NUL-terminated. The caller sent anything else to cffi (ni_foreign_bytes). */
+NI_HELPER int ni_bytes(PyObject *o, Py_buffer *view, const void **out, const char *what) {
+    view->obj = NULL;
+    if (PyBytes_CheckExact(o)) { *out = PyBytes_AS_STRING(o); return 0; }
     if (PyUnicode_Check(o)) {
-        *out = PyUnicode_AsUTF8AndSize(o, &size);
-        if (*out == NULL) return -1;
-    } else if (PyBytes_Check(o)) {
-        *out = PyBytes_AS_STRING(o);
-        size = PyBytes_GET_SIZE(o);
-    } else {
-        PyErr_Format(PyExc_TypeError, "%s: expected str or bytes, not %.200s", what, Py_TYPE(o)->tp_name);
-        return -1;
+        Py_ssize_t size;
+        const char *text = PyUnicode_AsUTF8AndSize(o, &size);
+        if (text == NULL) return -1;
+        if ((Py_ssize_t)strlen(text) != size) {
+            PyErr_Format(PyExc_ValueError, "%s: embedded null character in str (pass bytes for binary data)", what);
+            return -1;
+        }
+        *out = text;
+        return 0;
     }
-    if ((Py_ssize_t)strlen(*out) != size) {
-        PyErr_Format(PyExc_ValueError, "%s: embedded null character", what);
-        return -1;
-    }
+    void *data;
+    if (ni_buffer(o, view, &data, 0, 1, 0, what)) return -1;
+    *out = data;
     return 0;
 }
 
@@ -324,6 +327,11 @@ static inline NI_HOT int ni_double(PyObject *o, double *out, const char *what) {
 static inline void ni_release(Py_buffer *view) { if (view->obj != NULL) PyBuffer_Release(view); }
 
 static inline int ni_foreign(PyObject *o) { return o != Py_None && !PyObject_CheckBuffer(o); }
+
+/* A cffi cdata (mod.__ffi__.cast("int", 5)): the cffi wrapper converts it, as cffi users expect. */
+static inline int ni_cdata(PyObject *o) { return strncmp(Py_TYPE(o)->tp_name, "_cffi_backend.", 14) == 0; }
+
+static inline int ni_foreign_bytes(PyObject *o) { return !PyUnicode_Check(o) && ni_foreign(o); }
 """
 
 _INCLUDE = '#include "ni_python.h"  /* Python.h and friends, precompiled when the compiler can */\n'

@@ -61,7 +61,8 @@ def bind_light(entry: str, module_name: str, extension: Any,
     library = entry_file(entry, LIBRARY_FILE)
     check_elf(library)
     kept, released = extension.bind(library, module_name, cffi_namespace)
-    namespace: dict[str, Any] = dict(kept)
+    namespace: dict[str, Any] = dict(getattr(light, "CONSTANTS", {}))  # #define constants (absent in older entries)
+    namespace.update(kept)
     if light.ENUMS:
         from ._cffi_runtime import int_enum  # the runtime module loads only for what needs it
 

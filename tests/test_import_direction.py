@@ -75,7 +75,8 @@ ALLOWED: dict[str, set[str]] = {
     # the drivers shipped with nativeimport, exactly as a third party's
     "compilers.__init__": set(),
     "compilers._names": {"interface"},
-    "compilers.c": {"driver", "errors"},
+    "compilers._macros": {"errors"},
+    "compilers.c": {"compilers._macros", "driver", "errors", "interface"},
     "compilers.cpp": {"compilers.c", "driver", "errors", "interface"},
     "compilers.fortran": {"driver", "dwarf", "errors", "interface"},
     "compilers.rust": {"compilers._names", "driver", "dwarf", "errors", "interface"},
