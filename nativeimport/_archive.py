@@ -24,7 +24,8 @@ import tempfile
 from collections.abc import Iterable
 from typing import Any
 
-from ._entry import LAST_USED, LIBRARY_FILE, MANIFEST_FILE, entry_dir, list_entries, staging_parent
+from ._entry import LAST_USED, LIBRARY_FILE, MANIFEST_FILE, STAGING_PREFIX, entry_dir, list_entries, staging_parent
+from ._records import make_private_dirs
 from .errors import CacheError
 
 __all__ = ["LISTING", "export_entries", "import_archive", "match_keys", "shipment", "write_export"]
@@ -114,13 +115,15 @@ def import_archive(root: str, data: bytes) -> list[str]:
             _complete(target, files)
             continue
         parent = staging_parent(root)
-        os.makedirs(parent, exist_ok=True)
-        staging = tempfile.mkdtemp(dir=parent, prefix=f"{os.getpid()}-import-")
+        make_private_dirs(parent)
+        # A staging directory like a build's: swept if this process dies, never mistaken for the user's.
+        staging = tempfile.mkdtemp(dir=parent, prefix=f"{STAGING_PREFIX}{os.getpid()}-import-")
         try:
             for name, content in files.items():
-                with open(os.path.join(staging, name), "wb") as stream:
+                fd = os.open(os.path.join(staging, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+                with open(fd, "wb") as stream:
                     stream.write(content)
-            os.makedirs(os.path.dirname(target), exist_ok=True)
+            make_private_dirs(os.path.dirname(target))
             try:
                 os.replace(staging, target)
             except OSError:

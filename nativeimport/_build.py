@@ -9,6 +9,7 @@ Interface and the binders, not the finder or the module being imported.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -282,7 +283,7 @@ def _checked_interface(driver: Driver, request: BuildRequest, result: BuildResul
     missing = [f.name for f in result.interface.functions if f.name not in exported]
     interface = result.interface.restricted_to(exported)
     skipped = tuple(Skipped(name, "the library does not export it") for name in missing)
-    return Interface(interface.functions, interface.structs, interface.enums, interface.skipped + skipped)
+    return dataclasses.replace(interface, skipped=interface.skipped + skipped)  # constants and all kept
 
 
 KEY_SCHEMA = "nativeimport-key-2"  # 2: interfaces bind handles, unions, callbacks; settings and search paths keyed

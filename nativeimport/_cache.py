@@ -105,7 +105,7 @@ class Cache:
         """A lock held for a moment (a ``--version``); after a minute's wait, go on without it."""
         from filelock import FileLock, Timeout
 
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        make_private_dirs(os.path.dirname(path))
         lock = FileLock(path, mode=0o600)
         try:
             lock.acquire(timeout=60)

@@ -35,6 +35,7 @@ from typing import Any, Optional
 
 from ._entry import LIBRARY_FILE, cache_root, entry_dir, entry_file, lock_file, scratch_dir
 from ._loader import BOUND, bind_module, complete_entry, obtain_entry
+from ._records import make_private_dirs
 from ._stored import check_elf
 from .errors import NativeImportError
 from .settings import Settings
@@ -239,7 +240,7 @@ def _build_carried(key: str, name: str, driver: str, binder: str, source_name: s
     if info is None:
         raise NativeImportError(f"no driver named {driver!r} is installed here (`nativeimport doctor` lists them)")
     lock = lock_file(root, f"carried-{key}")
-    os.makedirs(os.path.dirname(lock), exist_ok=True)
+    make_private_dirs(os.path.dirname(lock))
     with FileLock(lock, timeout=settings.lock_timeout, mode=0o600):
         path = _write_carried(root, key, info, source_name, source, dependencies)
         entry = obtain_entry(path, info, settings, name)
@@ -276,9 +277,9 @@ def _write_carried(root: str, key: str, info: Any, source_name: str, source: byt
                     continue  # unchanged: keep its stats, so the freshness record still answers
         except OSError:
             pass
-        os.makedirs(os.path.dirname(target), exist_ok=True)
+        make_private_dirs(os.path.dirname(target))
         temporary = f"{target}.{os.getpid()}.tmp"
-        with open(temporary, "wb") as stream:
+        with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600), "wb") as stream:
             stream.write(data)
         os.replace(temporary, target)
     return path

@@ -60,8 +60,8 @@ ALLOWED: dict[str, set[str]] = {
     # crossing processes: pickling by content (enabled by install() and load()), resolving on the other side,
     # entries as archives, and the engines' own shipping mechanisms on top
     "_pickling": {"_build_settings", "_entry", "_loader", "_records", "_resolve", "settings"},
-    "_resolve": {"_archive", "_entry", "_finder", "_loader", "_stored", "errors", "settings"},
-    "_archive": {"_entry", "_loader", "errors"},
+    "_resolve": {"_archive", "_entry", "_finder", "_loader", "_records", "_stored", "errors", "settings"},
+    "_archive": {"_entry", "_loader", "_records", "errors"},
     "dask": {"_archive", "_entry", "_pickling", "_resolve", "settings"},
     "ray": {"_archive", "_entry", "_pickling", "_resolve", "settings"},
     # the public functions, and what sits on top of them (nothing imports these but the package)
