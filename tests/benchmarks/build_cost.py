@@ -1,0 +1,198 @@
+"""Build cost against bare gcc: a source with thousands of exports, and a new small module.
+
+    python tests/benchmarks/build_cost.py [--exports 2000 20000] [--profile] [--json out.json]
+
+Many exports: generates a C file with N exported functions (scalar, pointer and
+struct signatures, each with a doc comment), times ``gcc -g -O2 -shared -fPIC``
+on it alone, then ``nativeimport.build`` with an empty cache, split into its
+steps (the compile, the DWARF interface read, the cffi binding's generation,
+the fast wrapper's compile) by timing those functions in place.
+
+Cold edit: a small module (a few scalar functions), a fresh source each time in
+a cache already in use: built, bound and first call, in a fresh interpreter,
+against gcc alone on the same file. Prints figures; asserts nothing about time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import functools
+import json
+import os
+import pstats
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+STEPS = {  # step name -> (module, function) timed in place
+    "compile": ("nativeimport._build", "_compile_unraced"),
+    "interface": ("nativeimport.dwarf", "read_interface"),
+    "cffi generate": ("nativeimport._bind_cffi", "generate"),
+    "fast wrapper": ("nativeimport._bind_fast", "FastBuild.finish"),
+}
+
+
+def many_exports_source(count: int) -> str:
+    """C with ``count`` exports: a third scalar, a third buffer/string, a third struct by value/pointer."""
+    lines = ["#include <stddef.h>", "#include <stdint.h>", "",
+             "/* A point. */", "typedef struct { double x, y; } Pt;", ""]
+    for i in range(count):
+        kind = i % 6
+        lines.append(f"/** Export number {i}. */")
+        if kind == 0:
+            lines.append(f"double f{i}(double a, double b) {{ return a * b + {i}; }}")
+        elif kind == 1:
+            lines.append(f"int64_t f{i}(int32_t a, uint8_t b) {{ return (int64_t)a + b + {i}; }}")
+        elif kind == 2:
+            lines.append(f"double f{i}(const double *xs, size_t n) {{ double s = {i}; "
+                         "for (size_t k = 0; k < n; k++) s += xs[k]; return s; }")
+        elif kind == 3:
+            lines.append(f"size_t f{i}(const char *s) {{ size_t n = {i}; while (*s++) n++; return n; }}")
+        elif kind == 4:
+            lines.append(f"double f{i}(Pt p) {{ return p.x + p.y + {i}; }}")
+        else:
+            lines.append(f"void f{i}(Pt *p, double k) {{ p->x *= k; p->y += {i}; }}")
+    return "\n".join(lines) + "\n"
+
+
+SMALL_SOURCE = """\
+#include <stdint.h>
+/* Revision {rev}. */
+double scale(double x, double k) {{ return x * k + {rev}; }}
+int64_t add(int64_t a, int64_t b) {{ return a + b; }}
+int32_t clamp(int32_t v, int32_t lo, int32_t hi) {{ return v < lo ? lo : v > hi ? hi : v; }}
+"""
+
+
+def gcc_seconds(source: Path, out: Path) -> float:
+    started = time.perf_counter()
+    subprocess.run(["gcc", "-g", "-O2", "-shared", "-fPIC", "-o", str(out), str(source)], check=True)
+    return time.perf_counter() - started
+
+
+def _timed(table: dict[str, float], name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            table[name] = table.get(name, 0.0) + time.perf_counter() - started
+    return wrapper
+
+
+def instrument() -> dict[str, float]:
+    """Wrap the steps of a build with timers; returns the table they add their seconds to."""
+    import importlib
+
+    table: dict[str, float] = {}
+    for name, (module_name, attribute) in STEPS.items():
+        module = importlib.import_module(module_name)
+        owner: Any = module
+        *path, last = attribute.split(".")
+        for part in path:
+            owner = getattr(owner, part)
+        setattr(owner, last, _timed(table, name, getattr(owner, last)))
+    return table
+
+
+def build_in_process(source: Path, cache: Path, profile: Path | None) -> dict[str, float]:
+    """``nativeimport.build`` of ``source`` into the empty ``cache``; total and per-step seconds."""
+    os.environ["NATIVEIMPORT_CACHE_DIR"] = str(cache)
+    os.environ.setdefault("NATIVEIMPORT_BUILD_TIMEOUT", "3600")
+    import nativeimport
+
+    table = instrument()
+    profiler = cProfile.Profile() if profile is not None else None
+    started = time.perf_counter()
+    if profiler is not None:
+        profiler.enable()
+    nativeimport.build(source)
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(str(profile))
+    table["total"] = time.perf_counter() - started
+    return table
+
+
+def many_exports(count: int, work: Path, profile: bool) -> dict[str, float]:
+    source = work / f"many{count}.c"
+    source.write_text(many_exports_source(count), encoding="utf-8")
+    gcc = gcc_seconds(source, work / f"libmany{count}.so")
+    profile_path = work / f"many{count}.prof" if profile else None
+    # A child process: the build's own memory and imports are not this one's
+    script = ("import json, sys; sys.path.insert(0, sys.argv[1]); import build_cost; "
+              "print(json.dumps(build_cost.build_in_process(*map(__import__('pathlib').Path, sys.argv[2:4]), "
+              "None if sys.argv[4] == '-' else __import__('pathlib').Path(sys.argv[4]))))")
+    done = subprocess.run([sys.executable, "-c", script, str(Path(__file__).parent), str(source),
+                           str(work / f"cache{count}"), str(profile_path or "-")],
+                          capture_output=True, text=True, cwd=tempfile.gettempdir())
+    if done.returncode != 0:
+        raise SystemExit(f"build of {count} exports failed:\n{done.stderr[-4000:]}")
+    steps: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    if profile_path is not None:
+        stats = pstats.Stats(str(profile_path))
+        stats.sort_stats("cumulative").print_stats(25)
+        stats.sort_stats("tottime").print_stats(20)
+    return {"gcc": gcc, **steps}
+
+
+def python_seconds(code: str, env: dict[str, str]) -> float:
+    script = f"import time\n_t = time.perf_counter()\n{code}\nprint(time.perf_counter() - _t)\n"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                          env={**os.environ, **env}, cwd=tempfile.gettempdir())
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def cold_edit(work: Path, rounds: int, env: dict[str, str] | None = None) -> dict[str, float]:
+    """A new small module in a cache in use: import + first call, against gcc on the same file (medians)."""
+    cache = work / "edit-cache"
+    base = {"NATIVEIMPORT_CACHE_DIR": str(cache), **(env or {})}
+    warmup = work / "edit_warm.c"
+    warmup.write_text(SMALL_SOURCE.format(rev=0), encoding="utf-8")
+    python_seconds(f"import nativeimport; nativeimport.load({str(warmup)!r})", base)
+    time.sleep(1.0)  # the prebuilt header and helpers the first build leaves compiling
+    imports, gccs = [], []
+    for rev in range(1, rounds + 1):
+        source = work / f"edit_{rev}.c"
+        source.write_text(SMALL_SOURCE.format(rev=rev), encoding="utf-8")
+        gccs.append(gcc_seconds(source, work / f"libedit_{rev}.so"))
+        imports.append(python_seconds(f"import nativeimport; m = nativeimport.load({str(source)!r}); "
+                                      "m.scale(2.0, 3.0)", base))
+    return {"gcc": statistics.median(gccs), "import": statistics.median(imports)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--exports", type=int, nargs="*", default=[2000, 20000])
+    parser.add_argument("--edit-rounds", type=int, default=7)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    results: dict[str, Any] = {"many_exports": {}, "cold_edit": None}
+    with tempfile.TemporaryDirectory(prefix="ni-build-cost-") as scratch:
+        work = Path(scratch)
+        if args.edit_rounds:
+            results["cold_edit"] = edit = cold_edit(work, args.edit_rounds)
+            print(f"cold edit: gcc {edit['gcc'] * 1000:.0f} ms, nativeimport import+call {edit['import'] * 1000:.0f} ms "
+                  f"({edit['import'] / edit['gcc']:.2f}x)", flush=True)
+        for count in args.exports:
+            row = many_exports(count, work, args.profile)
+            results["many_exports"][str(count)] = row
+            steps = ", ".join(f"{k} {v:.2f}" for k, v in row.items() if k not in ("gcc", "total"))
+            print(f"{count} exports: gcc {row['gcc']:.2f} s, nativeimport.build {row['total']:.2f} s "
+                  f"({row['total'] / row['gcc']:.2f}x); steps: {steps}", flush=True)
+            shutil.rmtree(work / f"cache{count}", ignore_errors=True)
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=1), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
