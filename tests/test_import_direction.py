@@ -56,7 +56,7 @@ ALLOWED: dict[str, set[str]] = {
     "_wheel": set(),
     "build_meta": {"_api", "_build_settings", "_entry", "_finder", "_package", "_version", "_wheel", "errors"},
     # the public functions, and what sits on top of them (nothing imports these but the package)
-    "_api": {"_build_settings", "_finder", "_loader", "_registry", "_shipped", "errors", "settings"},
+    "_api": {"_build_settings", "_entry", "_finder", "_loader", "_registry", "_shipped", "errors", "settings"},
     "__init__": {"_api", "_version", "errors", "ipython"},
     "auto": {"_api"},
     "__main__": {"_cli"},

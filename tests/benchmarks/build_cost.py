@@ -102,37 +102,47 @@ def instrument() -> dict[str, float]:
     return table
 
 
-def build_in_process(source: Path, cache: Path, profile: Path | None) -> dict[str, float]:
-    """``nativeimport.build`` of ``source`` into the empty ``cache``; total and per-step seconds."""
+def build_in_process(source: Path, cache: Path, profile: Path | None, wrapper: str = "wait") -> dict[str, float]:
+    """``nativeimport.build`` of ``source`` into the empty ``cache``; total and per-step seconds.
+
+    ``wrapper="background"``: ``total`` is the time until the entry can be imported (bound through
+    cffi), ``wrapper ready`` the time until the fast wrapper compiled in the background is in place.
+    """
     os.environ["NATIVEIMPORT_CACHE_DIR"] = str(cache)
-    os.environ.setdefault("NATIVEIMPORT_BUILD_TIMEOUT", "3600")
     import nativeimport
+    from nativeimport._entry import FAST_FILE, fast_build_running
 
     table = instrument()
     profiler = cProfile.Profile() if profile is not None else None
     started = time.perf_counter()
     if profiler is not None:
         profiler.enable()
-    nativeimport.build(source)
+    entry = nativeimport.build(source, wrapper=wrapper)
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(str(profile))
     table["total"] = time.perf_counter() - started
+    if wrapper == "background":
+        fast_build_running(str(entry), wait=3600)
+        if (entry / FAST_FILE).exists():
+            table["wrapper ready"] = time.perf_counter() - started
     return table
 
 
-def many_exports(count: int, work: Path, profile: bool) -> dict[str, float]:
+def many_exports(count: int, work: Path, profile: bool, wrapper: str) -> dict[str, float]:
     source = work / f"many{count}.c"
     source.write_text(many_exports_source(count), encoding="utf-8")
     gcc = gcc_seconds(source, work / f"libmany{count}.so")
     profile_path = work / f"many{count}.prof" if profile else None
+    cache = work / f"cache{count}-{wrapper}"
     # A child process: the build's own memory and imports are not this one's
-    script = ("import json, sys; sys.path.insert(0, sys.argv[1]); import build_cost; "
-              "print(json.dumps(build_cost.build_in_process(*map(__import__('pathlib').Path, sys.argv[2:4]), "
-              "None if sys.argv[4] == '-' else __import__('pathlib').Path(sys.argv[4]))))")
+    script = ("import json, sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); import build_cost; "
+              "print(json.dumps(build_cost.build_in_process(Path(sys.argv[2]), Path(sys.argv[3]), "
+              "None if sys.argv[4] == '-' else Path(sys.argv[4]), sys.argv[5])))")
     done = subprocess.run([sys.executable, "-c", script, str(Path(__file__).parent), str(source),
-                           str(work / f"cache{count}"), str(profile_path or "-")],
-                          capture_output=True, text=True, cwd=tempfile.gettempdir())
+                           str(cache), str(profile_path or "-"), wrapper],
+                          capture_output=True, text=True, cwd=tempfile.gettempdir(), env=_with_bytecode())
+    shutil.rmtree(cache, ignore_errors=True)
     if done.returncode != 0:
         raise SystemExit(f"build of {count} exports failed:\n{done.stderr[-4000:]}")
     steps: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -143,20 +153,28 @@ def many_exports(count: int, work: Path, profile: bool) -> dict[str, float]:
     return {"gcc": gcc, **steps}
 
 
-def python_seconds(code: str, env: dict[str, str]) -> float:
-    script = f"import time\n_t = time.perf_counter()\n{code}\nprint(time.perf_counter() - _t)\n"
+def _with_bytecode() -> dict[str, str]:
+    """The environment, without PYTHONDONTWRITEBYTECODE: a user's modules import from their .pyc."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
+def python_seconds(code: str, env: dict[str, str], after: str = "") -> float:
+    """Wall time of ``code`` in a fresh interpreter; ``after`` runs untimed (so a background compile
+    does not overlap the next measurement)."""
+    script = f"import time\n_t = time.perf_counter()\n{code}\nprint(time.perf_counter() - _t)\n{after}\n"
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
-                          env={**os.environ, **env}, cwd=tempfile.gettempdir())
+                          env={**_with_bytecode(), **env}, cwd=tempfile.gettempdir())
     return float(done.stdout.strip().splitlines()[-1])
 
 
 def cold_edit(work: Path, rounds: int, env: dict[str, str] | None = None) -> dict[str, float]:
     """A new small module in a cache in use: import + first call, against gcc on the same file (medians)."""
-    cache = work / "edit-cache"
+    cache = work / f"edit-cache-{len(os.listdir(work))}"
     base = {"NATIVEIMPORT_CACHE_DIR": str(cache), **(env or {})}
     warmup = work / "edit_warm.c"
     warmup.write_text(SMALL_SOURCE.format(rev=0), encoding="utf-8")
-    python_seconds(f"import nativeimport; nativeimport.load({str(warmup)!r})", base)
+    python_seconds(f"import nativeimport; m = nativeimport.load({str(warmup)!r})", base,
+                   "nativeimport.wait_for_wrapper(m)")
     time.sleep(1.0)  # the prebuilt header and helpers the first build leaves compiling
     imports, gccs = [], []
     for rev in range(1, rounds + 1):
@@ -164,7 +182,7 @@ def cold_edit(work: Path, rounds: int, env: dict[str, str] | None = None) -> dic
         source.write_text(SMALL_SOURCE.format(rev=rev), encoding="utf-8")
         gccs.append(gcc_seconds(source, work / f"libedit_{rev}.so"))
         imports.append(python_seconds(f"import nativeimport; m = nativeimport.load({str(source)!r}); "
-                                      "m.scale(2.0, 3.0)", base))
+                                      "m.scale(2.0, 3.0)", base, "nativeimport.wait_for_wrapper(m)"))
     return {"gcc": statistics.median(gccs), "import": statistics.median(imports)}
 
 
@@ -173,22 +191,25 @@ def main() -> int:
     parser.add_argument("--exports", type=int, nargs="*", default=[2000, 20000])
     parser.add_argument("--edit-rounds", type=int, default=7)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--wrapper", nargs="*", default=["wait", "background"], choices=["wait", "background"],
+                        help="build with the fast wrapper compiled before build() returns, or in the background")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     results: dict[str, Any] = {"many_exports": {}, "cold_edit": None}
     with tempfile.TemporaryDirectory(prefix="ni-build-cost-") as scratch:
         work = Path(scratch)
-        if args.edit_rounds:
-            results["cold_edit"] = edit = cold_edit(work, args.edit_rounds)
-            print(f"cold edit: gcc {edit['gcc'] * 1000:.0f} ms, nativeimport import+call {edit['import'] * 1000:.0f} ms "
-                  f"({edit['import'] / edit['gcc']:.2f}x)", flush=True)
+        results["cold_edit"] = {}
+        for wrapper in args.wrapper if args.edit_rounds else ():
+            results["cold_edit"][wrapper] = edit = cold_edit(work, args.edit_rounds, {"NATIVEIMPORT_WRAPPER": wrapper})
+            print(f"cold edit, wrapper={wrapper}: gcc {edit['gcc'] * 1000:.0f} ms, nativeimport import+call "
+                  f"{edit['import'] * 1000:.0f} ms ({edit['import'] / edit['gcc']:.2f}x)", flush=True)
         for count in args.exports:
-            row = many_exports(count, work, args.profile)
-            results["many_exports"][str(count)] = row
-            steps = ", ".join(f"{k} {v:.2f}" for k, v in row.items() if k not in ("gcc", "total"))
-            print(f"{count} exports: gcc {row['gcc']:.2f} s, nativeimport.build {row['total']:.2f} s "
-                  f"({row['total'] / row['gcc']:.2f}x); steps: {steps}", flush=True)
-            shutil.rmtree(work / f"cache{count}", ignore_errors=True)
+            for wrapper in args.wrapper:
+                row = many_exports(count, work, args.profile, wrapper)
+                results["many_exports"][f"{count} {wrapper}"] = row
+                steps = ", ".join(f"{k} {v:.2f}" for k, v in row.items() if k not in ("gcc", "total"))
+                print(f"{count} exports, wrapper={wrapper}: gcc {row['gcc']:.2f} s, nativeimport.build "
+                      f"{row['total']:.2f} s ({row['total'] / row['gcc']:.2f}x); {steps}", flush=True)
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=1), encoding="utf-8")
     return 0
