@@ -186,6 +186,45 @@ def cold_edit(work: Path, rounds: int, env: dict[str, str] | None = None) -> dic
     return {"gcc": statistics.median(gccs), "import": statistics.median(imports)}
 
 
+def measure(exports: list[int], edit_rounds: int, wrappers: list[str], profile: bool = False) -> dict[str, Any]:
+    """Both measurements, for bench.py and for this script."""
+    results: dict[str, Any] = {"cold_edit": {}, "many_exports": {}}
+    with tempfile.TemporaryDirectory(prefix="ni-build-cost-") as scratch:
+        work = Path(scratch)
+        for wrapper in wrappers if edit_rounds else ():
+            results["cold_edit"][wrapper] = edit = cold_edit(work, edit_rounds, {"NATIVEIMPORT_WRAPPER": wrapper})
+            print(f"cold edit, wrapper={wrapper}: gcc {edit['gcc'] * 1000:.0f} ms, nativeimport import+call "
+                  f"{edit['import'] * 1000:.0f} ms ({edit['import'] / edit['gcc']:.2f}x)", flush=True)
+        for count in exports:
+            for wrapper in wrappers:
+                row = many_exports(count, work, profile, wrapper)
+                results["many_exports"][f"{count} {wrapper}"] = row
+                steps = ", ".join(f"{k} {v:.2f}" for k, v in row.items() if k not in ("gcc", "total"))
+                print(f"{count} exports, wrapper={wrapper}: gcc {row['gcc']:.2f} s, nativeimport.build "
+                      f"{row['total']:.2f} s ({row['total'] / row['gcc']:.2f}x); {steps}", flush=True)
+    return results
+
+
+def render(results: dict[str, Any]) -> str:
+    """The markdown tables of :func:`measure`'s results."""
+    lines = ["### A new small module: built, bound and first call, ms in a fresh interpreter (median)", "",
+             "| NATIVEIMPORT_WRAPPER | gcc -g -O2 -shared alone | nativeimport | ratio |", "| --- | --- | --- | --- |"]
+    for wrapper, edit in results["cold_edit"].items():
+        lines.append(f"| {wrapper} | {edit['gcc'] * 1000:.0f} | {edit['import'] * 1000:.0f} | "
+                     f"{edit['import'] / edit['gcc']:.2f}x |")
+    lines += ["", "### Many exports: `nativeimport.build`, s (steps: the compile, the interface read, the cffi "
+              "binding, waiting for the fast wrapper)", "",
+              "| exports | NATIVEIMPORT_WRAPPER | gcc -g -O2 -shared alone | nativeimport.build | ratio | compile | "
+              "interface | cffi | wrapper wait | wrapper ready |", "| --- |" + " --- |" * 9]
+    for name, row in results["many_exports"].items():
+        count, wrapper = name.split()
+        cells = [f"{row[k]:.2f}" if k in row else "-"
+                 for k in ("compile", "interface", "cffi generate", "fast wrapper", "wrapper ready")]
+        lines.append(f"| {count} | {wrapper} | {row['gcc']:.2f} | {row['total']:.2f} | {row['total'] / row['gcc']:.2f}x | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--exports", type=int, nargs="*", default=[2000, 20000])
@@ -195,21 +234,8 @@ def main() -> int:
                         help="build with the fast wrapper compiled before build() returns, or in the background")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    results: dict[str, Any] = {"many_exports": {}, "cold_edit": None}
-    with tempfile.TemporaryDirectory(prefix="ni-build-cost-") as scratch:
-        work = Path(scratch)
-        results["cold_edit"] = {}
-        for wrapper in args.wrapper if args.edit_rounds else ():
-            results["cold_edit"][wrapper] = edit = cold_edit(work, args.edit_rounds, {"NATIVEIMPORT_WRAPPER": wrapper})
-            print(f"cold edit, wrapper={wrapper}: gcc {edit['gcc'] * 1000:.0f} ms, nativeimport import+call "
-                  f"{edit['import'] * 1000:.0f} ms ({edit['import'] / edit['gcc']:.2f}x)", flush=True)
-        for count in args.exports:
-            for wrapper in args.wrapper:
-                row = many_exports(count, work, args.profile, wrapper)
-                results["many_exports"][f"{count} {wrapper}"] = row
-                steps = ", ".join(f"{k} {v:.2f}" for k, v in row.items() if k not in ("gcc", "total"))
-                print(f"{count} exports, wrapper={wrapper}: gcc {row['gcc']:.2f} s, nativeimport.build "
-                      f"{row['total']:.2f} s ({row['total'] / row['gcc']:.2f}x); {steps}", flush=True)
+    results = measure(args.exports, args.edit_rounds, args.wrapper, args.profile)
+    print(render(results))
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=1), encoding="utf-8")
     return 0
