@@ -21,6 +21,7 @@ import functools
 import json
 import os
 import pstats
+import resource
 import shutil
 import statistics
 import subprocess
@@ -70,10 +71,21 @@ int32_t clamp(int32_t v, int32_t lo, int32_t hi) {{ return v < lo ? lo : v > hi 
 """
 
 
-def gcc_seconds(source: Path, out: Path) -> float:
-    started = time.perf_counter()
+def children_cpu() -> float:
+    """CPU seconds of the waited-for child processes so far (theirs and their waited-for children's).
+
+    On a shared machine wall time moves with the other users' load (the same gcc run took 6 s and
+    16 s within minutes); CPU time much less. A detached background compile is not counted.
+    """
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def gcc_seconds(source: Path, out: Path) -> tuple[float, float]:
+    """(wall, CPU) seconds of ``gcc -g -O2 -shared -fPIC`` on ``source``."""
+    started, cpu = time.perf_counter(), children_cpu()
     subprocess.run(["gcc", "-g", "-O2", "-shared", "-fPIC", "-o", str(out), str(source)], check=True)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, children_cpu() - cpu
 
 
 def _timed(table: dict[str, float], name: str, function: Callable[..., Any]) -> Callable[..., Any]:
@@ -112,6 +124,10 @@ def build_in_process(source: Path, cache: Path, profile: Path | None, wrapper: s
     import nativeimport
     from nativeimport._entry import FAST_FILE, fast_build_running
 
+    if os.environ.get("BUILD_COST_O1_WRAPPERS"):  # --before: every wrapper at -O1, as before issue 18
+        from nativeimport import _bind_fast
+
+        _bind_fast.LARGE_WRAPPER = 1 << 62
     table = instrument()
     profiler = cProfile.Profile() if profile is not None else None
     started = time.perf_counter()
@@ -132,7 +148,8 @@ def build_in_process(source: Path, cache: Path, profile: Path | None, wrapper: s
 def many_exports(count: int, work: Path, profile: bool, wrapper: str) -> dict[str, float]:
     source = work / f"many{count}.c"
     source.write_text(many_exports_source(count), encoding="utf-8")
-    gcc = gcc_seconds(source, work / f"libmany{count}.so")
+    gcc, gcc_cpu = gcc_seconds(source, work / f"libmany{count}.so")
+    cpu = children_cpu()
     profile_path = work / f"many{count}.prof" if profile else None
     cache = work / f"cache{count}-{wrapper}"
     # A child process: the build's own memory and imports are not this one's
@@ -142,6 +159,7 @@ def many_exports(count: int, work: Path, profile: bool, wrapper: str) -> dict[st
     done = subprocess.run([sys.executable, "-c", script, str(Path(__file__).parent), str(source),
                            str(cache), str(profile_path or "-"), wrapper],
                           capture_output=True, text=True, cwd=tempfile.gettempdir(), env=_with_bytecode())
+    cpu = children_cpu() - cpu
     shutil.rmtree(cache, ignore_errors=True)
     if done.returncode != 0:
         raise SystemExit(f"build of {count} exports failed:\n{done.stderr[-4000:]}")
@@ -150,7 +168,7 @@ def many_exports(count: int, work: Path, profile: bool, wrapper: str) -> dict[st
         stats = pstats.Stats(str(profile_path))
         stats.sort_stats("cumulative").print_stats(25)
         stats.sort_stats("tottime").print_stats(20)
-    return {"gcc": gcc, **steps}
+    return {"gcc": gcc, "gcc cpu": gcc_cpu, "cpu": cpu, **steps}
 
 
 def _with_bytecode() -> dict[str, str]:
@@ -158,13 +176,14 @@ def _with_bytecode() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def python_seconds(code: str, env: dict[str, str], after: str = "") -> float:
-    """Wall time of ``code`` in a fresh interpreter; ``after`` runs untimed (so a background compile
-    does not overlap the next measurement)."""
+def python_seconds(code: str, env: dict[str, str], after: str = "") -> tuple[float, float]:
+    """(wall time of ``code`` in a fresh interpreter, CPU of the whole process); ``after`` runs untimed
+    (so a background compile does not overlap the next measurement)."""
     script = f"import time\n_t = time.perf_counter()\n{code}\nprint(time.perf_counter() - _t)\n{after}\n"
+    cpu = children_cpu()
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
                           env={**_with_bytecode(), **env}, cwd=tempfile.gettempdir())
-    return float(done.stdout.strip().splitlines()[-1])
+    return float(done.stdout.strip().splitlines()[-1]), children_cpu() - cpu
 
 
 def cold_edit(work: Path, rounds: int, env: dict[str, str] | None = None) -> dict[str, float]:
@@ -176,14 +195,21 @@ def cold_edit(work: Path, rounds: int, env: dict[str, str] | None = None) -> dic
     python_seconds(f"import nativeimport; m = nativeimport.load({str(warmup)!r})", base,
                    "nativeimport.wait_for_wrapper(m)")
     time.sleep(1.0)  # the prebuilt header and helpers the first build leaves compiling
-    imports, gccs = [], []
+    imports, gccs, import_cpus, gcc_cpus = [], [], [], []
+    startup = statistics.median(python_seconds("pass", base)[1] for _ in range(3))  # the interpreter's own
     for rev in range(1, rounds + 1):
         source = work / f"edit_{rev}.c"
         source.write_text(SMALL_SOURCE.format(rev=rev), encoding="utf-8")
-        gccs.append(gcc_seconds(source, work / f"libedit_{rev}.so"))
-        imports.append(python_seconds(f"import nativeimport; m = nativeimport.load({str(source)!r}); "
-                                      "m.scale(2.0, 3.0)", base, "nativeimport.wait_for_wrapper(m)"))
-    return {"gcc": statistics.median(gccs), "import": statistics.median(imports)}
+        wall, cpu = gcc_seconds(source, work / f"libedit_{rev}.so")
+        gccs.append(wall)
+        gcc_cpus.append(cpu)
+        # the CPU is the whole process's, wait_for_wrapper's polling included (not the detached compile's)
+        wall, cpu = python_seconds(f"import nativeimport; m = nativeimport.load({str(source)!r}); "
+                                   "m.scale(2.0, 3.0)", base, "nativeimport.wait_for_wrapper(m)")
+        imports.append(wall)
+        import_cpus.append(cpu - startup)
+    return {"gcc": statistics.median(gccs), "import": statistics.median(imports),
+            "gcc cpu": statistics.median(gcc_cpus), "import cpu": statistics.median(import_cpus)}
 
 
 def measure(exports: list[int], edit_rounds: int, wrappers: list[str], profile: bool = False) -> dict[str, Any]:
@@ -194,12 +220,13 @@ def measure(exports: list[int], edit_rounds: int, wrappers: list[str], profile: 
         for wrapper in wrappers if edit_rounds else ():
             results["cold_edit"][wrapper] = edit = cold_edit(work, edit_rounds, {"NATIVEIMPORT_WRAPPER": wrapper})
             print(f"cold edit, wrapper={wrapper}: gcc {edit['gcc'] * 1000:.0f} ms, nativeimport import+call "
-                  f"{edit['import'] * 1000:.0f} ms ({edit['import'] / edit['gcc']:.2f}x)", flush=True)
+                  f"{edit['import'] * 1000:.0f} ms ({edit['import'] / edit['gcc']:.2f}x); CPU: gcc "
+                  f"{edit['gcc cpu'] * 1000:.0f} ms, nativeimport {edit['import cpu'] * 1000:.0f} ms", flush=True)
         for count in exports:
             for wrapper in wrappers:
                 row = many_exports(count, work, profile, wrapper)
                 results["many_exports"][f"{count} {wrapper}"] = row
-                steps = ", ".join(f"{k} {v:.2f}" for k, v in row.items() if k not in ("gcc", "total"))
+                steps = ", ".join(f"{k} {v:.2f}" for k, v in row.items() if k not in ("gcc", "total"))  # CPU too
                 print(f"{count} exports, wrapper={wrapper}: gcc {row['gcc']:.2f} s, nativeimport.build "
                       f"{row['total']:.2f} s ({row['total'] / row['gcc']:.2f}x); {steps}", flush=True)
     return results
@@ -208,20 +235,23 @@ def measure(exports: list[int], edit_rounds: int, wrappers: list[str], profile: 
 def render(results: dict[str, Any]) -> str:
     """The markdown tables of :func:`measure`'s results."""
     lines = ["### A new small module: built, bound and first call, ms in a fresh interpreter (median)", "",
-             "| NATIVEIMPORT_WRAPPER | gcc -g -O2 -shared alone | nativeimport | ratio |", "| --- | --- | --- | --- |"]
+             "| NATIVEIMPORT_WRAPPER | gcc -g -O2 -shared alone | nativeimport | ratio | CPU: gcc | CPU: nativeimport |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for wrapper, edit in results["cold_edit"].items():
         lines.append(f"| {wrapper} | {edit['gcc'] * 1000:.0f} | {edit['import'] * 1000:.0f} | "
-                     f"{edit['import'] / edit['gcc']:.2f}x |")
+                     f"{edit['import'] / edit['gcc']:.2f}x | {edit['gcc cpu'] * 1000:.0f} | "
+                     f"{edit['import cpu'] * 1000:.0f} ({edit['import cpu'] / edit['gcc cpu']:.2f}x) |")
     lines += ["", "### Many exports: `nativeimport.build`, s (steps: the compile, the interface read, the cffi "
               "binding, waiting for the fast wrapper)", "",
               "| exports | NATIVEIMPORT_WRAPPER | gcc -g -O2 -shared alone | nativeimport.build | ratio | compile | "
-              "interface | cffi | wrapper wait | wrapper ready |", "| --- |" + " --- |" * 9]
+              "interface | cffi | wrapper wait | wrapper ready | CPU: gcc | CPU: build |", "| --- |" + " --- |" * 11]
     for name, row in results["many_exports"].items():
         count, wrapper = name.split()
         cells = [f"{row[k]:.2f}" if k in row else "-"
                  for k in ("compile", "interface", "cffi generate", "fast wrapper", "wrapper ready")]
         lines.append(f"| {count} | {wrapper} | {row['gcc']:.2f} | {row['total']:.2f} | {row['total'] / row['gcc']:.2f}x | "
-                     + " | ".join(cells) + " |")
+                     + " | ".join(cells) + f" | {row['gcc cpu']:.2f} | {row['cpu']:.2f} "
+                     f"({row['cpu'] / row['gcc cpu']:.2f}x) |")
     return "\n".join(lines) + "\n"
 
 
@@ -233,7 +263,12 @@ def main() -> int:
     parser.add_argument("--wrapper", nargs="*", default=["wait", "background"], choices=["wait", "background"],
                         help="build with the fast wrapper compiled before build() returns, or in the background")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--before", action="store_true",
+                        help="the behaviour before issue 18: the import waits, every wrapper compiles at -O1")
     args = parser.parse_args()
+    if args.before:
+        os.environ["BUILD_COST_O1_WRAPPERS"] = "1"
+        args.wrapper = ["wait"]
     results = measure(args.exports, args.edit_rounds, args.wrapper, args.profile)
     print(render(results))
     if args.json is not None:
