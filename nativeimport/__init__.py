@@ -11,7 +11,7 @@ and :mod:`nativeimport.settings`.
 
 from __future__ import annotations
 
-from ._api import bind_shipped, build, install, load, release_gil, uninstall
+from ._api import bind_shipped, build, install, load, release_gil, uninstall, wait_for_wrapper
 from ._version import __version__
 from .errors import (
     BindingError,
@@ -48,6 +48,7 @@ __all__ = [
     "load",
     "release_gil",
     "uninstall",
+    "wait_for_wrapper",
 ]
 
 

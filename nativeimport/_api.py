@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # pathlib, typing and types cost milliseconds: `import native
 
     from ._registry import DriverInfo
 
-__all__ = ["bind_shipped", "build", "install", "load", "release_gil", "uninstall"]
+__all__ = ["bind_shipped", "build", "install", "load", "release_gil", "uninstall", "wait_for_wrapper"]
 
 
 def install(*, cache_dir: Union[str, Path, None] = None, verbose: Optional[bool] = None,
@@ -115,6 +115,23 @@ def build(path: Union[str, Path], module: Optional[str] = None, **overrides: Any
     entry = obtain_entry(source, driver, settings, stem, definition=definition)
     complete_entry(entry, stem, settings)
     return Path(entry)
+
+
+def wait_for_wrapper(module: types.ModuleType, timeout: float = 600.0) -> bool:
+    """Wait up to ``timeout`` seconds for the fast wrapper of ``module`` compiling in the background;
+    whether its entry now has one for this interpreter.
+
+    A new module binds through cffi while its wrapper compiles (``NATIVEIMPORT_WRAPPER``, default
+    ``background``); the next import, or ``importlib.reload(module)``, binds through the wrapper.
+    """
+    from ._entry import FAST_FILE, entry_file, fast_build_running
+
+    library = getattr(module, "__native_library__", None)
+    if library is None:
+        raise TypeError(f"{module!r} was not imported by nativeimport")
+    entry = os.path.dirname(library)
+    fast_build_running(entry, wait=timeout)
+    return os.path.exists(entry_file(entry, FAST_FILE))
 
 
 def bind_shipped(name: str, built_with: str) -> None:

@@ -29,6 +29,7 @@ from ._entry import (
     INTERFACE_FILE,
     LIBRARY_FILE,
     LIGHT_FILE,
+    claim_fast_build,
     entry_dir,
     forget_fresh,
     fresh_identity,
@@ -48,7 +49,8 @@ if TYPE_CHECKING:
     from ._registry import DriverInfo
     from .settings import Settings
 
-__all__ = ["Built", "add_fast_wrapper", "build_into", "check_or_build", "dependency_of", "evict"]
+__all__ = ["Built", "add_fast_wrapper", "build_into", "check_or_build", "dependency_of", "evict",
+           "start_fast_wrapper", "wrapper_job"]
 
 log = logging.getLogger("nativeimport")
 PREBUILT_SCRATCH = "fast-pch"  # the fast binder's precompiled header and helpers, under scratch/
@@ -342,7 +344,9 @@ def _publish_build(cache: Cache, info: DriverInfo, settings: Settings, source: P
     driver = info.load()
     what = f"{source.name} with {os.path.basename(driver.toolchain().path)}"
     with cache.staging() as staging, showing_progress(what, settings.progress, settings.verbose):
-        fast = sys.implementation.name == "cpython" and settings.binder == "auto"
+        # In the background (the default) the wrapper is compiled after publishing, by the loader's
+        # complete_entry: a new module is imported in the compile's time, not the compile's and the wrapper's.
+        fast = sys.implementation.name == "cpython" and settings.binder == "auto" and settings.wrapper == "wait"
         built = build_into(staging, driver=driver, cache=cache, source=source, source_bytes=source_bytes,
                            module_name=module_name, timeout=settings.build_timeout, fast=fast, resolved=resolved)
         key = _digest(source_key, *(f"{d.path}\0{d.digest}" for d in built.dependencies))
@@ -397,6 +401,48 @@ def add_fast_wrapper(entry: str, module_name: str, settings: Settings) -> None:
     interface = Interface.from_json(json.loads(Path(entry, INTERFACE_FILE).read_text(encoding="utf-8")))
     scratch = Cache(Path(root_of(entry))).scratch(PREBUILT_SCRATCH)
     build_fast(Path(entry), interface, module_name, settings.build_timeout, scratch)
+
+
+def start_fast_wrapper(entry: str, module_name: str, settings: Settings) -> bool:
+    """Compile this interpreter's wrapper into ``entry`` in a detached process; False if none could start.
+
+    The process inherits the claim's lock (:func:`nativeimport._entry.claim_fast_build`) and holds it
+    until it exits, so others neither start a second compile nor wait for a dead one. The wrapper
+    appears by one rename (:class:`~nativeimport._bind_fast.FastBuild`), a failure leaves the note the
+    retry policy reads: exactly as when an import waits for it.
+    """
+    import subprocess
+
+    if not sys.executable or not os.access(sys.executable, os.X_OK):  # embedded: no interpreter to start
+        return False
+    try:
+        descriptor = claim_fast_build(entry)
+    except OSError:  # an entry we cannot write in: compiling here fails (and says so) as before
+        return False
+    if descriptor is None:
+        return True  # another process is compiling it
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = (f"import sys; sys.path.insert(0, {package_parent!r}); "
+            "from nativeimport._build import wrapper_job; wrapper_job(sys.argv[1:])")
+    try:
+        subprocess.Popen([sys.executable, "-c", code, entry, module_name, repr(settings.build_timeout)],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         pass_fds=(descriptor,), start_new_session=True, cwd="/")
+    except OSError as exc:
+        log.debug("%s: cannot start the background wrapper compile (%s); compiling it now", module_name, exc)
+        return False
+    finally:
+        os.close(descriptor)
+    log.debug("%s: compiling the fast wrapper in the background into %s", module_name, entry)
+    return True
+
+
+def wrapper_job(arguments: list[str]) -> None:
+    """The detached process :func:`start_fast_wrapper` runs: ``entry module_name timeout``."""
+    entry, module_name, timeout = arguments
+    interface = Interface.from_json(json.loads(Path(entry, INTERFACE_FILE).read_text(encoding="utf-8")))
+    scratch = Cache(Path(root_of(entry))).scratch(PREBUILT_SCRATCH)
+    build_fast(Path(entry), interface, module_name, float(timeout), scratch)
 
 
 def evict(entry: str, source: str, why: Exception) -> None:

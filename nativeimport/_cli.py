@@ -226,7 +226,8 @@ def _build(args: argparse.Namespace) -> tuple[int, Result]:
     for path in args.paths:
         started = time.perf_counter()
         try:
-            entry = build(path, cache_dir=args.cache_dir, verbose=args.verbose or None)
+            entry = build(path, cache_dir=args.cache_dir, verbose=args.verbose or None,
+                          wrapper="wait")  # built ahead of time: complete
         except NativeImportError as exc:
             print(f"error: {path}: {exc}", file=sys.stderr)
             results.append({"path": str(path), "ok": False, "error": str(exc)})

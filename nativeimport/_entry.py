@@ -81,9 +81,12 @@ __all__ = [
     "EntryInfo",
     "cache_root",
     "cell_source",
+    "claim_fast_build",
     "drivers_table",
     "entry_dir",
     "entry_file",
+    "fast_build_claim",
+    "fast_build_running",
     "fast_retry_due",
     "fast_unavailable_marker",
     "forget_fresh",
@@ -186,6 +189,51 @@ def fast_retry_due(entry: str) -> bool:
     except ValueError:
         return False
     return bool(time.time() > noted + FAST_RETRY_DELAY * 2 ** (attempts - 1))
+
+
+def fast_build_claim(entry: str) -> str:
+    """The file a background build of this interpreter's wrapper for ``entry`` holds locked while it runs.
+
+    Locked, not merely present: the lock goes with the process, so a build that
+    was killed leaves no claim behind. Per interpreter, as the note above.
+    """
+    return os.path.join(entry, f"{FAST_FILE}.building-{text_checksum(sys.executable)}")
+
+
+def claim_fast_build(entry: str) -> int | None:
+    """A descriptor holding the claim's lock, for the background build to inherit; None when one runs."""
+    import fcntl
+
+    descriptor = os.open(fast_build_claim(entry), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(descriptor)
+        return None
+    return descriptor
+
+
+def fast_build_running(entry: str, wait: float = 0.0) -> bool:
+    """Whether a background build of this interpreter's wrapper for ``entry`` is running, after waiting
+    up to ``wait`` seconds for it to end. Only stats when none was ever started."""
+    try:
+        descriptor = os.open(fast_build_claim(entry), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    import fcntl
+
+    deadline = time.monotonic() + wait
+    try:
+        while True:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                return False
+            except OSError:
+                if time.monotonic() >= deadline:
+                    return True
+            time.sleep(0.01)  # flock has no timeout of its own
+    finally:
+        os.close(descriptor)
 
 
 def stored_code(entry: str, filename: str) -> str:

@@ -15,7 +15,16 @@ import sys
 # importlib.machinery's ModuleSpec, without importing importlib into every process
 from _frozen_importlib import ModuleSpec
 
-from ._entry import LIBRARY_FILE, cache_root, entry_dir, entry_file, fresh_identity, fresh_key, why_not_fresh
+from ._entry import (
+    LIBRARY_FILE,
+    cache_root,
+    entry_dir,
+    entry_file,
+    fast_build_running,
+    fresh_identity,
+    fresh_key,
+    why_not_fresh,
+)
 
 # Every hit binds through these: imported with this module, so by install(), not by the first native import.
 from ._fast_runtime import bind_light, load_extension, wants_wrapper
@@ -129,14 +138,26 @@ def obtain_entry(source: str, driver: DriverInfo, settings: Settings, module_nam
 def complete_entry(entry: str, module_name: str, settings: Settings) -> None:
     """Make ``entry`` complete for this interpreter before anything binds it.
 
-    An entry another interpreter built lacks this one's fast wrapper. An entry
+    An entry another interpreter built lacks this one's fast wrapper, and so does a new build:
+    with the ``wrapper`` setting ``"background"`` it is compiled by a detached process and this
+    one binds through cffi meanwhile; with ``"wait"`` it is compiled (or waited for) here. An entry
     removed meanwhile (``cache prune`` in another process) fails here as a
     damaged one does, and the loader builds it again.
     """
-    if wants_wrapper(entry, settings.binder):
-        from ._build import add_fast_wrapper
+    if not wants_wrapper(entry, settings.binder):
+        return
+    if settings.wrapper == "background":
+        if fast_build_running(entry):
+            return  # this process binds through cffi; the next import or reload finds the wrapper
+        from ._build import start_fast_wrapper
 
-        add_fast_wrapper(entry, module_name, settings)
+        if start_fast_wrapper(entry, module_name, settings):
+            return
+    elif fast_build_running(entry, wait=settings.build_timeout) or not wants_wrapper(entry, settings.binder):
+        return  # the background compile took too long, or finished (with a wrapper or a note)
+    from ._build import add_fast_wrapper
+
+    add_fast_wrapper(entry, module_name, settings)
 
 
 def bind_module(module: types.ModuleType, entry: str, settings: Settings) -> None:

@@ -135,7 +135,7 @@ def _module_files(package: str, module: NativeModule) -> tuple[dict[str, bytes],
     """One module's files in the wheel (entry, binding ``.py``, stub), and whether this CPython's wrapper is one."""
     package_path = package.replace(".", "/")
     log.debug("%s.%s: the entry of %s", package, module.name, module.source)  # a real build logs its own line
-    entry = str(build(module.source, module=module.definition))
+    entry = str(build(module.source, module=module.definition, wrapper="wait"))  # the wheel ships it
     files = {name: _without_debug_info(data) if name.endswith(".so") else data
              for name, data in entry_files(entry, package_path, module.name).items()}
     files[f"{package_path}/{module.name}.py"] = shim(f"{package}.{module.name}",

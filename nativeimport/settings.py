@@ -20,10 +20,11 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
-__all__ = ["BINDERS", "PROGRESS", "Settings", "cache_dir_setting"]
+__all__ = ["BINDERS", "PROGRESS", "WRAPPERS", "Settings", "cache_dir_setting"]
 
 BINDERS = ("auto", "cffi")
 PROGRESS = ("auto", "on", "off")
+WRAPPERS = ("background", "wait")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})
 
@@ -36,6 +37,7 @@ _VARIABLES = {
     "binder": ("NATIVEIMPORT_BINDER", "auto"),
     "progress": ("NATIVEIMPORT_PROGRESS", "auto"),
     "verify": ("NATIVEIMPORT_VERIFY", False),
+    "wrapper": ("NATIVEIMPORT_WRAPPER", "background"),
 }
 
 
@@ -63,9 +65,14 @@ class Settings:
             import instead of trusting unchanged file stats, as a checked
             hash-based ``.pyc`` does (``NATIVEIMPORT_VERIFY=1``). Costs a
             hash of every file the build read on each import (README, "Cache").
+        wrapper: when the fast binder's wrapper is missing from an entry (a
+            new build): ``"background"`` binds through cffi at once and compiles
+            the wrapper in a detached process for the next import or reload;
+            ``"wait"`` compiles it before the import returns
+            (``NATIVEIMPORT_WRAPPER``).
     """
 
-    __slots__ = ("binder", "build_timeout", "cache_dir", "lock_timeout", "progress", "verbose", "verify")
+    __slots__ = ("binder", "build_timeout", "cache_dir", "lock_timeout", "progress", "verbose", "verify", "wrapper")
     cache_dir: str | None
     verbose: bool
     build_timeout: float
@@ -73,10 +80,11 @@ class Settings:
     binder: str
     progress: str
     verify: bool
+    wrapper: str
 
     def __init__(self, cache_dir: os.PathLike[str] | str | None = None, verbose: bool = False,
                  build_timeout: float = 600.0, lock_timeout: float = 900.0, binder: str = "auto",
-                 progress: str = "auto", verify: bool = False) -> None:
+                 progress: str = "auto", verify: bool = False, wrapper: str = "background") -> None:
         set_ = object.__setattr__
         set_(self, "binder", _choice("binder", binder, BINDERS))
         set_(self, "progress", _choice("progress", progress, PROGRESS))
@@ -85,6 +93,7 @@ class Settings:
         set_(self, "build_timeout", _seconds("build_timeout", build_timeout))
         set_(self, "lock_timeout", _seconds("lock_timeout", lock_timeout))
         set_(self, "verify", _flag("verify", verify))
+        set_(self, "wrapper", _choice("wrapper", wrapper, WRAPPERS))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

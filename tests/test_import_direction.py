@@ -65,7 +65,8 @@ ALLOWED: dict[str, set[str]] = {
     "dask": {"_archive", "_entry", "_pickling", "_resolve", "settings"},
     "ray": {"_archive", "_entry", "_pickling", "_resolve", "settings"},
     # the public functions, and what sits on top of them (nothing imports these but the package)
-    "_api": {"_build_settings", "_finder", "_loader", "_pickling", "_registry", "_shipped", "errors", "settings"},
+    "_api": {"_build_settings", "_entry", "_finder", "_loader", "_pickling", "_registry", "_shipped", "errors",
+             "settings"},
     "__init__": {"_api", "_version", "errors", "ipython"},
     "auto": {"_api"},
     "__main__": {"_cli"},

@@ -314,6 +314,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--out", type=Path, default=HERE)
+    parser.add_argument("--exports", type=int, nargs="*", default=[2000, 20000],
+                        help="the many-export build rows (20,000 takes minutes)")
     args = parser.parse_args()
     machine = (f"{datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores, "
                f"{platform.python_implementation()} {platform.python_version()}, "
@@ -324,12 +326,17 @@ def main() -> int:
         calls = measure_calls(found, args.rounds)
         imports = measure_imports(work)
     unrelated = measure_unrelated_imports()
-    text = render(calls, imports, unrelated, machine)
+    sys.path.insert(0, str(HERE))
+    import build_cost  # beside this file: the cold-edit and many-export build times against bare gcc
+
+    builds = build_cost.measure(args.exports, edit_rounds=7, wrappers=["wait", "background"])
+    text = render(calls, imports, unrelated, machine) + "\n" + build_cost.render(builds)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.md").write_text(text)
     (args.out / "results.json").write_text(json.dumps({"machine": machine, "calls_ns": calls, "imports_s": imports,
-                                                       "unrelated_import_extra_us": unrelated}, indent=1))
+                                                       "unrelated_import_extra_us": unrelated,
+                                                       "build_cost_s": builds}, indent=1))
     chart(calls, args.out / "results.png", machine)
     return 0
 
