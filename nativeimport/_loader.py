@@ -197,6 +197,44 @@ def bind_module(module: types.ModuleType, entry: str, settings: Settings) -> Non
     BOUND[module.__native_key__, id(module)] = (module, namespace)
     for hook in BIND_HOOKS:
         hook(module, namespace)
+    if extension is None and settings.binder == "auto" and sys.implementation.name == "cpython" \
+            and fast_build_running(entry):
+        _switch_when_built(module, entry, settings, namespace)
+
+
+def _switch_when_built(module: types.ModuleType, entry: str, settings: Settings, namespace: dict[str, Any]) -> None:
+    """A new module bound through cffi while its wrapper compiles in the background: when the wrapper is
+    in place, its functions replace the cffi ones in the module, in this process too.
+
+    The cffi namespace the module was bound with stays the wrapper's fallback, so the structs, handles
+    and callbacks made before the switch are accepted after it; a name fetched before it (``f = mod.f``)
+    keeps the cffi function. Nothing switches if the module was reloaded meanwhile.
+    """
+    import threading
+
+    key = os.path.basename(entry)
+
+    def switch() -> None:
+        fast_build_running(entry, wait=settings.build_timeout)
+        try:
+            extension = load_extension(entry, settings.binder)
+            if extension is None or getattr(module, "__native_key__", None) != key:
+                return
+            wrappers = dict(namespace)
+            kept, released = extension.bind(entry_file(entry, LIBRARY_FILE), module.__name__, lambda: wrappers)
+        except Exception as exc:  # a damaged wrapper: the module simply stays on cffi
+            import logging
+
+            logging.getLogger("nativeimport").debug("%s stays on cffi: its wrapper failed to load (%s)",
+                                                    module.__name__, exc)
+            return
+        namespace.update(kept)
+        module.__dict__.update(kept)
+        getattr(module, "__native_release_gil__", {}).update(released)
+        for hook in BIND_HOOKS:
+            hook(module, namespace)
+
+    threading.Thread(target=switch, name=f"nativeimport-wrapper-{module.__name__}", daemon=True).start()
 
 
 def is_stale(module: types.ModuleType) -> bool:

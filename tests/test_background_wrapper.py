@@ -84,3 +84,23 @@ def test_a_bad_wrapper_setting_is_a_clear_error(runner: Runner) -> None:
     runner.write("badset.c", SOURCE)
     message = runner.import_error("badset", "SettingsError", env={"NATIVEIMPORT_WRAPPER": "later"})
     assert "NATIVEIMPORT_WRAPPER" in message and "background, wait" in message
+
+
+def test_the_module_switches_to_the_wrapper_in_the_same_process_once_it_is_built(runner: Runner) -> None:
+    runner.write("switching.c", SOURCE + "typedef struct { double x, y; } Pair;\n"
+                                         "double first(Pair p) { return p.x; }\n")
+    result = runner.json("""
+        import json, time, nativeimport
+        nativeimport.install()
+        import switching
+        held = switching.add  # fetched before the switch: stays the cffi function, and works
+        pair = switching.Pair(x=1.5, y=2.0)  # made before the switch: accepted after it
+        before = type(switching.add).__name__
+        ready = nativeimport.wait_for_wrapper(switching, timeout=240)
+        deadline = time.monotonic() + 60
+        while type(switching.add).__name__ != "builtin_function_or_method" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        print(json.dumps([before, ready, type(switching.add).__name__, switching.add(2, 3), held(4, 5),
+                          switching.first(pair), switching.scale(2.0, 0.5)]))
+    """, env=BACKGROUND)
+    assert result == ["function", True, "builtin_function_or_method", 5, 9, 1.5, 1.0]
