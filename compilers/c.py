@@ -47,6 +47,10 @@ class CDriver(Driver):
     suffixes: ClassVar[tuple[str, ...]] = (".c",)
     environment = ("CC", "CFLAGS", "LDFLAGS")
     # What a C-family driver built on this one changes (the C++ driver):
+    compiler_variable = "CC"  # the compiler from the environment, and in Python's sysconfig
+    compiler_candidates: ClassVar[tuple[str, ...]] = ("cc", "gcc", "clang")
+    language = "C"
+    install_hint = INSTALL_HINT
     flags_variable = "CFLAGS"  # the compiler's flags from the environment
     compiler_label = "C compiler"
     zig_subcommand = "cc"  # `zig cc`, the last resort
@@ -60,20 +64,21 @@ class CDriver(Driver):
 
     def find_toolchain(self) -> Toolchain:
         candidates = []
-        python_cc = shlex.split(sysconfig.get_config_var("CC") or "")
-        if python_cc:
+        python_compiler = shlex.split(sysconfig.get_config_var(self.compiler_variable) or "")
+        if python_compiler:
             # The program only: flags like -pthread differ between interpreters, and would keep
             # CPython and PyPy from sharing one build of the same source.
-            candidates.append(python_cc[0])
-        candidates += ["cc", "gcc", "clang"]
+            candidates.append(python_compiler[0])
+        candidates += self.compiler_candidates
         try:
-            command = find_program("CC", candidates, install_hint=INSTALL_HINT, language="C")
+            command = find_program(self.compiler_variable, candidates, install_hint=self.install_hint,
+                                   language=self.language)
         except ToolchainNotFound:
             zig = ziglang_executable()
-            if zig is None or os.environ.get("CC", "").strip():
+            if zig is None or os.environ.get(self.compiler_variable, "").strip():
                 raise
             command = (zig, self.zig_subcommand)
-        return Toolchain("cc", command, tool_version(command))
+        return Toolchain(self.zig_subcommand, command, tool_version(command))
 
     def flags(self) -> tuple[str, ...]:
         return (*self._own_flags(), *_env_flags(self.flags_variable), "|", *_env_flags("LDFLAGS"))

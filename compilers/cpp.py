@@ -18,13 +18,9 @@ C++ runtime and that message.
 
 from __future__ import annotations
 
-import os
 import re
-import shlex
-import sysconfig
 
-from nativeimport.driver import BuildRequest, BuildResult, Toolchain, find_program, tool_version, ziglang_executable
-from nativeimport.errors import ToolchainNotFound
+from nativeimport.driver import BuildRequest, BuildResult
 from nativeimport.interface import Interface, Skipped
 
 from .c import CDriver
@@ -52,27 +48,15 @@ class CppDriver(CDriver):
     name = "cpp"
     suffixes = (".cpp", ".cc", ".cxx")
     environment = ("CXX", "CXXFLAGS", "LDFLAGS")
+    compiler_variable = "CXX"
+    compiler_candidates = ("c++", "g++", "clang++")
+    language = "C++"
+    install_hint = INSTALL_HINT
     flags_variable = "CXXFLAGS"
     compiler_label = "C++ compiler"
     zig_subcommand = "c++"
     libraries_always = ()
     finds_constants = False  # the #define probe classifies values with C11's _Generic, which C++ lacks
-
-    def find_toolchain(self) -> Toolchain:
-        candidates = []
-        python_cxx = shlex.split(sysconfig.get_config_var("CXX") or "")
-        if python_cxx:
-            # The program only, as for C: flags like -pthread differ between interpreters.
-            candidates.append(python_cxx[0])
-        candidates += ["c++", "g++", "clang++"]
-        try:
-            command = find_program("CXX", candidates, install_hint=INSTALL_HINT, language="C++")
-        except ToolchainNotFound:
-            zig = ziglang_executable()
-            if zig is None or os.environ.get("CXX", "").strip():
-                raise
-            command = (zig, "c++")
-        return Toolchain("c++", command, tool_version(command))
 
     def _own_flags(self) -> tuple[str, ...]:
         toolchain = self.toolchain()

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ._entry import LAST_USED, LIBRARY_FILE, MANIFEST_FILE, STAGING_PREFIX, entry_dir, list_entries, staging_parent
-from ._records import make_private_dirs
+from ._records import make_private_dirs, write_atomically
 from .errors import CacheError
 
 __all__ = ["LISTING", "export_entries", "import_archive", "match_keys", "shipment", "write_export"]
@@ -91,18 +91,7 @@ def _add(archive: tarfile.TarFile, name: str, data: bytes) -> None:
 def write_export(root: str, keys: Iterable[str], path: str) -> int:
     """Write the archive to ``path`` atomically; its size."""
     data = export_entries(root, keys)
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".nativeimport-export-")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise
+    write_atomically(path, data)
     return len(data)
 
 

@@ -142,8 +142,8 @@ def read_bytes(path: StrPath) -> bytes:
         os.close(fd)
 
 
-def write_atomically(path: StrPath, text: Union[str, Callable[[int], str]]) -> None:
-    """Write ``text`` to ``path`` through a temporary file renamed over it: readers never see half of it.
+def write_atomically(path: StrPath, text: Union[str, bytes, Callable[[int], str]]) -> None:
+    """Write ``text`` (or bytes) to ``path`` through a temporary file renamed over it: readers never see half.
 
     ``text`` may be a function of the time the file is written, as the file
     system's clock gives it (the new file's ctime in ns): what a record
@@ -155,8 +155,9 @@ def write_atomically(path: StrPath, text: Union[str, Callable[[int], str]]) -> N
     make_private_dirs(directory)
     fd, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as stream:
-            stream.write(text if isinstance(text, str) else text(os.fstat(fd).st_ctime_ns))
+        with os.fdopen(fd, "wb") as stream:
+            content = text(os.fstat(fd).st_ctime_ns) if callable(text) else text
+            stream.write(content.encode("utf-8") if isinstance(content, str) else content)
         os.replace(temporary, path)
     except BaseException:
         try:
