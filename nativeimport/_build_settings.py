@@ -9,7 +9,7 @@
     */
 
 or the same TOML in consecutive ``//`` lines after ``// nativeimport:`` (for Zig,
-or by taste). ``nativeimport.toml`` holds the same keys in a table per module
+or by taste), or ``!`` lines after ``! nativeimport:`` in Fortran. ``nativeimport.toml`` holds the same keys in a table per module
 (``[lz4]``), and a table with ``sources`` defines a module that has no file of
 its own name: the first source is its primary one. Paths are relative to the
 file that names them. pkg-config's answers are folded into the other keys.
@@ -200,11 +200,12 @@ def _settings_comment(head: str) -> Optional[tuple[str, int]]:
                 _, _, rest = body.lstrip().partition("\n")
                 return rest, index + 2
             index = end + 1
-        elif stripped.startswith("//"):
+        elif stripped.startswith(("//", "!")):  # C-family line comments, or Fortran's
+            marker = "//" if stripped.startswith("//") else "!"
             end = index
-            while end < len(lines) and lines[end].strip().startswith("//"):
+            while end < len(lines) and lines[end].strip().startswith(marker):
                 end += 1
-            comment = [line.strip()[2:].lstrip("/!") for line in lines[index:end]]
+            comment = [line.strip()[len(marker):].lstrip("/!") for line in lines[index:end]]
             if comment[0].strip().startswith(_MARK):
                 return "\n".join(line[1:] if line.startswith(" ") else line for line in comment[1:]), index + 2
             index = end

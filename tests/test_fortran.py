@@ -324,3 +324,20 @@ def test_without_debug_info_the_build_says_so(runner: Runner) -> None:
     runner.write("nodebug.f90", "function one() bind(C)\n  use iso_c_binding\n  integer(c_int) :: one\n  one = 1\nend function\n")
     message = runner.import_error("nodebug", "InterfaceError", env={"FFLAGS": "-g0"})
     assert "built without debug info" in message and "-g0" in message
+
+
+def test_settings_in_a_fortran_comment(runner: Runner) -> None:
+    runner.write("scaled.f90", """
+        ! nativeimport:
+        ! flags = ["-cpp"]
+        ! define = ["FACTOR=3.0d0"]
+        function scaled(x) bind(C, name="scaled") result(y)
+          use iso_c_binding
+          real(c_double), value :: x
+          real(c_double) :: y
+          y = x * FACTOR
+        end function scaled
+    """)
+    found = runner.json("import json, nativeimport; nativeimport.install(); import scaled; "
+                        "print(json.dumps(scaled.scaled(2.0)))")
+    assert found == 6.0
