@@ -10,8 +10,9 @@
 
 or the same TOML in consecutive ``//`` lines after ``// nativeimport:`` (for Zig,
 or by taste), or ``!`` lines after ``! nativeimport:`` in Fortran.
-``nativeimport.toml`` holds the same keys in a table per module (``[lz4]``), and a table with ``sources`` defines a module that has no file of
-its own name: the first source is its primary one. Paths are relative to the
+``nativeimport.toml`` holds the same keys in a table per module (``[lz4]``), and a
+table with ``sources`` defines a module that has no file of its own name: the
+first source is its primary one. Paths are relative to the
 file that names them. pkg-config's answers are folded into the other keys.
 
 Only a build (and the finder, for directories holding a ``nativeimport.toml``)
