@@ -30,7 +30,8 @@ ALLOWED: dict[str, set[str]] = {
     "_child": set(),
     "driver": {"_child", "_doc_comments", "dwarf", "errors", "interface"},
     # the cache: its layout, its stored artefacts, its contents
-    "_entry": {"_records", "errors"},
+    "_root": {"_records", "errors"},  # the cache root: where, its mark, whether it is safe
+    "_entry": {"_root", "_records", "errors"},
     "_stored": {"_entry", "_records"},
     "_cache": {"_build_settings", "_entry", "_records", "_registry", "errors", "settings"},
     # a source's own build settings (its comment, nativeimport.toml), read by a build and by the finder
