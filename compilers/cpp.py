@@ -18,6 +18,7 @@ C++ runtime and that message.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from nativeimport.driver import BuildRequest, BuildResult
@@ -31,9 +32,6 @@ INSTALL_HINT = (
     "Install a C++ compiler (Debian/Ubuntu: apt-get install g++; Fedora: dnf install gcc-c++; "
     "macOS: xcode-select --install) or `pip install ziglang` to use `zig c++`."
 )
-BASE_FLAGS = ("-g", "-O2", "-fPIC", "-shared", "-fdiagnostics-color=never")
-# As for C: GCC's identical code folding would leave a folded function without debug info.
-GCC_FLAGS = ("-fno-ipa-icf",)
 # A free function at global scope, mangled (Itanium ABI): _Z, its name's length, its name.
 _GLOBAL_FUNCTION = re.compile(r"_Z(\d+)")
 
@@ -58,19 +56,17 @@ class CppDriver(CDriver):
     libraries_always = ()
     finds_constants = False  # the #define probe classifies values with C11's _Generic, which C++ lacks
 
-    def _own_flags(self) -> tuple[str, ...]:
+    def _is_gcc(self) -> bool:
         toolchain = self.toolchain()
         version = toolchain.version.lower()
         # GCC names itself as it was called: "g++ (Debian 12.2.0-14) 12.2.0", "c++ (GCC) 13.1".
         named_gcc = any(word in version for word in ("g++", "gcc", "free software foundation")) or \
             version.startswith("c++ (")
-        is_gcc = named_gcc and "clang" not in version and toolchain.command[1:2] != ("c++",)
-        return (*BASE_FLAGS, *GCC_FLAGS) if is_gcc else BASE_FLAGS
+        return named_gcc and "clang" not in version and toolchain.command[1:2] != ("c++",)
 
     def describe(self, request: BuildRequest, result: BuildResult) -> Interface:
         interface = super().describe(request, result)
-        return Interface(interface.functions, interface.structs, interface.enums,
-                         tuple(_cxx_skipped(interface.skipped)))
+        return dataclasses.replace(interface, skipped=tuple(_cxx_skipped(interface.skipped)))
 
 
 def _cxx_skipped(skipped: tuple[Skipped, ...]) -> list[Skipped]:

@@ -24,7 +24,6 @@ __all__ = [
     "StructType",
     "as_buffer",
     "as_bytes",
-    "as_string",
     "from_proxy",
     "handle",
     "int_enum",
@@ -128,22 +127,6 @@ def as_bytes(ffi: Any, value: Any, spec: BufferSpec) -> Any:
         if not view.c_contiguous:
             raise ValueError(f"{spec.what}: the buffer must be C-contiguous")
     return ffi.from_buffer(spec.array, value)
-
-
-def as_string(ffi: Any, value: Any, what: str) -> Any:
-    """A ``const char *`` argument: str (encoded as UTF-8), bytes, or None.
-
-    Bindings generated before :func:`as_bytes` call this; new ones do not.
-    """
-    if isinstance(value, str):
-        value = value.encode("utf-8")
-    elif value is None:
-        return ffi.NULL
-    elif not isinstance(value, bytes):
-        raise TypeError(f"{what}: expected str or bytes, not {type(value).__name__}")
-    if b"\0" in value:
-        raise ValueError(f"{what}: embedded null character")
-    return value
 
 
 def struct_value(ffi: Any, value: Any, struct: StructType, what: str) -> Any:
