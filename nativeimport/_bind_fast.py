@@ -32,6 +32,8 @@ from pathlib import Path
 from ._child import child_setup
 from ._entry import FAST_FILE, entry_file, note_fast_unavailable
 from ._fast_c import HEADER, helpers_source, prelude
+from ._fast_callbacks import all_pools, callback_ok, convert_argument, end_calls, pool_declarations, pool_index, pools, \
+    release_held, start_calls
 from ._records import checksum, make_private_dirs, write_atomically
 from .interface import CType, Function, Interface, python_name, takes_bytes
 
@@ -90,6 +92,8 @@ def _result_ok(ctype: CType, opaque: frozenset[str] = frozenset()) -> bool:
 def _param_kind(ctype: CType, opaque: frozenset[str] = frozenset()) -> str | None:
     if _handle_cdecl(ctype, opaque):
         return "handle"
+    if ctype.is_function_pointer:  # Python callables through generated trampolines (_fast_callbacks)
+        return "callback" if callback_ok(ctype) else None
     if ctype.kind in ("int", "enum"):
         return "int"
     if ctype.kind in ("float", "bool"):
@@ -352,8 +356,12 @@ def generate(functions: list[Function], module_name: str, shared: bool = False,
     for index, function in enumerate(functions):
         parts.append(f"static {_c_result(function.result)} (*ni_f_{index})({_c_params(function)});")
     handle_index = {h: i for i, h in enumerate(handles)}
+    numbered = pools(functions)
+    if numbered:
+        parts.extend(pool_declarations(numbered))
+        parts.extend(all_pools(functions, numbered))
     for index, function in enumerate(functions):
-        parts.extend(_wrapper(index, function, opaque, handle_index))
+        parts.extend(_wrapper(index, function, opaque, handle_index, numbered))
     parts.append(_module(functions, handles))
     return "\n".join(parts) + "\n"
 
@@ -382,7 +390,7 @@ def _c_string(text: str) -> str:
 
 
 def _wrapper(index: int, function: Function, opaque: frozenset[str] = frozenset(),
-             handles: dict[str, int] | None = None) -> Iterator[str]:
+             handles: dict[str, int] | None = None, numbered: dict[str, int] | None = None) -> Iterator[str]:
     # One wrapper serves both variants: bound with self == NULL it keeps the GIL,
     # with self != NULL it releases it around the call (one predictable branch).
     name = f"ni_w_{index}"
@@ -398,6 +406,10 @@ def _wrapper(index: int, function: Function, opaque: frozenset[str] = frozenset(
     buffers = [i for i, p in enumerate(function.params) if _param_kind(p.type) in ("buffer", "bytes")]
     for position in buffers:  # before any goto fail, which releases them
         yield f"    Py_buffer v{position}; v{position}.obj = NULL;"
+    # the pool of each callback argument; h<position>: the slot held for this call only, if any
+    held = {i: pool_index(p.type, numbered or {}) for i, p in enumerate(function.params) if p.type.is_function_pointer}
+    for position in held:
+        yield f"    int h{position} = -1;"
     for position, param in enumerate(function.params):
         what = _c_string(f"{function.name}() argument {param.name!r} ({param.type.spell()})")
         arg = f"args[{position}]"
@@ -430,6 +442,11 @@ def _wrapper(index: int, function: Function, opaque: frozenset[str] = frozenset(
             yield "        PyErr_Clear();"
             yield f"        return ni_fall_back({index}, args, {count});"
             yield "    }"
+    for position, pool in held.items():  # after the scalars, which may hand the call to cffi holding nothing
+        what = _c_string(f"{function.name}() argument {function.params[position].name!r} "
+                         f"({function.params[position].type.spell()})")
+        yield from convert_argument(position, pool, what, f"return ni_fall_back({index}, args, {count});",
+                                    {p: held[p] for p in held if p < position})
     for position in buffers:
         param = function.params[position]
         pointee = param.type.pointee
@@ -441,6 +458,8 @@ def _wrapper(index: int, function: Function, opaque: frozenset[str] = frozenset(
         yield f"    if ({foreign}(args[{position}])) {{ /* e.g. a cffi pointer: the cffi wrapper knows it */"
         for earlier in buffers[: buffers.index(position)]:
             yield f"        ni_release(&v{earlier});"
+        if held:
+            yield f"        {release_held(held)}"
         yield f"        return ni_fall_back({index}, args, {count});"
         yield "    }"
         if as_bytes:
@@ -457,10 +476,16 @@ def _wrapper(index: int, function: Function, opaque: frozenset[str] = frozenset(
     if result.kind != "void":
         yield f"    {_c_result(result)} r;"
         statement = f"r = {call};"
+    if held:
+        yield start_calls()
     yield f"    if (self == NULL) {{ {statement} }}"
     yield f"    else {{ Py_BEGIN_ALLOW_THREADS {statement} Py_END_ALLOW_THREADS }}"
+    if held:
+        yield end_calls()
     for position in buffers:
         yield f"    ni_release(&v{position});"
+    if held:
+        yield f"    {release_held(held)}"
     handle = _handle_cdecl(result, opaque)
     if handle is not None:
         assert handles is not None
@@ -470,6 +495,8 @@ def _wrapper(index: int, function: Function, opaque: frozenset[str] = frozenset(
     yield "fail:"
     for position in buffers:
         yield f"    if (v{position}.obj != NULL) ni_release(&v{position});"
+    if held:
+        yield f"    {release_held(held)}"
     yield "    return NULL;"
     yield "}"
     yield ""

@@ -13,6 +13,8 @@ would cost the scalar calls the nanoseconds the binder exists to save.
 
 from __future__ import annotations
 
+from ._fast_callbacks import CALLBACK_DECLARATIONS, CALLBACK_HELPERS
+
 __all__ = ["HEADER", "helpers_source", "prelude"]
 
 # ni_python.h: what every wrapper and the helpers include (precompiled when the compiler can)
@@ -340,11 +342,12 @@ _HIDDEN = '#define NI_HELPER __attribute__((visibility("hidden")))  /* linked in
 
 def helpers_source() -> str:
     """``ni_helpers.c``: the shared helpers, compiled once into an object each wrapper links."""
-    return _INCLUDE + _HIDDEN + _DECLARATIONS + _HELPERS
+    return _INCLUDE + _HIDDEN + _DECLARATIONS + CALLBACK_DECLARATIONS + _HELPERS + CALLBACK_HELPERS
 
 
 def prelude(shared: bool) -> str:
     """What a wrapper's C starts with: the helpers' declarations, and their definitions unless ``shared``."""
     if shared:
-        return _INCLUDE + _HIDDEN + _DECLARATIONS + _INLINE_HELPERS
-    return _INCLUDE + "#define NI_HELPER static\n" + _DECLARATIONS + _HELPERS + _INLINE_HELPERS
+        return _INCLUDE + _HIDDEN + _DECLARATIONS + CALLBACK_DECLARATIONS + _INLINE_HELPERS
+    return (_INCLUDE + "#define NI_HELPER static\n" + _DECLARATIONS + CALLBACK_DECLARATIONS + _HELPERS
+            + CALLBACK_HELPERS + _INLINE_HELPERS)

@@ -1,0 +1,407 @@
+"""Function-pointer parameters in the fast wrapper: Python callables called from C through generated trampolines.
+
+A C function pointer carries no state, so each callback type a module's
+functions take gets a pool of ``POOL`` static trampolines, each reading its
+Python callable from its own slot of a static table. A callable passed to a
+function-pointer parameter takes a slot, holding only a weak reference to it,
+and keeps it while it lives (C may store the pointer and call it later, as
+long as the caller keeps the function); a callable that cannot be weakly
+referenced has a slot for the call only. The semantics are those of the cffi
+binder (:mod:`nativeimport._cffi_callbacks`): C arguments reach Python as the
+fast binder returns results, the return value is converted like an argument,
+an exception is kept and raised again when the C function that took the
+callback returns (per thread), one raised outside any such call is reported as
+unraisable, and C receives zero. A trampoline whose callable has died raises
+``ReferenceError`` the same way; it never touches a dead object. The slot
+freed by a dead callable is reused as late as possible (the pool is scanned
+round-robin), so a stale pointer C kept calls nothing rather than a stranger
+for as long as the pool allows.
+
+What the trampolines cannot serve goes to the cffi wrapper, whole call: a
+full pool, a native function (a cdata, a cffi wrapper, another module's fast
+function: cffi passes its C address; one of this module's own functions of the
+same type is passed directly), and callback types other than scalars and
+strings (those functions stay on cffi altogether).
+
+Every trampoline takes the GIL itself (``PyGILState_Ensure``): the call may
+have released it, or C may call from a thread of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from .interface import CType, Function
+
+__all__ = ["CALLBACK_DECLARATIONS", "CALLBACK_HELPERS", "POOL", "all_pools", "callback_ok", "convert_argument",
+           "end_calls", "pool_declarations", "pool_index", "pools", "release_held", "start_calls"]
+
+#: Trampolines per callback type: that many distinct live Python functions are served in C at once.
+POOL = 32
+
+
+def callback_ok(ctype: CType) -> bool:
+    """Whether ``ctype`` is a function pointer whose calls the trampolines can convert both ways."""
+    function = ctype.pointee if ctype.is_function_pointer else None
+    if function is None or function.variadic or function.pointee is None:
+        return False
+    result = function.pointee
+    return (result.kind in ("void", "int", "float", "bool", "enum")
+            and all(p.kind in ("int", "float", "bool", "enum") or p.is_string for p in function.params))
+
+
+def _key(ctype: CType) -> str:
+    """The pool a function-pointer type uses: its canonical declaration (enums as their integers)."""
+    return ctype.cdecl()
+
+
+def pools(functions: Sequence[Function]) -> dict[str, int]:
+    """Each callback type ``functions`` take, numbered: one pool of trampolines each."""
+    found: dict[str, int] = {}
+    for function in functions:
+        for param in function.params:
+            if param.type.is_function_pointer:
+                found.setdefault(_key(param.type), len(found))
+    return found
+
+
+def pool_index(ctype: CType, numbered: dict[str, int]) -> int:
+    return numbered[_key(ctype)]
+
+
+_INT_RANGES = {
+    "int8_t": ("INT8_MIN", "INT8_MAX"), "int16_t": ("INT16_MIN", "INT16_MAX"),
+    "int32_t": ("INT32_MIN", "INT32_MAX"), "int64_t": ("INT64_MIN", "INT64_MAX"),
+    "uint8_t": ("0", "UINT8_MAX"), "uint16_t": ("0", "UINT16_MAX"), "uint32_t": ("0", "UINT32_MAX"),
+    "uint64_t": ("0", "UINT64_MAX"),
+}
+
+
+def _c_type(ctype: CType) -> str:
+    if ctype.is_string:
+        return "const char *"
+    if ctype.kind == "enum":
+        assert ctype.pointee is not None
+        return ctype.pointee.name
+    return "_Bool" if ctype.kind == "bool" else ctype.name
+
+
+def _to_python(ctype: CType, var: str) -> str:
+    """C value ``var`` as the fast binder returns such a result."""
+    if ctype.is_string:
+        return f"ni_string_result({var})"
+    if ctype.kind == "float":
+        return f"PyFloat_FromDouble((double){var})"
+    if ctype.kind == "bool":
+        return f"PyBool_FromLong({var})"
+    if _c_type(ctype).startswith("u"):
+        return f"PyLong_FromUnsignedLongLong((unsigned long long){var})"
+    return f"PyLong_FromLongLong((long long){var})"
+
+
+def _from_python(ctype: CType, what: str) -> list[str]:
+    """Statements converting ``back`` (the callable's return value) into ``r`` and clearing ``failed``."""
+    if ctype.kind == "void":
+        return ["failed = 0;"]
+    if ctype.kind == "float":
+        return ["double v;", "if (ni_double(back, &v, what) == 0) { r = v; failed = 0; }"]
+    if ctype.kind == "bool":
+        return ["int v = PyObject_IsTrue(back);", "if (v >= 0) { r = v; failed = 0; }"]
+    name = _c_type(ctype)
+    low, high = _INT_RANGES[name]
+    if name.startswith("u"):
+        return ["unsigned long long v;",
+                f"if (ni_unsigned(back, {high}, &v, what, \"{name}\") == 0) {{ r = ({name})v; failed = 0; }}"]
+    return ["long long v;",
+            f"if (ni_signed(back, {low}, {high}, &v, what, \"{name}\") == 0) {{ r = ({name})v; failed = 0; }}"]
+
+
+def pool_source(index: int, ctype: CType, natives: Sequence[int]) -> str:
+    """The pool of trampolines for one callback type; ``natives``: this module's functions of that very type
+    (by position in the method table), passed to C as their addresses."""
+    function = ctype.pointee
+    assert function is not None and function.pointee is not None
+    result = function.pointee
+    params = function.params
+    typed = ", ".join(f"{_c_type(p)} x{i}" for i, p in enumerate(params))
+    names = "".join(f", x{i}" for i in range(len(params)))
+    r_type = "void" if result.kind == "void" else _c_type(result)
+    what = json_string(f"the result of a {ctype.cdecl()} callback")
+    lines = [f"static {r_type} ni_cb{index}(int slot{', ' + typed if typed else ''}) {{",
+             "    PyGILState_STATE gil = PyGILState_Ensure();"]
+    if result.kind != "void":
+        lines.append(f"    {r_type} r = 0;")
+    lines += [f"    PyObject *f = ni_callback_target(&ni_pool_{index}, slot);",
+              "    int failed = 1;",
+              "    if (f != NULL) {"]
+    count = len(params)
+    if count:
+        lines.append(f"        PyObject *a[{count}] = {{{', '.join(_to_python(p, f'x{i}') for i, p in enumerate(params))}}};")
+        ready = " && ".join(f"a[{i}]" for i in range(count))
+        lines.append(f"        PyObject *back = {ready} ? PyObject_Vectorcall(f, a, {count}, NULL) : NULL;")
+        lines += [f"        Py_XDECREF(a[{i}]);" for i in range(count)]
+    else:
+        lines.append("        PyObject *back = PyObject_CallNoArgs(f);")
+    lines += ["        if (back != NULL) {", f"            const char *what = {what}; (void)what;"]
+    lines += [f"            {line}" for line in _from_python(result, what)]
+    lines += ["            Py_DECREF(back);", "        }", "    }",
+              "    if (failed) ni_callback_failed(f);",
+              "    Py_XDECREF(f);",
+              "    PyGILState_Release(gil);",
+              "    return;" if result.kind == "void" else "    return r;",
+              "}"]
+    for slot in range(POOL):
+        call = f"ni_cb{index}({slot}{names});"
+        lines.append(f"static {r_type} ni_t{index}_{slot}({typed or 'void'}) {{ {'' if r_type == 'void' else 'return '}{call} }}")
+    trampolines = ", ".join(f"(void *)ni_t{index}_{slot}" for slot in range(POOL))
+    native_list = ", ".join(str(n) for n in (*natives, -1))
+    lines += [f"static void *const ni_tramps_{index}[{POOL}] = {{{trampolines}}};",
+              f"static const int ni_natives_{index}[] = {{{native_list}}};",
+              f"static PyObject *ni_refs_{index}[{POOL}], *ni_ids_{index}[{POOL}];",
+              f"static char ni_strong_{index}[{POOL}];",
+              f"static NiPool ni_pool_{index} = {{{POOL}, 0, 0, ni_refs_{index}, ni_ids_{index}, ni_strong_{index}, "
+              f"ni_tramps_{index}, "
+              f"ni_natives_{index}, NULL}};",
+              ""]
+    return "\n".join(lines)
+
+
+def pool_declarations(numbered: dict[str, int]) -> Iterator[str]:
+    """Forward declarations: the wrappers come before the pools, the pools read the module's table."""
+    for index in numbered.values():
+        yield f"static NiPool ni_pool_{index};"
+    if numbered:
+        yield "static NiModule ni_this;  /* defined at the end: a pool passes this module's own functions */"
+
+
+def all_pools(functions: Sequence[Function], numbered: dict[str, int]) -> Iterator[str]:
+    """Every pool's source; a function of ``functions`` whose own type is a pool's is that pool's native."""
+    types: dict[str, CType] = {}
+    for function in functions:
+        for param in function.params:
+            if param.type.is_function_pointer:
+                types.setdefault(_key(param.type), param.type)
+    own = [_key(CType.pointer(CType.function(f.result, tuple(p.type for p in f.params), f.variadic)))
+           for f in functions]
+    for key, index in numbered.items():
+        yield pool_source(index, types[key], [i for i, k in enumerate(own) if k == key])
+
+
+def convert_argument(position: int, pool: int, what: str, fall_back: str, held_before: dict[int, int]) -> Iterator[str]:
+    """A wrapper's lines converting callback argument ``position`` to ``a<position>``; on a refusal the call
+    goes to cffi after the slots held for earlier callback arguments are given back."""
+    yield f"    void *a{position};"
+    yield f"    {{ int took = ni_callback(&ni_pool_{pool}, &ni_this, args[{position}], &a{position}, &h{position}, {what});"
+    yield "      if (took < 0) goto fail;"
+    yield f"      if (took > 0) {{ {release_held(held_before)} {fall_back} }} }}"
+
+
+def release_held(held: dict[int, int]) -> str:
+    """Give back the slots held for the call only (callables that cannot be weakly referenced);
+    ``held``: the pool of each callback argument by position."""
+    return " ".join(f"if (h{p} >= 0) ni_callback_done(&ni_pool_{pool}, h{p});" for p, pool in held.items())
+
+
+def start_calls() -> str:
+    return "    NiCalls calls; ni_calls_begin(&calls);"
+
+
+def end_calls() -> str:
+    return "    if (ni_calls_end(&calls)) goto fail;  /* a callback raised: raised again now */"
+
+
+def json_string(text: str) -> str:
+    import json
+
+    return json.dumps(text)
+
+
+CALLBACK_DECLARATIONS = r"""
+/* One callback type's trampolines and the callables their slots hold. */
+typedef struct {
+    int size;
+    int cursor;               /* where the search for a free slot starts: freed slots are reused as late as possible */
+    int last;                 /* the slot found last, looked at first */
+    PyObject **refs;          /* per slot: a weak reference to its callable, the callable (held for a call), or NULL */
+    PyObject **ids;           /* per weakly held slot: its callable's address, only compared, never dereferenced */
+    char *strong;             /* per slot: 1 when refs holds the callable itself, for one call */
+    void *const *trampolines;
+    const int *natives;       /* this module's functions of this very type, by method index, -1 ending */
+    PyObject *on_death;       /* the weak references' callback, freeing the slot */
+} NiPool;
+
+/* A call in progress that took Python callbacks, on this thread: the first exception they raised. */
+typedef struct NiCalls { struct NiCalls *outer; PyObject *type, *value, *traceback; } NiCalls;
+
+NI_HELPER int ni_callback(NiPool *pool, NiModule *module, PyObject *o, void **out, int *held, const char *what);
+NI_HELPER void ni_callback_done(NiPool *pool, int slot);
+NI_HELPER PyObject *ni_callback_target(NiPool *pool, int slot);
+NI_HELPER void ni_callback_failed(PyObject *f);
+NI_HELPER void ni_calls_begin(NiCalls *calls);
+NI_HELPER int ni_calls_end(NiCalls *calls);
+"""
+
+CALLBACK_HELPERS = r"""
+static _Thread_local NiCalls *ni_calls_top;  /* this thread's innermost call taking callbacks */
+
+static PyObject *ni_callbacks_module(void) {
+    static PyObject *module;
+    if (module == NULL) module = PyImport_ImportModule("nativeimport._cffi_callbacks");
+    return module;
+}
+
+/* A function nativeimport bound (a cffi wrapper, another module's fast function): cffi passes its address. */
+static int ni_is_native(PyObject *o) {
+    if (PyFunction_Check(o)) {
+        PyObject *dict = ((PyFunctionObject *)o)->func_dict;
+        return dict != NULL && PyDict_GetItemString(dict, "__native__") != NULL;
+    }
+    if (!PyCFunction_Check(o)) return 0;
+    PyObject *self = PyCFunction_GET_SELF(o);
+    if (self != NULL && !PyModule_Check(self)) return 0;  /* a bound method of a builtin object */
+    PyObject *module = ni_callbacks_module();
+    PyObject *answer = module == NULL ? NULL : PyObject_CallMethod(module, "is_native", "O", o);
+    int native = answer == NULL ? -1 : PyObject_IsTrue(answer);
+    Py_XDECREF(answer);
+    return native;
+}
+
+static PyObject *ni_callback_gone(PyObject *capsule, PyObject *ref) {
+    NiPool *pool = (NiPool *)PyCapsule_GetPointer(capsule, NULL);
+    for (int i = 0; pool != NULL && i < pool->size; i++) {
+        if (pool->refs[i] == ref) {
+            pool->refs[i] = NULL;
+            pool->ids[i] = NULL;
+            Py_DECREF(ref);
+            break;
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef ni_callback_gone_def = {"callback_gone", ni_callback_gone, METH_O, NULL};
+
+/* A function-pointer argument: 0 with *out set (and *held the slot to give back after the call, or -1),
+   1 when cffi must serve the call (a native function, a full pool), -1 with an error set. */
+NI_HELPER int ni_callback(NiPool *pool, NiModule *module, PyObject *o, void **out, int *held, const char *what) {
+    *held = -1;
+    if (o == Py_None) { *out = NULL; return 0; }
+    int i = pool->last;
+    if (pool->ids[i] != o) {
+        for (i = 0; i < pool->size && pool->ids[i] != o; i++) {}
+    }
+    if (i < pool->size) {
+        pool->last = i;
+        *out = pool->trampolines[i];
+        return 0;
+    }
+    if (strncmp(Py_TYPE(o)->tp_name, "_cffi_backend.", 14) == 0) return 1;  /* a cdata: cffi checks its type */
+    if (PyCFunction_Check(o)) {
+        PyMethodDef *method = ((PyCFunctionObject *)o)->m_ml;
+        if (method >= module->methods && method < module->methods + module->count) {
+            int index = (int)(method - module->methods);
+            for (const int *n = pool->natives; *n >= 0; n++) {
+                if (*n == index) { *out = *module->slots[index]; return 0; }
+            }
+            return 1;  /* another type: cffi explains */
+        }
+    }
+    int native = ni_is_native(o);
+    if (native) return native < 0 ? -1 : 1;
+    if (!PyCallable_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s: expected a function (native or Python), not %.200s", what,
+                     Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    int size = pool->size, free_slot = -1;
+    for (int k = 0; k < size && free_slot < 0; k++) {
+        int j = (pool->cursor + k) % size;
+        if (pool->refs[j] == NULL) free_slot = j;
+    }
+    if (free_slot < 0) return 1;  /* every slot taken: cffi makes a callback of its own */
+    if (pool->on_death == NULL) {
+        PyObject *capsule = PyCapsule_New(pool, NULL, NULL);
+        if (capsule == NULL) return -1;
+        pool->on_death = PyCFunction_New(&ni_callback_gone_def, capsule);
+        Py_DECREF(capsule);
+        if (pool->on_death == NULL) return -1;
+    }
+    PyObject *ref = PyWeakref_NewRef(o, pool->on_death);
+    if (ref == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_TypeError)) return -1;
+        PyErr_Clear();  /* not weakly referenceable: held for this call only */
+        Py_INCREF(o);
+        pool->refs[free_slot] = o;
+        pool->strong[free_slot] = 1;
+        *held = free_slot;
+    } else {
+        pool->refs[free_slot] = ref;
+        pool->ids[free_slot] = o;
+        pool->last = free_slot;
+    }
+    pool->cursor = (free_slot + 1) % size;
+    *out = pool->trampolines[free_slot];
+    return 0;
+}
+
+/* After the call: the slot held for it is free again (its callable was referenced strongly). */
+NI_HELPER void ni_callback_done(NiPool *pool, int slot) {
+    PyObject *o = pool->refs[slot];
+    pool->refs[slot] = NULL;
+    pool->strong[slot] = 0;
+    Py_XDECREF(o);
+}
+
+/* The callable of a slot, referenced; NULL with ReferenceError set if it no longer exists. */
+NI_HELPER PyObject *ni_callback_target(NiPool *pool, int slot) {
+    PyObject *ref = pool->refs[slot];
+    PyObject *f = ref == NULL || pool->strong[slot] ? ref : PyWeakref_GET_OBJECT(ref);
+    if (f == NULL || f == Py_None) {
+        PyErr_SetString(PyExc_ReferenceError, "the Python function behind this C callback no longer exists; "
+                        "keep a reference to it for as long as C may call it");
+        return NULL;
+    }
+    Py_INCREF(f);
+    return f;
+}
+
+/* A callback raised (error set): kept for the call in progress on this thread, else handed to the cffi
+   binder's bookkeeping (a cffi-served call in progress keeps it, or it is reported as unraisable). */
+NI_HELPER void ni_callback_failed(PyObject *f) {
+    NiCalls *calls = ni_calls_top;
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (traceback != NULL) PyException_SetTraceback(value, traceback);
+    if (calls != NULL && calls->type == NULL) {
+        calls->type = type; calls->value = value; calls->traceback = traceback;
+        return;
+    }
+    PyObject *module = ni_callbacks_module();
+    PyObject *name = f == NULL ? PyUnicode_FromString("(no longer exists)") : PyObject_Repr(f);
+    PyObject *done = NULL;
+    if (module != NULL && name != NULL) {
+        done = calls != NULL
+            ? PyObject_CallMethod(module, "unraisable", "Os", value, "Exception ignored in a callback (an earlier one is raised)")
+            : PyObject_CallMethod(module, "record_error", "OO", value, name);
+    }
+    if (done == NULL) PyErr_WriteUnraisable(f != NULL ? f : Py_None);
+    Py_XDECREF(done);
+    Py_XDECREF(name);
+    Py_XDECREF(type); Py_XDECREF(value); Py_XDECREF(traceback);
+}
+
+NI_HELPER void ni_calls_begin(NiCalls *calls) {
+    calls->outer = ni_calls_top;
+    calls->type = calls->value = calls->traceback = NULL;
+    ni_calls_top = calls;
+}
+
+/* After the C call: -1 with the first exception a callback raised set again, else 0. */
+NI_HELPER int ni_calls_end(NiCalls *calls) {
+    ni_calls_top = calls->outer;
+    if (calls->type == NULL) return 0;
+    PyErr_Restore(calls->type, calls->value, calls->traceback);
+    return -1;
+}
+"""
