@@ -32,8 +32,7 @@ from pathlib import Path
 from ._child import child_setup
 from ._entry import FAST_FILE, entry_file, note_fast_unavailable
 from ._fast_c import HEADER, helpers_source, prelude
-from ._fast_callbacks import all_pools, callback_ok, convert_argument, end_calls, pool_declarations, pool_index, pools, \
-    release_held, start_calls
+from ._fast_callbacks import CALLS_END, CALLS_START, Pools, callback_ok, convert_argument, release_held
 from ._records import checksum, make_private_dirs, write_atomically
 from .interface import CType, Function, Interface, python_name, takes_bytes
 
@@ -356,12 +355,10 @@ def generate(functions: list[Function], module_name: str, shared: bool = False,
     for index, function in enumerate(functions):
         parts.append(f"static {_c_result(function.result)} (*ni_f_{index})({_c_params(function)});")
     handle_index = {h: i for i, h in enumerate(handles)}
-    numbered = pools(functions)
-    if numbered:
-        parts.extend(pool_declarations(numbered))
-        parts.extend(all_pools(functions, numbered))
+    pools = Pools(functions)
+    parts.extend(pools.source())
     for index, function in enumerate(functions):
-        parts.extend(_wrapper(index, function, opaque, handle_index, numbered))
+        parts.extend(_wrapper(index, function, opaque, handle_index, pools))
     parts.append(_module(functions, handles))
     return "\n".join(parts) + "\n"
 
@@ -390,7 +387,7 @@ def _c_string(text: str) -> str:
 
 
 def _wrapper(index: int, function: Function, opaque: frozenset[str] = frozenset(),
-             handles: dict[str, int] | None = None, numbered: dict[str, int] | None = None) -> Iterator[str]:
+             handles: dict[str, int] | None = None, pools: Pools | None = None) -> Iterator[str]:
     # One wrapper serves both variants: bound with self == NULL it keeps the GIL,
     # with self != NULL it releases it around the call (one predictable branch).
     name = f"ni_w_{index}"
@@ -407,7 +404,7 @@ def _wrapper(index: int, function: Function, opaque: frozenset[str] = frozenset(
     for position in buffers:  # before any goto fail, which releases them
         yield f"    Py_buffer v{position}; v{position}.obj = NULL;"
     # the pool of each callback argument; h<position>: the slot held for this call only, if any
-    held = {i: pool_index(p.type, numbered or {}) for i, p in enumerate(function.params) if p.type.is_function_pointer}
+    held = {i: pools.index(p.type) for i, p in enumerate(function.params) if pools and p.type.is_function_pointer}
     for position in held:
         yield f"    int h{position} = -1;"
     for position, param in enumerate(function.params):
@@ -477,11 +474,11 @@ def _wrapper(index: int, function: Function, opaque: frozenset[str] = frozenset(
         yield f"    {_c_result(result)} r;"
         statement = f"r = {call};"
     if held:
-        yield start_calls()
+        yield CALLS_START
     yield f"    if (self == NULL) {{ {statement} }}"
     yield f"    else {{ Py_BEGIN_ALLOW_THREADS {statement} Py_END_ALLOW_THREADS }}"
     if held:
-        yield end_calls()
+        yield CALLS_END
     for position in buffers:
         yield f"    ni_release(&v{position});"
     if held:

@@ -33,8 +33,8 @@ from collections.abc import Iterator, Sequence
 
 from .interface import CType, Function
 
-__all__ = ["CALLBACK_DECLARATIONS", "CALLBACK_HELPERS", "POOL", "all_pools", "callback_ok", "convert_argument",
-           "end_calls", "pool_declarations", "pool_index", "pools", "release_held", "start_calls"]
+__all__ = ["CALLBACK_DECLARATIONS", "CALLBACK_HELPERS", "CALLS_END", "CALLS_START", "POOL", "Pools", "callback_ok",
+           "convert_argument", "release_held"]
 
 #: Trampolines per callback type: that many distinct live Python functions are served in C at once.
 POOL = 32
@@ -55,18 +55,31 @@ def _key(ctype: CType) -> str:
     return ctype.cdecl()
 
 
-def pools(functions: Sequence[Function]) -> dict[str, int]:
-    """Each callback type ``functions`` take, numbered: one pool of trampolines each."""
-    found: dict[str, int] = {}
-    for function in functions:
-        for param in function.params:
-            if param.type.is_function_pointer:
-                found.setdefault(_key(param.type), len(found))
-    return found
+class Pools:
+    """The callback types a wrapper's functions take, numbered: one pool of trampolines each."""
 
+    def __init__(self, functions: Sequence[Function]) -> None:
+        self.functions = functions
+        self.types: dict[str, CType] = {}
+        for function in functions:
+            for param in function.params:
+                if param.type.is_function_pointer:
+                    self.types.setdefault(_key(param.type), param.type)
+        self.numbered = {key: index for index, key in enumerate(self.types)}
 
-def pool_index(ctype: CType, numbered: dict[str, int]) -> int:
-    return numbered[_key(ctype)]
+    def index(self, ctype: CType) -> int:
+        return self.numbered[_key(ctype)]
+
+    def source(self) -> Iterator[str]:
+        """Every pool's C; a function of the wrapper whose own type is a pool's is passed as its address."""
+        if not self.numbered:
+            return
+        yield "static NiModule ni_this;  /* defined at the end: a pool passes this module's own functions */"
+        yield from (f"static NiPool ni_pool_{index};" for index in self.numbered.values())  # trampolines use them
+        own = [_key(CType.pointer(CType.function(f.result, tuple(p.type for p in f.params), f.variadic)))
+               for f in self.functions]
+        for key, index in self.numbered.items():
+            yield pool_source(index, self.types[key], [i for i, k in enumerate(own) if k == key])
 
 
 _INT_RANGES = {
@@ -136,7 +149,8 @@ def pool_source(index: int, ctype: CType, natives: Sequence[int]) -> str:
               "    if (f != NULL) {"]
     count = len(params)
     if count:
-        lines.append(f"        PyObject *a[{count}] = {{{', '.join(_to_python(p, f'x{i}') for i, p in enumerate(params))}}};")
+        converted = ", ".join(_to_python(p, f"x{i}") for i, p in enumerate(params))
+        lines.append(f"        PyObject *a[{count}] = {{{converted}}};")
         ready = " && ".join(f"a[{i}]" for i in range(count))
         lines.append(f"        PyObject *back = {ready} ? PyObject_Vectorcall(f, a, {count}, NULL) : NULL;")
         lines += [f"        Py_XDECREF(a[{i}]);" for i in range(count)]
@@ -151,8 +165,8 @@ def pool_source(index: int, ctype: CType, natives: Sequence[int]) -> str:
               "    return;" if result.kind == "void" else "    return r;",
               "}"]
     for slot in range(POOL):
-        call = f"ni_cb{index}({slot}{names});"
-        lines.append(f"static {r_type} ni_t{index}_{slot}({typed or 'void'}) {{ {'' if r_type == 'void' else 'return '}{call} }}")
+        call = f"{'' if r_type == 'void' else 'return '}ni_cb{index}({slot}{names});"
+        lines.append(f"static {r_type} ni_t{index}_{slot}({typed or 'void'}) {{ {call} }}")
     trampolines = ", ".join(f"(void *)ni_t{index}_{slot}" for slot in range(POOL))
     native_list = ", ".join(str(n) for n in (*natives, -1))
     lines += [f"static void *const ni_tramps_{index}[{POOL}] = {{{trampolines}}};",
@@ -166,32 +180,12 @@ def pool_source(index: int, ctype: CType, natives: Sequence[int]) -> str:
     return "\n".join(lines)
 
 
-def pool_declarations(numbered: dict[str, int]) -> Iterator[str]:
-    """Forward declarations: the wrappers come before the pools, the pools read the module's table."""
-    for index in numbered.values():
-        yield f"static NiPool ni_pool_{index};"
-    if numbered:
-        yield "static NiModule ni_this;  /* defined at the end: a pool passes this module's own functions */"
-
-
-def all_pools(functions: Sequence[Function], numbered: dict[str, int]) -> Iterator[str]:
-    """Every pool's source; a function of ``functions`` whose own type is a pool's is that pool's native."""
-    types: dict[str, CType] = {}
-    for function in functions:
-        for param in function.params:
-            if param.type.is_function_pointer:
-                types.setdefault(_key(param.type), param.type)
-    own = [_key(CType.pointer(CType.function(f.result, tuple(p.type for p in f.params), f.variadic)))
-           for f in functions]
-    for key, index in numbered.items():
-        yield pool_source(index, types[key], [i for i, k in enumerate(own) if k == key])
-
-
 def convert_argument(position: int, pool: int, what: str, fall_back: str, held_before: dict[int, int]) -> Iterator[str]:
     """A wrapper's lines converting callback argument ``position`` to ``a<position>``; on a refusal the call
     goes to cffi after the slots held for earlier callback arguments are given back."""
     yield f"    void *a{position};"
-    yield f"    {{ int took = ni_callback(&ni_pool_{pool}, &ni_this, args[{position}], &a{position}, &h{position}, {what});"
+    arguments = f"&ni_pool_{pool}, &ni_this, args[{position}], &a{position}, &h{position}, {what}"
+    yield f"    {{ int took = ni_callback({arguments});"
     yield "      if (took < 0) goto fail;"
     yield f"      if (took > 0) {{ {release_held(held_before)} {fall_back} }} }}"
 
@@ -202,12 +196,9 @@ def release_held(held: dict[int, int]) -> str:
     return " ".join(f"if (h{p} >= 0) ni_callback_done(&ni_pool_{pool}, h{p});" for p, pool in held.items())
 
 
-def start_calls() -> str:
-    return "    NiCalls calls; ni_calls_begin(&calls);"
-
-
-def end_calls() -> str:
-    return "    if (ni_calls_end(&calls)) goto fail;  /* a callback raised: raised again now */"
+# Around the C call of a function taking callbacks: this thread's exceptions raised in them are kept, then raised.
+CALLS_START = "    NiCalls calls; ni_calls_begin(&calls);"
+CALLS_END = "    if (ni_calls_end(&calls)) goto fail;  /* a callback raised: raised again now */"
 
 
 def json_string(text: str) -> str:
@@ -381,9 +372,9 @@ NI_HELPER void ni_callback_failed(PyObject *f) {
     PyObject *name = f == NULL ? PyUnicode_FromString("(no longer exists)") : PyObject_Repr(f);
     PyObject *done = NULL;
     if (module != NULL && name != NULL) {
-        done = calls != NULL
-            ? PyObject_CallMethod(module, "unraisable", "Os", value, "Exception ignored in a callback (an earlier one is raised)")
-            : PyObject_CallMethod(module, "record_error", "OO", value, name);
+        done = calls != NULL ? PyObject_CallMethod(module, "unraisable", "Os", value,
+                                                   "Exception ignored in a callback (an earlier one is raised)")
+                             : PyObject_CallMethod(module, "record_error", "OO", value, name);
     }
     if (done == NULL) PyErr_WriteUnraisable(f != NULL ? f : Py_None);
     Py_XDECREF(done);
