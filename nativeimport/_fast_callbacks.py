@@ -226,7 +226,22 @@ typedef struct NiCalls { struct NiCalls *outer; PyObject *type, *value, *traceba
 
 NI_HELPER int ni_callback(NiPool *pool, NiModule *module, PyObject *o, void **out, int *held, const char *what);
 NI_HELPER void ni_callback_done(NiPool *pool, int slot);
-NI_HELPER PyObject *ni_callback_target(NiPool *pool, int slot);
+NI_HELPER PyObject *ni_callback_gone_error(void);
+/* The callable of a slot, referenced; NULL with ReferenceError set if it no longer exists. */
+static inline PyObject *ni_callback_target(NiPool *pool, int slot) {  /* on every call: inlined */
+    PyObject *ref = pool->refs[slot], *f = ref;
+    if (ref == NULL) return ni_callback_gone_error();
+    if (pool->strong[slot]) { Py_INCREF(f); return f; }
+#if PY_VERSION_HEX >= 0x030D0000  /* PyWeakref_GET_OBJECT is deprecated there */
+    if (PyWeakref_GetRef(ref, &f) <= 0) return ni_callback_gone_error();
+#else
+    f = PyWeakref_GET_OBJECT(ref);
+    if (f == Py_None) return ni_callback_gone_error();
+    Py_INCREF(f);
+#endif
+    return f;
+}
+
 NI_HELPER void ni_callback_failed(PyObject *f);
 NI_HELPER void ni_calls_begin(NiCalls *calls);
 NI_HELPER int ni_calls_end(NiCalls *calls);
@@ -343,17 +358,10 @@ NI_HELPER void ni_callback_done(NiPool *pool, int slot) {
     Py_XDECREF(o);
 }
 
-/* The callable of a slot, referenced; NULL with ReferenceError set if it no longer exists. */
-NI_HELPER PyObject *ni_callback_target(NiPool *pool, int slot) {
-    PyObject *ref = pool->refs[slot];
-    PyObject *f = ref == NULL || pool->strong[slot] ? ref : PyWeakref_GET_OBJECT(ref);
-    if (f == NULL || f == Py_None) {
-        PyErr_SetString(PyExc_ReferenceError, "the Python function behind this C callback no longer exists; "
-                        "keep a reference to it for as long as C may call it");
-        return NULL;
-    }
-    Py_INCREF(f);
-    return f;
+NI_HELPER PyObject *ni_callback_gone_error(void) {
+    PyErr_SetString(PyExc_ReferenceError, "the Python function behind this C callback no longer exists; "
+                    "keep a reference to it for as long as C may call it");
+    return NULL;
 }
 
 /* A callback raised (error set): kept for the call in progress on this thread, else handed to the cffi
