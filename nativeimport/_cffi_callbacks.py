@@ -19,11 +19,11 @@ from _thread import _local  # threading.local without importing threading
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from typing import Any
 
-__all__ = ["CallbackSpec", "begin_calls", "end_calls", "function_pointer", "is_native", "record_error", "unraisable",
-           "with_callbacks"]
+__all__ = ["FAST_CALLS", "CallbackSpec", "begin_calls", "end_calls", "function_pointer", "is_native", "record_error",
+           "unraisable", "with_callbacks"]
 
 
 class CallbackSpec:
@@ -148,6 +148,9 @@ def _callback(ffi: Any, function: Any, spec: CallbackSpec, held: Any = None) -> 
 
 # Per thread: the calls in progress that take Python callbacks, each with the errors its callbacks raised.
 _CALLS = _local()
+#: The fast wrappers' own bookkeeping of their calls in progress: each takes an exception a cffi callback
+#: raised outside any cffi call and returns whether a call of that wrapper on this thread kept it.
+FAST_CALLS: list[Callable[[BaseException], bool]] = []
 
 
 def begin_calls() -> list[BaseException]:
@@ -174,7 +177,8 @@ def record_error(error: BaseException, function: str) -> None:
     stack = getattr(_CALLS, "stack", None)
     if stack:
         stack[-1].append(error)
-    else:  # C called a callback it kept, outside any call that took one: nobody to raise it to
+    elif not any(keep(error) for keep in FAST_CALLS):  # nor a fast wrapper's call taking callbacks
+        # C called a callback it kept, outside any call that took one: nobody to raise it to
         unraisable(error, f"Exception ignored in callback {function} called from C")
 
 

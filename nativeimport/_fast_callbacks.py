@@ -390,7 +390,37 @@ NI_HELPER void ni_callback_failed(PyObject *f) {
     Py_XDECREF(type); Py_XDECREF(value); Py_XDECREF(traceback);
 }
 
+/* keep_error(exception) -> bool: the cffi binder's callbacks hand over an exception raised while no cffi call
+   is in progress; kept (True) if this thread is in a call of this wrapper taking callbacks. */
+static PyObject *ni_keep_error(PyObject *unused, PyObject *error) {
+    NiCalls *calls = ni_calls_top;
+    if (calls == NULL || calls->type != NULL || !PyExceptionInstance_Check(error)) Py_RETURN_FALSE;
+    Py_INCREF(Py_TYPE(error));
+    calls->type = (PyObject *)Py_TYPE(error);
+    Py_INCREF(error);
+    calls->value = error;
+    calls->traceback = PyException_GetTraceback(error);
+    Py_RETURN_TRUE;
+}
+
+static PyMethodDef ni_keep_error_def = {"keep_error", ni_keep_error, METH_O, NULL};
+
+/* Once per wrapper, at its first call taking callbacks: ni_keep_error joins _cffi_callbacks.FAST_CALLS. */
+static void ni_join_cffi_callbacks(void) {
+    PyObject *module = ni_callbacks_module();
+    PyObject *calls = module == NULL ? NULL : PyObject_GetAttrString(module, "FAST_CALLS");
+    PyObject *keep = calls == NULL ? NULL : PyCFunction_New(&ni_keep_error_def, NULL);
+    if (keep == NULL || PyList_Append(calls, keep) < 0) PyErr_Clear();  /* only where errors go is at stake */
+    Py_XDECREF(keep);
+    Py_XDECREF(calls);
+}
+
 NI_HELPER void ni_calls_begin(NiCalls *calls) {
+    static int joined;
+    if (!joined) {
+        joined = 1;
+        ni_join_cffi_callbacks();
+    }
     calls->outer = ni_calls_top;
     calls->type = calls->value = calls->traceback = NULL;
     ni_calls_top = calls;

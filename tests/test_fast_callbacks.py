@@ -34,6 +34,7 @@ double integrate(double (*f)(double), double a, double b, int n) {
 static int32_t (*stored)(int32_t);
 void on_event(int32_t (*f)(int32_t)) { stored = f; }  /* kept: called later by fire() */
 int32_t fire(int32_t v) { return stored ? stored(v) : -1; }
+int32_t fire_with(int32_t (*f)(int32_t), int32_t v) { return f(v) + (stored ? stored(v) : 0); }
 int describe(void (*f)(const char *, color, bool), const char *name) { f(name, GREEN, true); f(NULL, RED, false); return 2; }
 int32_t twice(int32_t (*f)(int32_t), int32_t v) { return f(f(v)); }
 int32_t negate(int32_t v) { return -v; }
@@ -126,6 +127,14 @@ CALLS = """
     live = [(lambda k: lambda v: v * k)(k) for k in range(40)]
     out["many"] = [e.twice(f, 1) for f in live] == [k * k for k in range(40)]
     out["fired_after"] = e.fire(6)
+    # A callback cffi made (the pool was full) raising during a call the fast wrapper serves: raised again.
+    def worse(v):
+        raise LookupError(f"worse {v}")
+    e.on_event(worse)
+    try:
+        e.fire_with(live[0], 3)
+    except LookupError as exc:
+        out["across_binders"] = str(exc)
     out["temporaries"] = sum(e.twice(lambda v, k=k: v + k, 0) for k in range(100))
     print(json.dumps(out))
 """
@@ -162,6 +171,7 @@ def test_callbacks_convert_keep_raise_and_fall_back_like_cffi(runner: Runner, bi
     assert out["strong"] == [74, 76, 78]
     assert out["many"] is True
     assert out["fired_after"] == 60  # the stored callback kept its slot while the pool filled
+    assert out["across_binders"] == "worse 3"
     assert out["temporaries"] == sum(2 * k for k in range(100))
     if fast:  # the fast wrapper served all of it up to the full pool without cffi
         assert out["cffi_imported_early"] is False
