@@ -1,9 +1,10 @@
 """The fast binder: a generated CPython extension calling the library directly.
 
 For every function whose parameters and result are integers, floats, bools,
-enums, ``const char *`` strings or pointers to scalars (taken through the
-buffer protocol), it writes C with ``METH_NOARGS`` / ``METH_O`` /
-``METH_FASTCALL`` wrappers, compiles it against the running interpreter's
+enums, ``const char *`` strings, pointers to scalars (taken through the
+buffer protocol) or callbacks of such scalars (generated trampolines:
+:mod:`nativeimport._fast_callbacks`), it writes C with ``METH_NOARGS`` /
+``METH_O`` / ``METH_FASTCALL`` wrappers, compiles it against the running interpreter's
 headers and stores it in the cache entry under the interpreter's ABI tag
 (``fast.cpython-311-x86_64-linux-gnu.so``). Other interpreters add their own.
 Functions it cannot express, and arguments it does not recognise (a cffi
@@ -60,7 +61,7 @@ def light_binding(interface: Interface) -> str:
 
 
 def expressible(function: Function, opaque: frozenset[str] = frozenset()) -> bool:
-    """Whether the fast binder can call ``function`` (variadic ones, records and callbacks stay on cffi).
+    """Whether the fast binder can call ``function`` (variadic ones, records and callbacks with pointers stay on cffi).
 
     ``opaque`` names the records pointers to which are handles: the wrapper takes and returns the cffi
     binding's own pointer objects, so it needs that binding loaded (a module using none does without).

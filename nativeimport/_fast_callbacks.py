@@ -1,7 +1,7 @@
 """Function-pointer parameters in the fast wrapper: Python callables called from C through generated trampolines.
 
 A C function pointer carries no state, so each callback type a module's
-functions take gets a pool of ``POOL`` static trampolines, each reading its
+functions take gets a pool of static trampolines (``POOL``), each reading its
 Python callable from its own slot of a static table. A callable passed to a
 function-pointer parameter takes a slot, holding only a weak reference to it,
 and keeps it while it lives (C may store the pointer and call it later, as
@@ -38,6 +38,14 @@ __all__ = ["CALLBACK_DECLARATIONS", "CALLBACK_HELPERS", "CALLS_END", "CALLS_STAR
 
 #: Trampolines per callback type: that many distinct live Python functions are served in C at once.
 POOL = 32
+#: ... unless a wrapper has many callback types: each trampoline costs its compile about half a millisecond,
+#: so beyond this many in all the pools shrink (to no fewer than 8 trampolines each).
+TRAMPOLINES = 512
+
+
+def pool_size(types: int) -> int:
+    """The trampolines per pool for a wrapper taking ``types`` callback types."""
+    return POOL if types * POOL <= TRAMPOLINES else max(8, TRAMPOLINES // types)
 
 
 def callback_ok(ctype: CType) -> bool:
@@ -79,7 +87,8 @@ class Pools:
         own = [_key(CType.pointer(CType.function(f.result, tuple(p.type for p in f.params), f.variadic)))
                for f in self.functions]
         for key, index in self.numbered.items():
-            yield pool_source(index, self.types[key], [i for i, k in enumerate(own) if k == key])
+            natives = [i for i, k in enumerate(own) if k == key]
+            yield pool_source(index, self.types[key], natives, pool_size(len(self.numbered)))
 
 
 _INT_RANGES = {
@@ -129,7 +138,7 @@ def _from_python(ctype: CType, what: str) -> list[str]:
             f"if (ni_signed(back, {low}, {high}, &v, what, \"{name}\") == 0) {{ r = ({name})v; failed = 0; }}"]
 
 
-def pool_source(index: int, ctype: CType, natives: Sequence[int]) -> str:
+def pool_source(index: int, ctype: CType, natives: Sequence[int], size: int = POOL) -> str:
     """The pool of trampolines for one callback type; ``natives``: this module's functions of that very type
     (by position in the method table), passed to C as their addresses."""
     function = ctype.pointee
@@ -164,16 +173,16 @@ def pool_source(index: int, ctype: CType, natives: Sequence[int]) -> str:
               "    PyGILState_Release(gil);",
               "    return;" if result.kind == "void" else "    return r;",
               "}"]
-    for slot in range(POOL):
+    for slot in range(size):
         call = f"{'' if r_type == 'void' else 'return '}ni_cb{index}({slot}{names});"
         lines.append(f"static {r_type} ni_t{index}_{slot}({typed or 'void'}) {{ {call} }}")
-    trampolines = ", ".join(f"(void *)ni_t{index}_{slot}" for slot in range(POOL))
+    trampolines = ", ".join(f"(void *)ni_t{index}_{slot}" for slot in range(size))
     native_list = ", ".join(str(n) for n in (*natives, -1))
-    lines += [f"static void *const ni_tramps_{index}[{POOL}] = {{{trampolines}}};",
+    lines += [f"static void *const ni_tramps_{index}[{size}] = {{{trampolines}}};",
               f"static const int ni_natives_{index}[] = {{{native_list}}};",
-              f"static PyObject *ni_refs_{index}[{POOL}], *ni_ids_{index}[{POOL}];",
-              f"static char ni_strong_{index}[{POOL}];",
-              f"static NiPool ni_pool_{index} = {{{POOL}, 0, 0, ni_refs_{index}, ni_ids_{index}, ni_strong_{index}, "
+              f"static PyObject *ni_refs_{index}[{size}], *ni_ids_{index}[{size}];",
+              f"static char ni_strong_{index}[{size}];",
+              f"static NiPool ni_pool_{index} = {{{size}, 0, 0, ni_refs_{index}, ni_ids_{index}, ni_strong_{index}, "
               f"ni_tramps_{index}, "
               f"ni_natives_{index}, NULL}};",
               ""]

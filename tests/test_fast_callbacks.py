@@ -60,7 +60,7 @@ double halve(double v) { return v / 2; }
 """
 
 CALLS = """
-    import array, gc, json, sys, weakref, nativeimport
+    import array, gc, json, math, sys, weakref, nativeimport
     nativeimport.install()
     import events as e, peer
     out = {"served_by": sorted({type(getattr(e, name)).__name__ for name in ("sort_ints", "integrate", "on_event",
@@ -70,7 +70,7 @@ CALLS = """
     out["sorted"] = list(xs)
     e.sort_ints(xs, len(xs), lambda a, b: b - a)
     out["reversed"] = list(xs)
-    out["integral"] = round(e.integrate(lambda x: x * x, 0.0, 3.0, 1000), 4)
+    out["integral"] = [round(e.integrate(lambda x: x * x, 0.0, 3.0, 1000), 4), e.integrate(math.sqrt, 0.0, 2.0, 1)]
     seen = []
     out["describe"] = [e.describe(lambda *args: seen.append(args), "éa"), seen]
     out["widest"] = e.widest(lambda v: v - 1)
@@ -151,7 +151,7 @@ def test_callbacks_convert_keep_raise_and_fall_back_like_cffi(runner: Runner, bi
     assert out["served_by"] == (["builtin_function_or_method"] if fast else ["function"])
     assert out["sorted"] == [-2, 0, 3, 5, 9]
     assert out["reversed"] == [9, 5, 3, 0, -2]
-    assert out["integral"] == 9.0  # the midpoint rule: 8.99999775
+    assert out["integral"] == [9.0, 2.0]  # the midpoint rule: 8.99999775; a builtin function is a Python callable
     assert out["describe"] == [2, [["éa", 2, True], [None, 1, False]]]
     assert out["widest"] == 2**64 - 2
     assert out["bools"] == [True, False, True]
@@ -220,3 +220,24 @@ def test_callbacks_with_the_gil_released_and_from_a_thread_of_c(runner: Runner, 
     assert out["thread_bad"] == 0 and "ValueError: thread 5" in done.stderr
     assert out["raised_again"] == "thread 1"
     assert out["threads"] == [{str(k): 2 * k for k in range(4)}, {str(k): True for k in range(4)}]
+
+
+def test_which_callback_types_the_trampolines_serve() -> None:
+    from nativeimport._fast_callbacks import POOL, callback_ok, pool_size
+    from nativeimport.interface import CType
+
+    i32, f64, text = CType.integer("int32_t"), CType.floating("double"), CType.pointer(CType.char(), const=True)
+    color = CType.enum("color", i32)
+
+    def callback(result: CType, *params: CType, variadic: bool = False) -> CType:
+        return CType.pointer(CType.function(result, params, variadic))
+
+    assert callback_ok(callback(CType.void(), text, color, CType.boolean()))
+    assert callback_ok(callback(f64, f64)) and callback_ok(callback(CType.boolean())) and callback_ok(callback(color))
+    # pointers in or out (a void * context, a string result) and variadics stay on cffi
+    assert not callback_ok(callback(i32, CType.pointer(CType.void()), i32))
+    assert not callback_ok(callback(text, i32))
+    assert not callback_ok(callback(i32, i32, variadic=True))
+    assert not callback_ok(CType.pointer(i32))
+    # many callback types share a bounded number of trampolines, never fewer than 8 a type
+    assert pool_size(1) == POOL and pool_size(16) == POOL and pool_size(32) == 16 and pool_size(1000) == 8
