@@ -106,8 +106,10 @@ CALLS = """
     e.on_event(None)
     out["none"] = e.fire(1)
 
-    # Native functions: this module's own (its C address), another module's, a wrong type.
-    out["native"] = [e.twice(e.negate, 5), e.twice(peer.add_one, 5)]
+    # Native functions: this module's own (its C address, no cffi), another module's (through cffi), a wrong type.
+    out["native"] = [e.twice(e.negate, 5)]
+    out["cffi_imported_early"] = out["cffi_imported_early"] or "_cffi_backend" in sys.modules
+    out["native"].append(e.twice(peer.add_one, 5))
     for wrong in (peer.halve, 5):
         try:
             e.twice(wrong, 1)
