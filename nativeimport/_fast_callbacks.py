@@ -23,15 +23,24 @@ function: cffi passes its C address; one of this module's own functions of the
 same type is passed directly), and callback types other than scalars and
 strings (those functions stay on cffi altogether).
 
+An exception a cffi callback raises while no cffi call is in progress (the
+pool was full when C stored it) goes to this thread's fast call taking
+callbacks, if any (``_cffi_callbacks.FAST_CALLS``), as within one binder.
+
 Every trampoline takes the GIL itself (``PyGILState_Ensure``): the call may
-have released it, or C may call from a thread of its own.
+have released it, or C may call from a thread of its own. The functions keep
+the GIL during the call, as the fast binder's others do (a callback then costs
+about what a hand-written trampoline costs; releasing and taking it back
+around each callback would triple that), so one that waits for a thread of C
+calling back must be given ``release_gil``.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 
-from .interface import CType, Function
+from .interface import INTEGER_TYPES, CType, Function
 
 __all__ = ["CALLBACK_DECLARATIONS", "CALLBACK_HELPERS", "CALLS_END", "CALLS_START", "POOL", "Pools", "callback_ok",
            "convert_argument", "release_held"]
@@ -71,7 +80,7 @@ class Pools:
         self.types: dict[str, CType] = {}
         for function in functions:
             for param in function.params:
-                if param.type.is_function_pointer:
+                if callback_ok(param.type):
                     self.types.setdefault(_key(param.type), param.type)
         self.numbered = {key: index for index, key in enumerate(self.types)}
 
@@ -91,12 +100,10 @@ class Pools:
             yield pool_source(index, self.types[key], natives, pool_size(len(self.numbered)))
 
 
-_INT_RANGES = {
-    "int8_t": ("INT8_MIN", "INT8_MAX"), "int16_t": ("INT16_MIN", "INT16_MAX"),
-    "int32_t": ("INT32_MIN", "INT32_MAX"), "int64_t": ("INT64_MIN", "INT64_MAX"),
-    "uint8_t": ("0", "UINT8_MAX"), "uint16_t": ("0", "UINT16_MAX"), "uint32_t": ("0", "UINT32_MAX"),
-    "uint64_t": ("0", "UINT64_MAX"),
-}
+def _limits(name: str) -> tuple[str, str]:
+    """The C constants bounding integer type ``name`` (``int32_t``: ``INT32_MIN``, ``INT32_MAX``)."""
+    size, signed = INTEGER_TYPES[name]
+    return (f"INT{8 * size}_MIN", f"INT{8 * size}_MAX") if signed else ("0", f"UINT{8 * size}_MAX")
 
 
 def _c_type(ctype: CType) -> str:
@@ -121,8 +128,9 @@ def _to_python(ctype: CType, var: str) -> str:
     return f"PyLong_FromLongLong((long long){var})"
 
 
-def _from_python(ctype: CType, what: str) -> list[str]:
-    """Statements converting ``back`` (the callable's return value) into ``r`` and clearing ``failed``."""
+def _from_python(ctype: CType) -> list[str]:
+    """Statements converting ``back`` (the callable's return value) into ``r`` and clearing ``failed``
+    (``what`` names the value in errors)."""
     if ctype.kind == "void":
         return ["failed = 0;"]
     if ctype.kind == "float":
@@ -130,7 +138,7 @@ def _from_python(ctype: CType, what: str) -> list[str]:
     if ctype.kind == "bool":
         return ["int v = PyObject_IsTrue(back);", "if (v >= 0) { r = v; failed = 0; }"]
     name = _c_type(ctype)
-    low, high = _INT_RANGES[name]
+    low, high = _limits(name)
     if name.startswith("u"):
         return ["unsigned long long v;",
                 f"if (ni_unsigned(back, {high}, &v, what, \"{name}\") == 0) {{ r = ({name})v; failed = 0; }}"]
@@ -166,7 +174,7 @@ def pool_source(index: int, ctype: CType, natives: Sequence[int], size: int = PO
     else:
         lines.append("        PyObject *back = PyObject_CallNoArgs(f);")
     lines += ["        if (back != NULL) {", f"            const char *what = {what}; (void)what;"]
-    lines += [f"            {line}" for line in _from_python(result, what)]
+    lines += [f"            {line}" for line in _from_python(result)]
     lines += ["            Py_DECREF(back);", "        }", "    }",
               "    if (failed) ni_callback_failed(f);",
               "    Py_XDECREF(f);",
@@ -211,9 +219,7 @@ CALLS_END = "    if (ni_calls_end(&calls)) goto fail;  /* a callback raised: rai
 
 
 def json_string(text: str) -> str:
-    import json
-
-    return json.dumps(text)
+    return json.dumps(text)  # a JSON string is a valid C string literal for what we put in it
 
 
 CALLBACK_DECLARATIONS = r"""
