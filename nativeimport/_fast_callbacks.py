@@ -334,12 +334,6 @@ NI_HELPER int ni_callback(NiPool *pool, NiModule *module, PyObject *o, void **ou
                      Py_TYPE(o)->tp_name);
         return -1;
     }
-    int size = pool->size, free_slot = -1;
-    for (int k = 0; k < size && free_slot < 0; k++) {
-        int j = (pool->cursor + k) % size;
-        if (pool->refs[j] == NULL) free_slot = j;
-    }
-    if (free_slot < 0) return 1;  /* every slot taken: cffi makes a callback of its own */
     if (pool->on_death == NULL) {
         PyObject *capsule = PyCapsule_New(pool, NULL, NULL);
         if (capsule == NULL) return -1;
@@ -347,10 +341,22 @@ NI_HELPER int ni_callback(NiPool *pool, NiModule *module, PyObject *o, void **ou
         Py_DECREF(capsule);
         if (pool->on_death == NULL) return -1;
     }
+    /* Made before a slot is chosen: making it may run Python (a collection), which may take slots. */
     PyObject *ref = PyWeakref_NewRef(o, pool->on_death);
     if (ref == NULL) {
         if (!PyErr_ExceptionMatches(PyExc_TypeError)) return -1;
         PyErr_Clear();  /* not weakly referenceable: held for this call only */
+    }
+    int size = pool->size, free_slot = -1;
+    for (int k = 0; k < size && free_slot < 0; k++) {
+        int j = (pool->cursor + k) % size;
+        if (pool->refs[j] == NULL) free_slot = j;
+    }
+    if (free_slot < 0) {  /* every slot taken: cffi makes a callback of its own */
+        Py_XDECREF(ref);
+        return 1;
+    }
+    if (ref == NULL) {
         Py_INCREF(o);
         pool->refs[free_slot] = o;
         pool->strong[free_slot] = 1;
