@@ -22,6 +22,7 @@ ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "interface": set(),
     "_records": set(),
+    "_locks": set(),
     "_doc_comments": set(),
     "_fast_c": set(),
     "settings": {"errors"},
@@ -33,7 +34,7 @@ ALLOWED: dict[str, set[str]] = {
     "_root": {"_records", "errors"},  # the cache root: where, its mark, whether it is safe
     "_entry": {"_root", "_records", "errors"},
     "_stored": {"_entry", "_records"},
-    "_cache": {"_build_settings", "_entry", "_records", "_registry", "errors", "settings"},
+    "_cache": {"_build_settings", "_entry", "_locks", "_records", "_registry", "errors", "settings"},
     # a source's own build settings (its comment, nativeimport.toml), read by a build and by the finder
     "_build_settings": {"driver", "errors"},
     # drivers known without importing them
@@ -61,7 +62,7 @@ ALLOWED: dict[str, set[str]] = {
     # crossing processes: pickling by content (enabled by install() and load()), resolving on the other side,
     # entries as archives, and the engines' own shipping mechanisms on top
     "_pickling": {"_build_settings", "_entry", "_loader", "_records", "_resolve", "settings"},
-    "_resolve": {"_archive", "_entry", "_finder", "_loader", "_records", "_stored", "errors", "settings"},
+    "_resolve": {"_archive", "_entry", "_finder", "_loader", "_locks", "_records", "_stored", "errors", "settings"},
     "_archive": {"_entry", "_loader", "_records", "errors"},
     "dask": {"_archive", "_entry", "_pickling", "_resolve", "settings"},
     "ray": {"_archive", "_entry", "_pickling", "_resolve", "settings"},
