@@ -91,7 +91,10 @@ def read_interface(
                 f"{library.name} has no debug info, so its signatures are unknown; build with -g",
                 path=str(exported_from or library),
             )
-        reader = _Reader(elf.get_dwarf_info(), exports, doc_reader or doc_comment_above)
+        # A linked library's debug sections carry no relocations (only an object file's do): not looking
+        # for them saves pyelftools a scan of every section header per debug section (most of a small read).
+        dwarf = elf.get_dwarf_info(relocate_dwarf_sections=elf["e_type"] == "ET_REL")
+        reader = _Reader(dwarf, exports, doc_reader or doc_comment_above)
         return reader.read(str(exported_from or library))
 
 
