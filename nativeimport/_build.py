@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from . import _bind_cffi, _cffi_check
+from . import _bind_cffi, _cffi_check, _tool_versions
 from ._bind_fast import FastBuild, Prebuilt, build_fast, light_binding
 from ._build_settings import Resolved, config_of, resolve, table_digest
 from ._cache import Cache, Dependency, digest_file
@@ -35,6 +35,7 @@ from ._entry import (
     fresh_identity,
     remember_fresh,
     root_of,
+    tool_versions_dir,
 )
 from ._progress import showing_progress
 from ._records import ABSENT, snapshot
@@ -301,6 +302,7 @@ def check_or_build(root: str, source_name: str, info: DriverInfo, token: str, se
     """
     cache = Cache(Path(root))
     source = Path(source_name)
+    _tool_versions.use_directory(tool_versions_dir(root))  # before the driver asks its compiler's version
     driver = info.load()
     source_stats = snapshot([source_name])
     source_bytes = _read_source(driver.read_source, source)

@@ -29,7 +29,8 @@ ALLOWED: dict[str, set[str]] = {
     # the public driver API (compilers/* may import only these four)
     "dwarf": {"_doc_comments", "errors", "interface"},
     "_child": set(),
-    "driver": {"_child", "_doc_comments", "dwarf", "errors", "interface"},
+    "_tool_versions": {"_records"},  # what tools print for --version, remembered during a build
+    "driver": {"_child", "_doc_comments", "_tool_versions", "dwarf", "errors", "interface"},
     # the cache: its layout, its stored artefacts, its contents
     "_root": {"_records", "errors"},  # the cache root: where, its mark, whether it is safe
     "_entry": {"_root", "_records", "errors"},
@@ -48,7 +49,7 @@ ALLOWED: dict[str, set[str]] = {
     "_fast_runtime": {"_cffi_runtime", "_entry", "_stored"},
     # a miss
     "_build": {"_bind_cffi", "_bind_fast", "_cffi_check", "_build_settings", "_cache", "_entry", "_progress", "_records",
-               "_registry", "_version", "driver", "dwarf", "errors", "interface", "settings"},
+               "_registry", "_tool_versions", "_version", "driver", "dwarf", "errors", "interface", "settings"},
     "_progress": set(),
     # an import: find, then load
     "_loader": {"_build", "_cffi_runtime", "_entry", "_fast_runtime", "_registry", "errors", "settings"},
