@@ -231,7 +231,6 @@ def _build_carried(key: str, name: str, driver: str, binder: str, source_name: s
                    dependencies: tuple[tuple[str, bytes], ...]) -> types.ModuleType:
     """Write the carried source into the cache and build it as an import would; one process per cache at a time."""
     from . import _locks
-
     from ._finder import installed_drivers
 
     settings = Settings.from_env(binder=binder)

@@ -60,9 +60,9 @@ def test_two_holders_in_one_process_exclude_each_other(tmp_path: Path) -> None:
 def test_the_build_lock_gives_up_with_a_clear_error(tmp_path: Path) -> None:
     cache = Cache(tmp_path / "cache")
     settings = Settings(lock_timeout=0.1)
-    with cache.lock("somekey", settings, what="m (m.c)"):
-        with pytest.raises(LockTimeout, match=r"waiting for another process building m \(m\.c\)"):
-            with cache.lock("somekey", settings, what="m (m.c)"):
-                pass
+    with cache.lock("somekey", settings, what="m (m.c)"), \
+            pytest.raises(LockTimeout, match=r"waiting for another process building m \(m\.c\)"), \
+            cache.lock("somekey", settings, what="m (m.c)"):
+        pass
     with cache.lock("somekey", settings, what="m (m.c)"):  # released by the first holder
         pass
