@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -23,6 +24,7 @@ from . import _bind_cffi, _cffi_check, _tool_versions
 from ._bind_fast import FastBuild, Prebuilt, build_fast, light_binding
 from ._build_settings import Resolved, config_of, resolve, table_digest
 from ._cache import Cache, Dependency, digest_file
+from ._child import when_a_compiler_starts
 from ._entry import (
     BINDING_FILE,
     BUILD_LOG,
@@ -79,10 +81,15 @@ def build_into(staging: Path, *, driver: Driver, cache: Cache, source: Path, sou
     """Build ``source`` with its ``resolved`` settings into ``staging``; raise on any failure (the caller
     discards ``staging``)."""
     started = time.perf_counter()
-    _import_in_background(_LATER_MODULES)
+    compiled = threading.Event()
+    cancel = when_a_compiler_starts(lambda: _import_in_background(_LATER_MODULES, _IF_STILL_COMPILING, compiled))
     toolchain = driver.toolchain()
-    request, result, dependencies, stats = _compile_unraced(staging, driver, cache, source, source_bytes,
-                                                            module_name, timeout, resolved)
+    try:
+        request, result, dependencies, stats = _compile_unraced(staging, driver, cache, source, source_bytes,
+                                                                module_name, timeout, resolved)
+    finally:
+        compiled.set()
+        cancel()  # a driver that runs its compiler otherwise: the imports happen where they are needed
     interface = _checked_interface(driver, request, result)
     interface = _cffi_check.checked(interface)  # types cffi would get wrong: opaque, with reasons
     # This interpreter's fast wrapper compiles while the cffi binding is generated.
@@ -249,21 +256,27 @@ def _shadows(files: list[Path], source_dir: Path) -> list[Path]:
 
 # Imported by the steps after compiling (DWARF, the cffi binding): tens of ms that a thread spends
 # while the main thread waits for the compiler, instead of after it.
-_LATER_MODULES = ("elftools.elf.elffile", "elftools.dwarf.dwarfinfo", "cffi", "cffi.cparser", "cffi.recompiler")
+_LATER_MODULES = ("elftools.elf.elffile", "elftools.dwarf.dwarfinfo", "cffi.recompiler", "cffi.commontypes")
+# cffi's C parser (pycparser, ~20 ms) binds records and callbacks, not scalars (_bind_cffi._scalar_declarations):
+# imported only while the compiler still runs, so it never competes for the GIL with a small module's binding.
+_IF_STILL_COMPILING = ("cffi.cparser",)
 
 
-def _import_in_background(names: tuple[str, ...]) -> None:
-    """Start importing ``names`` in a daemon thread.
+def _import_in_background(names: tuple[str, ...], while_compiling: tuple[str, ...],
+                          compiled: threading.Event) -> None:
+    """Start importing ``names`` in a daemon thread, then each of ``while_compiling`` unless ``compiled``
+    was set (the compile ended) before its turn.
 
     An import that fails there fails again where the module is used, and is
     reported there. Third-party modules only: they never import nativeimport,
     so no import cycle runs across threads.
     """
     import importlib
-    import threading
 
     def work() -> None:
-        for name in names:
+        for name in names + while_compiling:
+            if name in while_compiling and compiled.is_set():
+                return
             try:
                 importlib.import_module(name)
             except Exception:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import ClassVar, Optional
 
 from . import _tool_versions
-from ._child import child_setup
+from ._child import child_setup, compiler_started
 from ._doc_comments import doc_comment_above
 from .errors import CompileError, ToolchainNotFound
 from .interface import Interface
@@ -350,6 +350,7 @@ def run_tool(
         )
     except FileNotFoundError as exc:
         raise ToolchainNotFound(f"cannot run {command[0]}: {exc.strerror}") from None
+    compiler_started()  # what a build does meanwhile (its imports for later) starts now
     try:
         output, _ = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

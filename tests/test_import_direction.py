@@ -48,7 +48,7 @@ ALLOWED: dict[str, set[str]] = {
     "_bind_fast": {"_child", "_entry", "_fast_c", "_records", "interface"},
     "_fast_runtime": {"_cffi_runtime", "_entry", "_stored"},
     # a miss
-    "_build": {"_bind_cffi", "_bind_fast", "_cffi_check", "_build_settings", "_cache", "_entry", "_progress", "_records",
+    "_build": {"_bind_cffi", "_bind_fast", "_cffi_check", "_build_settings", "_cache", "_child", "_entry", "_progress", "_records",
                "_registry", "_tool_versions", "_version", "driver", "dwarf", "errors", "interface", "settings"},
     "_progress": set(),
     # an import: find, then load
