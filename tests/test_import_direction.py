@@ -27,7 +27,8 @@ ALLOWED: dict[str, set[str]] = {
     "_fast_c": set(),
     "settings": {"errors"},
     # the public driver API (compilers/* may import only these four)
-    "dwarf": {"_doc_comments", "errors", "interface"},
+    "_dwarf_lite": set(),  # the common case of a library's DWARF, read without pyelftools
+    "dwarf": {"_doc_comments", "_dwarf_lite", "errors", "interface"},
     "_child": set(),
     "_tool_versions": {"_records"},  # what tools print for --version, remembered during a build
     "driver": {"_child", "_doc_comments", "_tool_versions", "dwarf", "errors", "interface"},
