@@ -34,13 +34,25 @@ def generate(interface: Interface, *, where: str = "") -> str:
     proxied: set[str] = set()
     if ffi is None:
         ffi, proxied = _parsed_declarations(interface, where)
+    return _emitted(make_py_source, ffi) + "\n" + "\n".join(_wrappers(interface, proxied)) + "\n"
+
+
+def _emitted(make_py_source: Any, ffi: Any) -> str:
+    """The out-of-line module cffi writes for ``ffi``: into memory where cffi takes a stream (1.16 and
+    later), else through a file (PyPy 3.9's built-in cffi only writes to paths)."""
+    from cffi import recompiler
+
+    if hasattr(recompiler, "_is_file_like"):
+        import io
+
+        memory = io.StringIO()
+        make_py_source(ffi, "_nativeimport_ffi", memory)
+        return memory.getvalue()
     with tempfile.TemporaryDirectory(prefix="nativeimport-cffi-") as scratch:
-        # A path, not a StringIO: cffi before 1.16 (PyPy 3.9's built-in one) only writes to files.
         target = os.path.join(scratch, "_nativeimport_ffi.py")
         make_py_source(ffi, "_nativeimport_ffi", target)
         with open(target, encoding="utf-8") as stream:
-            emitted = stream.read()
-    return emitted + "\n" + "\n".join(_wrappers(interface, proxied)) + "\n"
+            return stream.read()
 
 
 def _parsed_declarations(interface: Interface, where: str) -> tuple[Any, set[str]]:

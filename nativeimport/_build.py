@@ -20,8 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from . import _bind_cffi, _cffi_check, _tool_versions
-from ._bind_fast import FastBuild, Prebuilt, build_fast, light_binding
+from . import _tool_versions
 from ._build_settings import Resolved, config_of, resolve, table_digest
 from ._cache import Cache, Dependency, digest_file
 from ._child import when_a_compiler_starts
@@ -40,7 +39,7 @@ from ._entry import (
     tool_versions_dir,
 )
 from ._progress import showing_progress
-from ._records import ABSENT, snapshot
+from ._records import ABSENT, sha256, snapshot
 from ._version import __version__
 from .driver import BuildRequest, BuildResult, Driver
 from .errors import CacheError, NativeImportWarning, SourceError
@@ -82,7 +81,9 @@ def build_into(staging: Path, *, driver: Driver, cache: Cache, source: Path, sou
     discards ``staging``)."""
     started = time.perf_counter()
     compiled = threading.Event()
-    cancel = when_a_compiler_starts(lambda: _import_in_background(_LATER_MODULES, _IF_STILL_COMPILING, compiled))
+    # The interface of a C library is read without pyelftools (dwarf, _dwarf_lite); other languages' need it.
+    later = _IF_STILL_COMPILING if driver.name == "c" else _PYELFTOOLS + _IF_STILL_COMPILING
+    cancel = when_a_compiler_starts(lambda: _import_in_background(_LATER_MODULES, later, compiled))
     toolchain = driver.toolchain()
     try:
         request, result, dependencies, stats = _compile_unraced(staging, driver, cache, source, source_bytes,
@@ -90,6 +91,10 @@ def build_into(staging: Path, *, driver: Driver, cache: Cache, source: Path, sou
     finally:
         compiled.set()
         cancel()  # a driver that runs its compiler otherwise: the imports happen where they are needed
+    # Imported now, not with this module: the thread importing for later (above) may have them ready.
+    from . import _bind_cffi, _cffi_check
+    from ._bind_fast import FastBuild, Prebuilt, light_binding
+
     interface = _checked_interface(driver, request, result)
     interface = _cffi_check.checked(interface)  # types cffi would get wrong: opaque, with reasons
     # This interpreter's fast wrapper compiles while the cffi binding is generated.
@@ -254,12 +259,16 @@ def _shadows(files: list[Path], source_dir: Path) -> list[Path]:
     return shadows
 
 
-# Imported by the steps after compiling (DWARF, the cffi binding): tens of ms that a thread spends
-# while the main thread waits for the compiler, instead of after it.
-_LATER_MODULES = ("elftools.elf.elffile", "elftools.dwarf.dwarfinfo", "cffi.recompiler", "cffi.commontypes")
-# cffi's C parser (pycparser, ~20 ms) binds records and callbacks, not scalars (_bind_cffi._scalar_declarations):
-# imported only while the compiler still runs, so it never competes for the GIL with a small module's binding.
+# Imported by the steps after compiling (the binders): what a thread imports while the main thread
+# waits for the compiler, instead of before or after it. Ours among them import only what the build
+# has imported before compiling (interface, _entry, _records, _child), so no import runs in a cycle.
+_LATER_MODULES = ("nativeimport._cffi_check", "nativeimport._bind_cffi", "nativeimport._bind_fast", "cffi.recompiler",
+                  "cffi.commontypes")
+# Imported only while the compiler still runs (each checked before it starts), so they never compete for
+# the GIL with a small module's binding, which needs none of them: cffi's C parser (pycparser, ~20 ms),
+# for records and callbacks (_bind_cffi._scalar_declarations binds scalars without it).
 _IF_STILL_COMPILING = ("cffi.cparser",)
+_PYELFTOOLS = ("elftools.elf.elffile", "elftools.dwarf.dwarfinfo")  # ~25 ms, for what _dwarf_lite does not read
 
 
 def _import_in_background(names: tuple[str, ...], while_compiling: tuple[str, ...],
@@ -268,8 +277,9 @@ def _import_in_background(names: tuple[str, ...], while_compiling: tuple[str, ..
     was set (the compile ended) before its turn.
 
     An import that fails there fails again where the module is used, and is
-    reported there. Third-party modules only: they never import nativeimport,
-    so no import cycle runs across threads.
+    reported there. No module imported there may import one the main thread
+    is importing meanwhile (see ``_LATER_MODULES``): no import cycle runs
+    across threads.
     """
     import importlib
 
@@ -413,6 +423,8 @@ def add_fast_wrapper(entry: str, module_name: str, settings: Settings) -> None:
     built, a note in the entry keeps this interpreter from trying again.
     """
     log.debug("%s: adding the fast wrapper for %s to entry %s", module_name, sys.implementation.cache_tag, entry)
+    from ._bind_fast import build_fast
+
     interface = Interface.from_json(json.loads(Path(entry, INTERFACE_FILE).read_text(encoding="utf-8")))
     scratch = Cache(Path(root_of(entry))).scratch(PREBUILT_SCRATCH)
     build_fast(Path(entry), interface, module_name, settings.build_timeout, scratch)
@@ -454,6 +466,8 @@ def start_fast_wrapper(entry: str, module_name: str, settings: Settings) -> bool
 
 def wrapper_job(arguments: list[str]) -> None:
     """The detached process :func:`start_fast_wrapper` runs: ``entry module_name timeout``."""
+    from ._bind_fast import build_fast
+
     entry, module_name, timeout = arguments
     interface = Interface.from_json(json.loads(Path(entry, INTERFACE_FILE).read_text(encoding="utf-8")))
     scratch = Cache(Path(root_of(entry))).scratch(PREBUILT_SCRATCH)
@@ -490,17 +504,13 @@ def _source_dir(source: Path) -> Path:
 
 
 def _digest_bytes(data: bytes) -> str:
-    import hashlib
-
-    return hashlib.sha256(data).hexdigest()
+    return str(sha256(data).hexdigest())
 
 
 def _digest(*parts: object) -> str:
-    import hashlib
-
-    hasher = hashlib.sha256()
+    hasher = sha256()
     for part in parts:
         data = part if isinstance(part, bytes) else str(part).encode("utf-8", "surrogateescape")
         hasher.update(len(data).to_bytes(8, "little"))
         hasher.update(data)
-    return hasher.hexdigest()
+    return str(hasher.hexdigest())

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import logging
 import os
 import shutil
@@ -35,7 +34,7 @@ from ._entry import (
     staging_parent,
     toolchain_record,
 )
-from ._records import ABSENT, make_private_dirs, read_record, snapshot, stats_match, write_record
+from ._records import ABSENT, make_private_dirs, read_record, sha256, snapshot, stats_match, write_record
 from .errors import LockTimeout
 
 TYPE_CHECKING = False
@@ -51,7 +50,7 @@ log = logging.getLogger("nativeimport")
 
 def digest_file(path: Path) -> str:
     with open(path, "rb") as stream:
-        return hashlib.sha256(stream.read()).hexdigest()
+        return str(sha256(stream.read()).hexdigest())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -248,7 +247,7 @@ def _remembered_fingerprint(path: str, token: str) -> Optional[tuple[str, Snapsh
 
 
 def _hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:40]
+    return str(sha256(text.encode("utf-8", "surrogateescape")).hexdigest())[:40]
 
 
 def _digest_or_none(path: Path) -> Optional[str]:
