@@ -82,7 +82,12 @@ def build_into(staging: Path, *, driver: Driver, cache: Cache, source: Path, sou
     started = time.perf_counter()
     compiled = threading.Event()
     # The interface of a C library is read without pyelftools (dwarf, _dwarf_lite); other languages' need it.
-    later = _IF_STILL_COMPILING if driver.name == "c" else _PYELFTOOLS + _IF_STILL_COMPILING
+    # cffi's C parser only where the source may declare more than scalars (a guess: it only saves time).
+    later: tuple[str, ...] = ()
+    if driver.name == "c":
+        later = _IF_STILL_COMPILING if _may_need_parser(source_bytes) else ()
+    else:
+        later = _PYELFTOOLS + _IF_STILL_COMPILING
     cancel = when_a_compiler_starts(lambda: _import_in_background(_LATER_MODULES, later, compiled))
     toolchain = driver.toolchain()
     try:
@@ -269,6 +274,17 @@ _LATER_MODULES = ("nativeimport._cffi_check", "nativeimport._bind_cffi", "native
 # for records and callbacks (_bind_cffi._scalar_declarations binds scalars without it).
 _IF_STILL_COMPILING = ("cffi.cparser",)
 _PYELFTOOLS = ("elftools.elf.elffile", "elftools.dwarf.dwarfinfo")  # ~25 ms, for what _dwarf_lite does not read
+
+
+# What a C source that binds more than scalars and pointers to them most likely contains: a record, a
+# function pointer, a variadic function, FILE, or a header of its own (whose types are unknown here).
+_PARSER_SIGNS = (b"struct", b"union", b"(*", b"...", b'#include "', b"FILE")
+
+
+def _may_need_parser(source: bytes) -> bool:
+    """Whether cffi's C parser is worth importing while a C ``source`` compiles (_bind_cffi binds scalars
+    without it). A wrong guess costs time only: the parser is imported when needed, after the compile."""
+    return any(sign in source for sign in _PARSER_SIGNS)
 
 
 def _import_in_background(names: tuple[str, ...], while_compiling: tuple[str, ...],
