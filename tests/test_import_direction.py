@@ -38,7 +38,7 @@ ALLOWED: dict[str, set[str]] = {
     "_stored": {"_entry", "_records"},
     "_cache": {"_build_settings", "_entry", "_locks", "_records", "_registry", "errors", "settings"},
     # a source's own build settings (its comment, nativeimport.toml), read by a build and by the finder
-    "_build_settings": {"driver", "errors"},
+    "_build_settings": {"_records", "driver", "errors"},
     # drivers known without importing them
     "_registry": {"_entry", "_records", "_version", "driver", "errors", "settings"},
     # binders: generating (at build) and loading (at import)
