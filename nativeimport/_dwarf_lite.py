@@ -101,9 +101,11 @@ def _sleb(data: bytes, pos: int) -> tuple[int, int]:
             return (result - (1 << shift) if byte & 0x40 else result), pos
 
 
-def _cstring(data: bytes, pos: int) -> tuple[bytes, int]:
-    end = data.index(b"\0", pos)
-    return data[pos:end], end + 1
+def _cstring(data: Any, pos: int) -> tuple[bytes, int]:
+    end = data.find(b"\0", pos)  # bytes or an mmap (which has no index())
+    if end < 0:
+        raise Unreadable("an unterminated string")
+    return bytes(data[pos:end]), end + 1
 
 
 class Attribute:
@@ -380,6 +382,9 @@ class Dwarf:
             if parent is not None:
                 parent._children.append(die)
             if not unit.dies:
+                language = attributes.get("DW_AT_language")
+                if language is None or language.value not in _C_LANGUAGES:
+                    raise Unreadable("not C")  # before reading the rest: Rust's units are megabytes
                 for key in ("DW_AT_str_offsets_base", "DW_AT_addr_base"):
                     if key in attributes:
                         bases[key] = attributes[key].value
@@ -536,7 +541,13 @@ class Library:
     """A little-endian ELF64 library with uncompressed, unrelocated debug sections; else :class:`Unreadable`."""
 
     def __init__(self, path: Path) -> None:
-        data = path.read_bytes()
+        import mmap
+
+        with open(path, "rb") as stream:  # mapped, not read: only the sections used are copied
+            try:
+                data: Any = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
+            except ValueError:  # an empty file
+                raise Unreadable("an empty file") from None
         if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
             raise Unreadable("not a little-endian ELF64 file")
         if _U16.unpack_from(data, 16)[0] not in (2, 3):  # ET_EXEC, ET_DYN: linked, so nothing to relocate
@@ -566,7 +577,7 @@ class Library:
         section = self.sections.get(name)
         if section is None or section[0] == 8:  # SHT_NOBITS
             return None
-        return self.data[section[2]:section[2] + section[3]]
+        return bytes(self.data[section[2]:section[2] + section[3]])
 
     def exported_functions(self) -> dict[str, int]:
         """Defined, default-visibility GLOBAL/WEAK functions of ``.dynsym``: name -> address."""
