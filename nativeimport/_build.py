@@ -265,8 +265,9 @@ def _shadows(files: list[Path], source_dir: Path) -> list[Path]:
 
 
 # Imported by the steps after compiling (the binders): what a thread imports while the main thread
-# waits for the compiler, instead of before or after it. Ours among them import only what the build
-# has imported before compiling (interface, _entry, _records, _child), so no import runs in a cycle.
+# waits for the compiler, instead of before or after it. Ours among them import, besides modules only
+# they import (_fast_c), what the build imported before compiling (interface, _entry, _records, _child):
+# the main thread never waits on an import the thread waits on.
 _LATER_MODULES = ("nativeimport._cffi_check", "nativeimport._bind_cffi", "nativeimport._bind_fast", "cffi.recompiler",
                   "cffi.commontypes")
 # Imported only while the compiler still runs (each checked before it starts), so they never compete for
