@@ -251,12 +251,19 @@ class ConstantProbe:
         self.values: dict[str, Value] = {}
         self._processes: list[subprocess.Popen[bytes]] = []
         self._cancelled = False
-        self._thread = threading.Thread(target=self._run, name="nativeimport-constants", daemon=True)
-        self._thread.start()
+        self._thread: Optional[threading.Thread] = None
+        try:
+            needed = may_define_constants(source.read_bytes(), self.flags, env)
+        except OSError:
+            needed = True  # the thread meets the same error and finds nothing, as before
+        if needed:  # most small modules define none: no thread to compete with the build for the GIL
+            self._thread = threading.Thread(target=self._run, name="nativeimport-constants", daemon=True)
+            self._thread.start()
 
     def result(self) -> dict[str, Value]:
         """The constants found (empty if none, or if finding them failed)."""
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
         return self.values
 
     def cancel(self) -> None:
@@ -264,7 +271,8 @@ class ConstantProbe:
         self._cancelled = True
         for process in list(self._processes):
             process.kill()
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
 
     def _run(self) -> None:
         try:
@@ -274,8 +282,6 @@ class ConstantProbe:
             log.debug("no constants from %s: %s", self.source, exc)
 
     def _find(self, scratch: Path) -> dict[str, Value]:
-        if not may_define_constants(self.source.read_bytes(), self.flags, self.env):
-            return {}
         status, preprocessed = self._tool([*self.compiler, *self.flags, "-E", "-dD", "-w", str(self.source)],
                                           diagnostics=False)
         if status != 0:

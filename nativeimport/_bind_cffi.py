@@ -28,8 +28,37 @@ _BINDING_NAMES = frozenset({"ffi", "_cffi_backend", "bind", "SKIPPED"})
 
 def generate(interface: Interface, *, where: str = "") -> str:
     """The source of the binding module for ``interface``."""
-    from cffi import FFI, CDefError
     from cffi.recompiler import make_py_source
+
+    ffi: Any = _scalar_declarations(interface)  # most small modules: no parsing, so no pycparser to import
+    proxied: set[str] = set()
+    if ffi is None:
+        ffi, proxied = _parsed_declarations(interface, where)
+    return _emitted(make_py_source, ffi) + "\n" + "\n".join(_wrappers(interface, proxied)) + "\n"
+
+
+def _emitted(make_py_source: Any, ffi: Any) -> str:
+    """The out-of-line module cffi writes for ``ffi``: into memory where cffi takes a stream (1.16 and
+    later), else through a file (PyPy 3.9's built-in cffi only writes to paths)."""
+    from cffi import recompiler
+
+    if hasattr(recompiler, "_is_file_like"):
+        import io
+
+        memory = io.StringIO()
+        make_py_source(ffi, "_nativeimport_ffi", memory)
+        return memory.getvalue()
+    with tempfile.TemporaryDirectory(prefix="nativeimport-cffi-") as scratch:
+        target = os.path.join(scratch, "_nativeimport_ffi.py")
+        make_py_source(ffi, "_nativeimport_ffi", target)
+        with open(target, encoding="utf-8") as stream:
+            return stream.read()
+
+
+def _parsed_declarations(interface: Interface, where: str) -> tuple[Any, set[str]]:
+    """An ``FFI`` that parsed the interface's declarations (cffi's parser is pycparser: ~20 ms to import),
+    and the records passed by value through a stand-in struct."""
+    from cffi import FFI, CDefError
 
     from ._cffi_check import proxy_members
 
@@ -52,13 +81,75 @@ def generate(interface: Interface, *, where: str = "") -> str:
     except CDefError as exc:  # a name or type cffi cannot express
         raise InterfaceError(f"{where}: cffi cannot declare the library's exports: {exc}", path=where) from None
     _declare_typedefs(ffi, interface)
-    with tempfile.TemporaryDirectory(prefix="nativeimport-cffi-") as scratch:
-        # A path, not a StringIO: cffi before 1.16 (PyPy 3.9's built-in one) only writes to files.
-        target = os.path.join(scratch, "_nativeimport_ffi.py")
-        make_py_source(ffi, "_nativeimport_ffi", target)
-        with open(target, encoding="utf-8") as stream:
-            emitted = stream.read()
-    return emitted + "\n" + "\n".join(_wrappers(interface, set(proxies))) + "\n"
+    return ffi, set(proxies)
+
+
+class _Parser:
+    """What cffi's recompiler reads of an ``FFI``'s parser: the declarations it made."""
+
+    def __init__(self, declarations: dict[str, tuple[Any, int]]) -> None:
+        self._declarations = declarations
+        self._included_declarations: set[Any] = set()
+
+
+class _Declared:
+    """What cffi's recompiler reads of an ``FFI`` (``make_py_source``): its parser's declarations,
+    no included FFIs, no embedding. Made by :func:`_scalar_declarations` without parsing C."""
+
+    def __init__(self, declarations: dict[str, tuple[Any, int]]) -> None:
+        self._parser = _Parser(declarations)
+        self._included_ffis: list[Any] = []
+        self._embedding = None
+
+
+def _scalar_declarations(interface: Interface) -> _Declared | None:
+    """The declarations cffi's parser makes of ``interface.cdef()`` and the typedefs :func:`_declare_typedefs`
+    adds, built from cffi's type model directly; None unless every export takes and returns only
+    scalars and pointers to scalars (no record, no function pointer, nothing variadic).
+
+    The same objects as the parser's (``tests/test_binders.py`` compares the generated modules), so the
+    binding is the same whichever way it was made; anything else goes through the parser.
+    """
+    from cffi import model
+    from cffi.commontypes import COMMON_TYPES, resolve_common_type
+
+    if interface.structs or any(f.variadic for f in interface.functions):
+        return None
+
+    def scalar(ctype: CType) -> Any:
+        if ctype.kind == "void":
+            return model.void_type
+        name = ctype.pointee.name if ctype.kind == "enum" and ctype.pointee is not None else ctype.name
+        if ctype.kind not in ("int", "float", "bool", "char", "enum") or ctype.length or \
+                name not in model.PrimitiveType.ALL_PRIMITIVE_TYPES:
+            return None
+        return resolve_common_type(None, name)[0]  # the parser's own (interned) object for the name
+
+    def declared(ctype: CType) -> Any:
+        if ctype.kind != "pointer":
+            return scalar(ctype)
+        if ctype.pointee is None or ctype.pointee.kind == "pointer" or ctype.length:
+            return None
+        pointee = scalar(ctype.pointee)
+        return None if pointee is None else model.PointerType(pointee, model.Q_CONST if ctype.const else 0)
+
+    declarations: dict[str, tuple[Any, int]] = {}
+    for function in interface.functions:
+        result = declared(function.result)
+        params = [declared(p.type) for p in function.params]
+        if result is None or any(p is None for p in params):
+            return None
+        raw = model.RawFunctionType(tuple(params), result, False, None)
+        declarations[f"function {function.name}"] = (raw.as_function_pointer(), 0)
+    taken = {f.name for f in interface.functions} | {m for e in interface.enums for m, _ in e.members}
+    for name, declaration in _typedefs(interface).items():  # as _declare_typedefs would declare them
+        if name in taken or name in COMMON_TYPES or name in model.PrimitiveType.ALL_PRIMITIVE_TYPES:
+            continue  # a name cffi already knows
+        base = declaration[len("typedef "):-len(f" {name};")]
+        if base not in model.PrimitiveType.ALL_PRIMITIVE_TYPES:
+            return None
+        declarations[f"typedef {name}"] = (resolve_common_type(None, base)[0], 0)
+    return _Declared(declarations)
 
 
 def _declare_typedefs(ffi: Any, interface: Interface) -> None:

@@ -15,14 +15,15 @@ import logging
 import os
 import shutil
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Optional
 
-from . import _bind_cffi, _cffi_check
-from ._bind_fast import FastBuild, Prebuilt, build_fast, light_binding
+from . import _tool_versions
 from ._build_settings import Resolved, config_of, resolve, table_digest
 from ._cache import Cache, Dependency, digest_file
+from ._child import when_a_compiler_starts
 from ._entry import (
     BINDING_FILE,
     BUILD_LOG,
@@ -35,9 +36,10 @@ from ._entry import (
     fresh_identity,
     remember_fresh,
     root_of,
+    tool_versions_dir,
 )
 from ._progress import showing_progress
-from ._records import ABSENT, snapshot
+from ._records import ABSENT, sha256, snapshot
 from ._version import __version__
 from .driver import BuildRequest, BuildResult, Driver
 from .errors import CacheError, NativeImportWarning, SourceError
@@ -78,10 +80,26 @@ def build_into(staging: Path, *, driver: Driver, cache: Cache, source: Path, sou
     """Build ``source`` with its ``resolved`` settings into ``staging``; raise on any failure (the caller
     discards ``staging``)."""
     started = time.perf_counter()
-    _import_in_background(_LATER_MODULES)
+    compiled = threading.Event()
+    # The interface of a C library is read without pyelftools (dwarf, _dwarf_lite); other languages' need it.
+    # cffi's C parser only where the source may declare more than scalars (a guess: it only saves time).
+    later: tuple[str, ...] = ()
+    if driver.name == "c":
+        later = _IF_STILL_COMPILING if _may_need_parser(source_bytes) else ()
+    else:
+        later = _PYELFTOOLS + _IF_STILL_COMPILING
+    cancel = when_a_compiler_starts(lambda: _import_in_background(_LATER_MODULES, later, compiled))
     toolchain = driver.toolchain()
-    request, result, dependencies, stats = _compile_unraced(staging, driver, cache, source, source_bytes,
-                                                            module_name, timeout, resolved)
+    try:
+        request, result, dependencies, stats = _compile_unraced(staging, driver, cache, source, source_bytes,
+                                                                module_name, timeout, resolved)
+    finally:
+        compiled.set()
+        cancel()  # a driver that runs its compiler otherwise: the imports happen where they are needed
+    # Imported now, not with this module: the thread importing for later (above) may have them ready.
+    from . import _bind_cffi, _cffi_check
+    from ._bind_fast import FastBuild, Prebuilt, light_binding
+
     interface = _checked_interface(driver, request, result)
     interface = _cffi_check.checked(interface)  # types cffi would get wrong: opaque, with reasons
     # This interpreter's fast wrapper compiles while the cffi binding is generated.
@@ -246,23 +264,46 @@ def _shadows(files: list[Path], source_dir: Path) -> list[Path]:
     return shadows
 
 
-# Imported by the steps after compiling (DWARF, the cffi binding): tens of ms that a thread spends
-# while the main thread waits for the compiler, instead of after it.
-_LATER_MODULES = ("elftools.elf.elffile", "elftools.dwarf.dwarfinfo", "cffi", "cffi.cparser", "cffi.recompiler")
+# Imported by the steps after compiling (the binders): what a thread imports while the main thread
+# waits for the compiler, instead of before or after it. Ours among them import, besides modules only
+# they import (_fast_c), what the build imported before compiling (interface, _entry, _records, _child):
+# the main thread never waits on an import the thread waits on.
+_LATER_MODULES = ("nativeimport._cffi_check", "nativeimport._bind_cffi", "nativeimport._bind_fast", "cffi.recompiler",
+                  "cffi.commontypes")
+# Imported only while the compiler still runs (each checked before it starts), so they never compete for
+# the GIL with a small module's binding, which needs none of them: cffi's C parser (pycparser, ~20 ms),
+# for records and callbacks (_bind_cffi._scalar_declarations binds scalars without it).
+_IF_STILL_COMPILING = ("cffi.cparser",)
+_PYELFTOOLS = ("elftools.elf.elffile", "elftools.dwarf.dwarfinfo")  # ~25 ms, for what _dwarf_lite does not read
 
 
-def _import_in_background(names: tuple[str, ...]) -> None:
-    """Start importing ``names`` in a daemon thread.
+# What a C source that binds more than scalars and pointers to them most likely contains: a record, a
+# function pointer, a variadic function, FILE, or a header of its own (whose types are unknown here).
+_PARSER_SIGNS = (b"struct", b"union", b"(*", b"...", b'#include "', b"FILE")
+
+
+def _may_need_parser(source: bytes) -> bool:
+    """Whether cffi's C parser is worth importing while a C ``source`` compiles (_bind_cffi binds scalars
+    without it). A wrong guess costs time only: the parser is imported when needed, after the compile."""
+    return any(sign in source for sign in _PARSER_SIGNS)
+
+
+def _import_in_background(names: tuple[str, ...], while_compiling: tuple[str, ...],
+                          compiled: threading.Event) -> None:
+    """Start importing ``names`` in a daemon thread, then each of ``while_compiling`` unless ``compiled``
+    was set (the compile ended) before its turn.
 
     An import that fails there fails again where the module is used, and is
-    reported there. Third-party modules only: they never import nativeimport,
-    so no import cycle runs across threads.
+    reported there. No module imported there may import one the main thread
+    is importing meanwhile (see ``_LATER_MODULES``): no import cycle runs
+    across threads.
     """
     import importlib
-    import threading
 
     def work() -> None:
-        for name in names:
+        for name in names + while_compiling:
+            if name in while_compiling and compiled.is_set():
+                return
             try:
                 importlib.import_module(name)
             except Exception:
@@ -301,6 +342,7 @@ def check_or_build(root: str, source_name: str, info: DriverInfo, token: str, se
     """
     cache = Cache(Path(root))
     source = Path(source_name)
+    _tool_versions.use_directory(tool_versions_dir(root))  # before the driver asks its compiler's version
     driver = info.load()
     source_stats = snapshot([source_name])
     source_bytes = _read_source(driver.read_source, source)
@@ -398,6 +440,8 @@ def add_fast_wrapper(entry: str, module_name: str, settings: Settings) -> None:
     built, a note in the entry keeps this interpreter from trying again.
     """
     log.debug("%s: adding the fast wrapper for %s to entry %s", module_name, sys.implementation.cache_tag, entry)
+    from ._bind_fast import build_fast
+
     interface = Interface.from_json(json.loads(Path(entry, INTERFACE_FILE).read_text(encoding="utf-8")))
     scratch = Cache(Path(root_of(entry))).scratch(PREBUILT_SCRATCH)
     build_fast(Path(entry), interface, module_name, settings.build_timeout, scratch)
@@ -439,6 +483,8 @@ def start_fast_wrapper(entry: str, module_name: str, settings: Settings) -> bool
 
 def wrapper_job(arguments: list[str]) -> None:
     """The detached process :func:`start_fast_wrapper` runs: ``entry module_name timeout``."""
+    from ._bind_fast import build_fast
+
     entry, module_name, timeout = arguments
     interface = Interface.from_json(json.loads(Path(entry, INTERFACE_FILE).read_text(encoding="utf-8")))
     scratch = Cache(Path(root_of(entry))).scratch(PREBUILT_SCRATCH)
@@ -475,17 +521,13 @@ def _source_dir(source: Path) -> Path:
 
 
 def _digest_bytes(data: bytes) -> str:
-    import hashlib
-
-    return hashlib.sha256(data).hexdigest()
+    return str(sha256(data).hexdigest())
 
 
 def _digest(*parts: object) -> str:
-    import hashlib
-
-    hasher = hashlib.sha256()
+    hasher = sha256()
     for part in parts:
         data = part if isinstance(part, bytes) else str(part).encode("utf-8", "surrogateescape")
         hasher.update(len(data).to_bytes(8, "little"))
         hasher.update(data)
-    return hasher.hexdigest()
+    return str(hasher.hexdigest())

@@ -31,6 +31,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Optional
 
+from ._records import sha256
 from .driver import BuildSettings
 from .errors import SourceError, ToolchainNotFound
 
@@ -108,10 +109,8 @@ def table_digest(path: Path) -> Optional[str]:
         table = _tables(Path(config)).get(name)
     except SourceError:
         return "unreadable"
-    import hashlib
-
     text = "absent" if table is None else json.dumps(table, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return str(sha256(text.encode()).hexdigest())
 
 
 def config_of(dependency: Path) -> Path:

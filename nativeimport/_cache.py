@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import logging
 import os
 import shutil
@@ -19,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
+from . import _locks
 from ._build_settings import config_of, table_digest
 from ._entry import (
     MANIFEST_FILE,
@@ -34,7 +34,7 @@ from ._entry import (
     staging_parent,
     toolchain_record,
 )
-from ._records import ABSENT, make_private_dirs, read_record, snapshot, stats_match, write_record
+from ._records import ABSENT, make_private_dirs, read_record, sha256, snapshot, stats_match, write_record
 from .errors import LockTimeout
 
 TYPE_CHECKING = False
@@ -50,7 +50,7 @@ log = logging.getLogger("nativeimport")
 
 def digest_file(path: Path) -> str:
     with open(path, "rb") as stream:
-        return hashlib.sha256(stream.read()).hexdigest()
+        return str(sha256(stream.read()).hexdigest())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,19 +103,13 @@ class Cache:
     @contextlib.contextmanager
     def _lock_quietly(self, path: str) -> Iterator[None]:
         """A lock held for a moment (a ``--version``); after a minute's wait, go on without it."""
-        from filelock import FileLock, Timeout
-
         make_private_dirs(os.path.dirname(path))
-        lock = FileLock(path, mode=0o600)
-        try:
-            lock.acquire(timeout=60)
-        except Timeout:
-            yield
-            return
+        descriptor = _locks.acquire(path, timeout=60)
         try:
             yield
         finally:
-            lock.release()
+            if descriptor is not None:
+                _locks.release(descriptor)
 
     # -- content index: builds of one source content ------------------------
     def match(self, source_key: str, base: Path) -> tuple[Optional[str], Snapshot]:
@@ -147,27 +141,22 @@ class Cache:
     @contextlib.contextmanager
     def lock(self, source_key: str, settings: Settings, what: str) -> Iterator[None]:
         """Hold the build lock of one source content; log when waiting on another process."""
-        from filelock import FileLock, Timeout
-
-        path = Path(lock_file(str(self.root), source_key))
-        make_private_dirs(str(path.parent))
-        lock = FileLock(str(path), mode=0o600)
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
+        path = lock_file(str(self.root), source_key)
+        make_private_dirs(os.path.dirname(path))
+        descriptor = _locks.acquire(path, timeout=0)
+        if descriptor is None:
             log.info("waiting for another process building %s (lock %s)", what, path)
-            try:
-                lock.acquire(timeout=settings.lock_timeout)
-            except Timeout:
+            descriptor = _locks.acquire(path, timeout=settings.lock_timeout)
+            if descriptor is None:
                 raise LockTimeout(
                     f"gave up after {settings.lock_timeout:g} s waiting for another process building {what} "
                     f"(lock file {path}); if no build is running, delete that file, or raise "
                     "NATIVEIMPORT_LOCK_TIMEOUT"
-                ) from None
+                )
         try:
             yield
         finally:
-            lock.release()
+            _locks.release(descriptor)
 
     @contextlib.contextmanager
     def staging(self) -> Iterator[Path]:
@@ -258,7 +247,7 @@ def _remembered_fingerprint(path: str, token: str) -> Optional[tuple[str, Snapsh
 
 
 def _hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:40]
+    return str(sha256(text.encode("utf-8", "surrogateescape")).hexdigest())[:40]
 
 
 def _digest_or_none(path: Path) -> Optional[str]:

@@ -16,10 +16,11 @@ import sys
 from collections.abc import Callable
 from typing import Any, Optional
 
-__all__ = ["child_setup"]
+__all__ = ["child_setup", "compiler_started", "when_a_compiler_starts"]
 
 _PR_SET_PDEATHSIG = 1
 _prctl: list[Any] = []  # found once per process: the child must not load a library between fork and exec
+_waiting: list[Callable[[], None]] = []  # run by the next compiler_started()
 
 
 def child_setup() -> Callable[[], None]:
@@ -49,3 +50,33 @@ def _find_prctl() -> Optional[Any]:
         return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):  # no libc symbol (a static or unusual interpreter): outlives us as before
         return None
+
+
+def when_a_compiler_starts(callback: Callable[[], None]) -> Callable[[], bool]:
+    """Run ``callback`` (once) as soon as :func:`nativeimport.driver.run_tool` has started a compiler.
+
+    A build starts its Python work for later (imports) then, not before: a thread importing
+    while the main thread still prepares the compile takes the GIL from it at every system call
+    (~5 ms each time it wants it back), delaying the compiler's start. Returns a function that
+    cancels the callback if it has not run, and says whether it ran.
+    """
+    _waiting.append(callback)
+
+    def cancel() -> bool:
+        try:
+            _waiting.remove(callback)
+        except ValueError:
+            return True  # already run
+        return False
+
+    return cancel
+
+
+def compiler_started() -> None:
+    """Run the callbacks :func:`when_a_compiler_starts` registered (run_tool calls it once its process runs)."""
+    while _waiting:
+        try:
+            callback = _waiting.pop(0)
+        except IndexError:  # another thread took the last one
+            return
+        callback()

@@ -103,6 +103,7 @@ __all__ = [
     "shipped_files",
     "staging_parent",
     "stored_code",
+    "tool_versions_dir",
     "toolchain_record",
     "why_not_fresh",
 ]
@@ -270,6 +271,11 @@ def index_record(root: str, source_key: str) -> str:
 
 def toolchain_record(root: str, token_hash: str) -> str:
     return os.path.join(root, "toolchains", f"{token_hash}.json")
+
+
+def tool_versions_dir(root: str) -> str:
+    """Where what tools print for ``--version`` is remembered (nativeimport._tool_versions)."""
+    return os.path.join(root, "toolchains", "versions")
 
 
 def lock_file(root: str, source_key: str) -> str:

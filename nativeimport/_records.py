@@ -29,6 +29,7 @@ __all__ = [
     "read_bytes",
     "read_lines",
     "read_record",
+    "sha256",
     "snapshot",
     "stats_match",
     "text_checksum",
@@ -50,6 +51,11 @@ def content_digest(path: StrPath) -> str:
         return ABSENT
     except OSError:  # a directory now, unreadable: matches no digest
         return "unreadable"
+
+
+def sha256(data: bytes = b"") -> Any:
+    """A sha256 hash object of ``data`` (hashlib's interface), without importing hashlib (see :func:`_sha256`)."""
+    return _sha256()(data)
 
 
 def _sha256() -> Any:

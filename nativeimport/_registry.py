@@ -3,8 +3,11 @@
 Reading entry points imports :mod:`importlib.metadata` and scans every
 installed distribution (tens of ms here), so the table of drivers (name,
 suffixes, marker, environment, entry point) is kept in the cache root and
-reused while no ``sys.path`` directory has changed. A driver class is imported
-only when a source of its language is built.
+reused while no ``sys.path`` directory has changed. A directory that did
+change is listed: if its distributions' metadata (``*.dist-info`` and the
+like, with their mtimes) did not, the table holds (a source saved in a project
+folder on ``sys.path`` changes the folder, not the drivers). A driver class is
+imported only when a source of its language is built.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import os
 import sys
 
 from ._entry import cache_root, drivers_table
-from ._records import read_lines, write_lines
+from ._records import read_lines, text_checksum, write_lines
 from ._version import __version__
 from .errors import CacheError
 from .settings import cache_dir_setting
@@ -28,7 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["DriverInfo", "Registry", "discover_drivers"]
 
 ENTRY_POINT_GROUP = "nativeimport.compilers"  # the same as nativeimport.driver.ENTRY_POINT_GROUP
-TABLE_KIND = "driver-table-2"  # rows gained the search environment; a table of the old kind reads as missing
+TABLE_KIND = "driver-table-3"  # 3: stamps carry their folder's distributions; an older table reads as missing
 
 
 class DriverInfo:
@@ -99,21 +102,26 @@ class Registry:
         stamp = _stamp()
         table = drivers_table(root) if root is not None else None
         rows = read_lines(table, TABLE_KIND) if table is not None else None
-        if rows is not None and [row for row in rows if row[0] == "stamp"] == stamp:
-            return cls([DriverInfo(name, tuple(_split(suffixes)), marker or None, tuple(_split(environment)), target,
-                                   custom_claims=custom == "custom-claims", search_environment=tuple(_split(search)))
-                        for _, name, suffixes, marker, environment, target, custom, search in
-                        (r for r in rows if r[0] == "driver" and len(r) == 8)])
+        if rows is not None:
+            recorded = [row for row in rows if row[0] == "stamp"]
+            kept = _still_valid(recorded, stamp)
+            if kept is not None:
+                driver_rows = [r for r in rows if r[0] == "driver" and len(r) == 8]
+                if kept != recorded and table is not None:  # only other files changed: remember the new stamps
+                    _write(table, kept + driver_rows)
+                return cls([DriverInfo(name, tuple(_split(suffixes)), marker or None, tuple(_split(environment)),
+                                       target, custom_claims=custom == "custom-claims",
+                                       search_environment=tuple(_split(search)))
+                            for _, name, suffixes, marker, environment, target, custom, search in driver_rows])
+        # Listed before the scan, as the stamps are taken: a distribution installed meanwhile is seen next time.
+        stamp = [*stamp[:1], *([*row, _distributions(row[1])] for row in stamp[1:])] if table is not None else stamp
         loaded, complete = _from_entry_points()
         registry = cls(loaded)
         if table is not None and complete:  # a driver that failed to load is tried again next time
             drivers = [["driver", d.name, ",".join(d.suffixes), d.directory_marker or "", ",".join(d.environment),
                         d.target, "custom-claims" if d.custom_claims else "suffixes", ",".join(d.search_environment)]
                        for d in registry.drivers]
-            try:
-                write_lines(table, TABLE_KIND, stamp + drivers)
-            except OSError:
-                pass  # a read-only cache only costs the next process a scan
+            _write(table, stamp + drivers)
         return registry
 
     def for_path(self, path: str) -> Optional[DriverInfo]:
@@ -141,6 +149,46 @@ def discover_drivers(overrides: Mapping[str, object]) -> Registry:
     except CacheError:
         root = None  # the import that needs the cache will say why
     return Registry.discover(root)
+
+
+def _write(table: str, rows: list[list[str]]) -> None:
+    try:
+        write_lines(table, TABLE_KIND, rows)
+    except OSError:
+        pass  # a read-only cache only costs the next process a scan
+
+
+def _still_valid(recorded: list[list[str]], stamp: list[list[str]]) -> Optional[list[list[str]]]:
+    """The stamp rows to record if the table of the ``recorded`` ones holds now (``stamp``: the same, or only
+    folders whose distributions are unchanged moved), else None. Lists no folder while no stamp moved."""
+    if len(recorded) != len(stamp) or recorded[:1] != stamp[:1]:
+        return None  # another nativeimport, or sys.path itself changed
+    if all(before[:3] == now for before, now in zip(recorded[1:], stamp[1:])):
+        return recorded
+    updated = stamp[:1]
+    for before, now in zip(recorded[1:], stamp[1:]):
+        if before[1] != now[1] or len(before) != 4:
+            return None
+        if before[2] != now[2] and (before[3] == "-" or _distributions(now[1]) != before[3]):
+            return None  # a distribution was installed, removed or changed there (or it cannot be listed)
+        updated.append([*now, before[3]])
+    return updated
+
+
+# What can carry entry points in a sys.path folder (importlib.metadata reads these).
+_METADATA_SUFFIXES = (".dist-info", ".egg-info", ".egg-link", ".egg", ".pth")
+
+
+def _distributions(directory: str) -> str:
+    """A checksum of the distributions' metadata in ``directory``: each name with its mtime (a reinstall
+    makes the folder anew); "-" if it cannot be listed (a zip file): such a folder's every change counts."""
+    try:
+        with os.scandir(directory) as entries:
+            rows = sorted(f"{entry.name}\0{entry.stat(follow_symlinks=False).st_mtime_ns}" for entry in entries
+                          if entry.name.endswith(_METADATA_SUFFIXES))
+    except OSError:
+        return "-"
+    return text_checksum("\n".join(rows))
 
 
 def _stamp() -> list[list[str]]:

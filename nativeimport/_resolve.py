@@ -37,7 +37,7 @@ from ._entry import LIBRARY_FILE, cache_root, entry_dir, entry_file, lock_file, 
 from ._loader import BOUND, bind_module, complete_entry, obtain_entry
 from ._records import make_private_dirs
 from ._stored import check_elf
-from .errors import NativeImportError
+from .errors import LockTimeout, NativeImportError
 from .settings import Settings
 
 __all__ = ["SHIPPED_VARIABLE", "Missing", "ShippedFinder", "Unavailable", "publish_names", "resolve_carried",
@@ -230,8 +230,7 @@ def _package_folder(name: str) -> Optional[str]:
 def _build_carried(key: str, name: str, driver: str, binder: str, source_name: str, source: bytes,
                    dependencies: tuple[tuple[str, bytes], ...]) -> types.ModuleType:
     """Write the carried source into the cache and build it as an import would; one process per cache at a time."""
-    from filelock import FileLock
-
+    from . import _locks
     from ._finder import installed_drivers
 
     settings = Settings.from_env(binder=binder)
@@ -241,13 +240,19 @@ def _build_carried(key: str, name: str, driver: str, binder: str, source_name: s
         raise NativeImportError(f"no driver named {driver!r} is installed here (`nativeimport doctor` lists them)")
     lock = lock_file(root, f"carried-{key}")
     make_private_dirs(os.path.dirname(lock))
-    with FileLock(lock, timeout=settings.lock_timeout, mode=0o600):
+    descriptor = _locks.acquire(lock, timeout=settings.lock_timeout)
+    if descriptor is None:
+        raise LockTimeout(f"gave up after {settings.lock_timeout:g} s waiting for another process building {name} "
+                          f"from a carried source (lock file {lock}); raise NATIVEIMPORT_LOCK_TIMEOUT")
+    try:
         path = _write_carried(root, key, info, source_name, source, dependencies)
         entry = obtain_entry(path, info, settings, name)
         complete_entry(entry, name, settings)
         module = types.ModuleType(name)
         module.__file__ = path
         bind_module(module, entry, settings)
+    finally:
+        _locks.release(descriptor)
     log.info("built %s here from the source carried by a pickle", name)
     return _published(module)
 

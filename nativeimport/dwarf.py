@@ -7,7 +7,9 @@ GLOBAL/WEAK FUNC symbol by name *and* address, so a symbol that aliases another
 function (identical code merged by the linker) is never given that function's
 signature: it is skipped with a reason instead.
 
-Importing this module imports pyelftools; only builds do that.
+The common case (a C library as GCC builds it) is read by
+:mod:`nativeimport._dwarf_lite`, in a fraction of the time pyelftools takes to
+import; anything else by pyelftools, which only builds import.
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Optional
 
-from elftools.dwarf.compileunit import CompileUnit
-from elftools.dwarf.die import DIE
-from elftools.dwarf.dwarfinfo import DWARFInfo
-from elftools.elf.elffile import ELFFile
-
+from . import _dwarf_lite
 from .errors import InterfaceError
 from .interface import VA_LIST_NAMES, CType, Enum, Field, Function, Interface, Param, Skipped, Struct
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the reader takes pyelftools' objects or _dwarf_lite's, which have their shape
+    from elftools.dwarf.compileunit import CompileUnit
+    from elftools.dwarf.die import DIE
+    from elftools.dwarf.dwarfinfo import DWARFInfo
+    from elftools.elf.elffile import ELFFile
 
 __all__ = ["Unsupported", "exported_functions", "read_interface"]
 
@@ -83,6 +88,18 @@ def read_interface(
     """
     from ._doc_comments import doc_comment_above
 
+    where = str(exported_from or library)
+    try:  # the common case without pyelftools; anything it does not read, with pyelftools
+        lite = _dwarf_lite.Library(library)
+        units = lite.dwarf()
+        if units.is_c_only():
+            lite_reader = _Reader(units, lite.exported_functions(),  # type: ignore[arg-type]
+                                  doc_reader or doc_comment_above)
+            return lite_reader.read(where)
+    except _dwarf_lite.Unreadable:
+        pass
+    from elftools.elf.elffile import ELFFile
+
     with open(library, "rb") as stream:
         elf = ELFFile(stream)
         exports = exported_functions(elf)
@@ -91,12 +108,17 @@ def read_interface(
                 f"{library.name} has no debug info, so its signatures are unknown; build with -g",
                 path=str(exported_from or library),
             )
-        reader = _Reader(elf.get_dwarf_info(), exports, doc_reader or doc_comment_above)
-        return reader.read(str(exported_from or library))
+        # A linked library's debug sections carry no relocations (only an object file's do): not looking
+        # for them saves pyelftools a scan of every section header per debug section (most of a small read).
+        dwarf = elf.get_dwarf_info(relocate_dwarf_sections=elf["e_type"] == "ET_REL")
+        reader = _Reader(dwarf, exports, doc_reader or doc_comment_above)
+        return reader.read(where)
 
 
 @dataclasses.dataclass
 class _Reader:
+    """Reads one library's interface (a docstring of its own: dataclasses would make one with inspect, ~3 ms)."""
+
     dwarf: DWARFInfo
     exports: dict[str, int]
     doc_reader: DocReader
@@ -149,6 +171,8 @@ class _Reader:
             return {die.attributes["DW_AT_low_pc"].value}
         if "DW_AT_ranges" not in die.attributes:
             return set()
+        if isinstance(self.dwarf, _dwarf_lite.Dwarf):
+            return self.dwarf.range_starts(die)
         from elftools.dwarf.ranges import BaseAddressEntry
 
         lists = self.dwarf.range_lists()
@@ -474,6 +498,8 @@ class _Reader:
 
 @dataclasses.dataclass(frozen=True)
 class _Attr:
+    """A stand-in for an attribute the DIE lacks: its default value."""
+
     value: Any
 
 

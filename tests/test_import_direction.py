@@ -22,21 +22,24 @@ ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "interface": set(),
     "_records": set(),
+    "_locks": set(),
     "_doc_comments": set(),
     "_fast_c": {"_fast_callbacks"},
     "_fast_callbacks": {"interface"},  # the wrapper's callback trampolines (C and their generation)
     "settings": {"errors"},
     # the public driver API (compilers/* may import only these four)
-    "dwarf": {"_doc_comments", "errors", "interface"},
+    "_dwarf_lite": set(),  # the common case of a library's DWARF, read without pyelftools
+    "dwarf": {"_doc_comments", "_dwarf_lite", "errors", "interface"},
     "_child": set(),
-    "driver": {"_child", "_doc_comments", "dwarf", "errors", "interface"},
+    "_tool_versions": {"_records"},  # what tools print for --version, remembered during a build
+    "driver": {"_child", "_doc_comments", "_tool_versions", "dwarf", "errors", "interface"},
     # the cache: its layout, its stored artefacts, its contents
     "_root": {"_records", "errors"},  # the cache root: where, its mark, whether it is safe
     "_entry": {"_root", "_records", "errors"},
     "_stored": {"_entry", "_records"},
-    "_cache": {"_build_settings", "_entry", "_records", "_registry", "errors", "settings"},
+    "_cache": {"_build_settings", "_entry", "_locks", "_records", "_registry", "errors", "settings"},
     # a source's own build settings (its comment, nativeimport.toml), read by a build and by the finder
-    "_build_settings": {"driver", "errors"},
+    "_build_settings": {"_records", "driver", "errors"},
     # drivers known without importing them
     "_registry": {"_entry", "_records", "_version", "driver", "errors", "settings"},
     # binders: generating (at build) and loading (at import)
@@ -47,8 +50,8 @@ ALLOWED: dict[str, set[str]] = {
     "_bind_fast": {"_child", "_entry", "_fast_c", "_fast_callbacks", "_records", "interface"},
     "_fast_runtime": {"_cffi_runtime", "_entry", "_stored"},
     # a miss
-    "_build": {"_bind_cffi", "_bind_fast", "_cffi_check", "_build_settings", "_cache", "_entry", "_progress", "_records",
-               "_registry", "_version", "driver", "dwarf", "errors", "interface", "settings"},
+    "_build": {"_bind_cffi", "_bind_fast", "_cffi_check", "_build_settings", "_cache", "_child", "_entry", "_progress", "_records",
+               "_registry", "_tool_versions", "_version", "driver", "dwarf", "errors", "interface", "settings"},
     "_progress": set(),
     # an import: find, then load
     "_loader": {"_build", "_cffi_runtime", "_entry", "_fast_runtime", "_registry", "errors", "settings"},
@@ -62,7 +65,7 @@ ALLOWED: dict[str, set[str]] = {
     # crossing processes: pickling by content (enabled by install() and load()), resolving on the other side,
     # entries as archives, and the engines' own shipping mechanisms on top
     "_pickling": {"_build_settings", "_entry", "_loader", "_records", "_resolve", "settings"},
-    "_resolve": {"_archive", "_entry", "_finder", "_loader", "_records", "_stored", "errors", "settings"},
+    "_resolve": {"_archive", "_entry", "_finder", "_loader", "_locks", "_records", "_stored", "errors", "settings"},
     "_archive": {"_entry", "_loader", "_records", "errors"},
     "dask": {"_archive", "_entry", "_pickling", "_resolve", "settings"},
     "ray": {"_archive", "_entry", "_pickling", "_resolve", "settings"},

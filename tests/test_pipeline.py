@@ -303,3 +303,31 @@ def test_a_damaged_library_is_evicted_and_rebuilt_once(runner: Runner) -> None:
     assert json.loads(done.stdout) == 1
     assert "failed to load" in done.stderr and "rebuilding" in done.stderr
     assert json.loads(runner.run(code).stdout) == 1
+
+
+def test_a_source_saved_in_a_folder_on_sys_path_does_not_rescan_the_drivers(runner: Runner, tmp_path: Path) -> None:
+    # The driver table is kept while no sys.path folder changes; a folder that changed only in files that
+    # are no distribution's (a source saved in a project folder) keeps it too, one that gained one does not.
+    folder = tmp_path / "on_path"
+    folder.mkdir()
+    code = """
+        import json, sys
+        from nativeimport._registry import discover_drivers
+        names = sorted(d.name for d in discover_drivers({}).drivers)
+        print(json.dumps([names, "importlib.metadata" in sys.modules]))
+    """
+    env = {"PYTHONPATH": str(folder)}
+    names, scanned = runner.json(code, env=env)
+    assert "c" in names and scanned
+    assert runner.json(code, env=env) == [names, False]  # the table, unchanged
+    (folder / "notes.c").write_text("int edited(void) { return 1; }\n")  # the folder's mtime moves
+    assert runner.json(code, env=env) == [names, False]
+    assert runner.json(code, env=env) == [names, False]  # and its new mtime was remembered
+    info = folder / "late_plugin-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: late-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[nativeimport.compilers]\nlate = late_plugin:LateDriver\n")
+    (folder / "late_plugin.py").write_text("from nativeimport.compilers.c import CDriver\n\n\n"
+                                           "class LateDriver(CDriver):\n    name = 'late'\n    suffixes = ('.late',)\n")
+    later, scanned = runner.json(code, env=env)
+    assert scanned and later == sorted([*names, "late"])
