@@ -15,6 +15,7 @@ import; anything else by pyelftools, which only builds import.
 from __future__ import annotations
 
 import dataclasses
+import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Optional
@@ -96,7 +97,9 @@ def read_interface(
             lite_reader = _Reader(units, lite.exported_functions(),  # type: ignore[arg-type]
                                   doc_reader or doc_comment_above)
             return lite_reader.read(where)
-    except _dwarf_lite.Unreadable:
+    except (_dwarf_lite.Unreadable, struct.error, LookupError, ValueError):
+        # Unreadable: outside its case. The others: a file it misreads (cut short, an offset out of range),
+        # which pyelftools then reads or reports; never a reason to fail the import.
         pass
     from elftools.elf.elffile import ELFFile
 
