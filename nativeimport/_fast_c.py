@@ -13,10 +13,12 @@ would cost the scalar calls the nanoseconds the binder exists to save.
 
 from __future__ import annotations
 
+from ._fast_records import RECORD_DECLARATIONS, RECORD_HELPERS
+
 __all__ = ["HEADER", "helpers_source", "prelude"]
 
 # ni_python.h: what every wrapper and the helpers include (precompiled when the compiler can)
-HEADER = "".join(f"{line}\n" for line in ("#define PY_SSIZE_T_CLEAN", "#include <Python.h>", "#include <dlfcn.h>",
+HEADER = "".join(f"{line}\n" for line in ("#define PY_SSIZE_T_CLEAN", "#include <Python.h>", "#include <dlfcn.h>", "#include <stddef.h>",
                                            "#include <stdint.h>", "#include <string.h>"))
 
 _DECLARATIONS = r"""
@@ -31,6 +33,8 @@ typedef struct {
     const char **handle_cdecls;  /* the cffi type of each handle its functions take or return */
     PyObject **handle_types;     /* those types, from the cffi binding's ffi: handles are the same objects */
     int handle_count;
+    struct NiRecordSpec **records;  /* the struct and union types it makes (_fast_records) */
+    int record_count;
 } NiModule;
 
 NI_HELPER int ni_int_error(PyObject *o, const char *what, const char *ctype);
@@ -248,6 +252,7 @@ NI_HELPER PyObject *ni_bind_module(NiModule *module, PyObject *self, PyObject *a
     if (module->handle_count > 0 && ni_bind_handles(module) < 0) return NULL;
     PyObject *kept = PyDict_New(), *released = PyDict_New();
     if (kept == NULL || released == NULL) goto fail;
+    if (ni_bind_records(module->records, module->record_count, module_name, kept) < 0) goto fail;
     for (int i = 0; i < 2 * count; i++) {
         /* self == NULL keeps the GIL during the call; any other self releases it */
         PyMethodDef *method = &module->methods[i % count];
@@ -340,11 +345,12 @@ _HIDDEN = '#define NI_HELPER __attribute__((visibility("hidden")))  /* linked in
 
 def helpers_source() -> str:
     """``ni_helpers.c``: the shared helpers, compiled once into an object each wrapper links."""
-    return _INCLUDE + _HIDDEN + _DECLARATIONS + _HELPERS
+    return _INCLUDE + _HIDDEN + _DECLARATIONS + RECORD_DECLARATIONS + _HELPERS + _INLINE_HELPERS + RECORD_HELPERS
 
 
 def prelude(shared: bool) -> str:
     """What a wrapper's C starts with: the helpers' declarations, and their definitions unless ``shared``."""
     if shared:
-        return _INCLUDE + _HIDDEN + _DECLARATIONS + _INLINE_HELPERS
-    return _INCLUDE + "#define NI_HELPER static\n" + _DECLARATIONS + _HELPERS + _INLINE_HELPERS
+        return _INCLUDE + _HIDDEN + _DECLARATIONS + RECORD_DECLARATIONS + _INLINE_HELPERS
+    return (_INCLUDE + "#define NI_HELPER static\n" + _DECLARATIONS + RECORD_DECLARATIONS + _HELPERS + _INLINE_HELPERS
+            + RECORD_HELPERS)

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from typing import Any, Optional
 
 __all__ = ["ALIAS", "EntryFinder", "Reference", "attribute", "bound_from", "enable", "enum_member", "module_for",
-           "on_bind", "reduce_native", "reference_for", "released", "same", "struct_value"]
+           "on_bind", "reduce_native", "reduce_record", "reference_for", "released", "same", "struct_value"]
 
 _REFERENCES: dict[tuple[str, str], Reference] = {}  # per key and module name, built once: reading is not free
 
@@ -394,12 +394,30 @@ def struct_value(module: Any, name: str, data: bytes) -> Any:
     if isinstance(struct, Missing):
         return Missing(f"a {name} instance", struct.module, struct.key, struct.reason,
                        (struct_value, (module, name, data)))
-    ffi = struct._ffi
-    size = ffi.sizeof(struct.value_type)
+    size = struct.__native_size__
     if size != len(data):
         return Missing(f"a {name} instance", module.__name__, str(module.__native_key__),
                        f"struct {name} is {size} bytes here and {len(data)} where it was pickled (another build?)",
                        (struct_value, (module, name, data)))
     made = struct()
-    ffi.memmove(made, data, size)
+    if hasattr(struct, "_ffi"):  # the cffi binder's
+        struct._ffi.memmove(made, data, size)
+    else:  # the fast binder's type: its bytes are its buffer
+        memoryview(made).cast("B")[:] = data
     return made
+
+
+def reduce_record(value: Any, borrowed: bool) -> Any:
+    """What an instance of a fast binder's struct type pickles as: its bytes, as the cffi binder's instances
+    (so either binder's process unpickles it). ``borrowed``: a view of memory a function returned."""
+    kind = type(value)
+    for (key, _), (module, namespace) in list(BOUND.items()):
+        for name, struct in namespace.items():
+            if struct is not kind:
+                continue
+            if borrowed:
+                raise TypeError(f"cannot pickle {value!r}: it points into this process's memory (a struct the "
+                                f"library returned by pointer); send a copy instead, copy.copy(p), or its "
+                                f"fields as a dict")
+            return (struct_value, (reference_for(key, module), name, bytes(memoryview(value))))
+    raise TypeError(f"cannot pickle {value!r}: its type belongs to no module nativeimport bound in this process")
