@@ -553,13 +553,14 @@ static int ni_make_record_type(NiRecordSpec *spec, PyObject *module_name) {
     PyType_Spec type_spec = {kept, (int)(NI_RECORD_INLINE + spec->size), 0, Py_TPFLAGS_DEFAULT, slots};
     PyObject *type = PyType_FromSpec(&type_spec);
     if (type == NULL) goto fail;
-    PyObject *size = PyLong_FromSsize_t(spec->size);
-    if (size == NULL || PyObject_SetAttrString(type, "__native_size__", size) < 0) {
-        Py_XDECREF(size);
+    PyObject *size = PyLong_FromSsize_t(spec->size);  /* what pickling and the cffi binder ask of it */
+    int failed = size == NULL || PyObject_SetAttrString(type, "__native_size__", size) < 0
+        || PyObject_SetAttrString(type, "__native_fields__", names) < 0;
+    Py_XDECREF(size);
+    if (failed) {
         Py_DECREF(type);
         goto fail;
     }
-    Py_DECREF(size);
     ((PyTypeObject *)type)->tp_vectorcall = spec->call;
     spec->names = names;
     *spec->type = (PyTypeObject *)type;

@@ -86,7 +86,7 @@ def on_bind(module: Any, namespace: dict[str, Any]) -> None:
     """
     table = copyreg.dispatch_table
     alias = f"{ALIAS}{module.__native_key__}"
-    aliased = False
+    aliased = records = False
     for value in namespace.values():
         kind = type(value)
         if kind is _FUNCTION:
@@ -98,6 +98,9 @@ def on_bind(module: Any, namespace: dict[str, Any]) -> None:
             table[kind] = reduce_native
             for sample in _cdata_samples(value._ffi):
                 table.setdefault(type(sample), reduce_native)
+        elif isinstance(value, type) and isinstance(getattr(value, "__native_size__", None), int):
+            value.__module__ = alias  # a fast binder's struct type: pickled by the entry's alias, as enums
+            aliased = records = True
         elif isinstance(value, type) and issubclass(value, int) and hasattr(value, "_member_map_"):
             table.setdefault(value, reduce_native)  # the enum's members
             table.setdefault(kind, reduce_native)  # enum classes themselves, for pickle
@@ -105,6 +108,18 @@ def on_bind(module: Any, namespace: dict[str, Any]) -> None:
             aliased = True
     if aliased:  # pickle and cloudpickle look the alias up in sys.modules
         sys.modules[alias] = _snapshot(alias, namespace)
+    if records:  # no cffi StructType told of cffi's cdata: the module's ffi does, now or once it is made
+        ffi = namespace.get("__ffi__")
+        if type(ffi).__name__ == "FFI":
+            _cdata_reducers(ffi)
+        elif isinstance(getattr(ffi, "then", None), list):  # _fast_runtime.OnFirstUse: cffi not loaded yet
+            ffi.then.append(_cdata_reducers)
+
+
+def _cdata_reducers(ffi: Any) -> None:
+    """Pickle cffi's cdata (of every Python type cffi makes them) through :func:`reduce_native`."""
+    for sample in _cdata_samples(ffi):
+        copyreg.dispatch_table.setdefault(type(sample), reduce_native)
 
 
 _FUNCTION = type(on_bind)
@@ -416,8 +431,9 @@ def reduce_record(value: Any, borrowed: bool) -> Any:
             if struct is not kind:
                 continue
             if borrowed:
+                copy = f"{module.__name__}.{name}(" + ", ".join(f"p.{f}" for f in kind.__native_fields__) + ")"
                 raise TypeError(f"cannot pickle {value!r}: it points into this process's memory (a struct the "
-                                f"library returned by pointer); send a copy instead, copy.copy(p), or its "
-                                f"fields as a dict")
+                                f"library returned by pointer); send a copy instead, {copy} or copy.copy(p), "
+                                "or its fields as a dict")
             return (struct_value, (reference_for(key, module), name, bytes(memoryview(value))))
     raise TypeError(f"cannot pickle {value!r}: its type belongs to no module nativeimport bound in this process")
