@@ -29,9 +29,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from . import _fast_records as records
 from ._child import child_setup
 from ._entry import FAST_FILE, entry_file, note_fast_unavailable
-from . import _fast_records as records
 from ._fast_c import HEADER, helpers_source, prelude
 from ._records import checksum, make_private_dirs, write_atomically
 from .interface import CType, Function, Interface, python_name, takes_bytes

@@ -18,8 +18,8 @@ from ._fast_records import RECORD_DECLARATIONS, RECORD_HELPERS
 __all__ = ["HEADER", "helpers_source", "prelude"]
 
 # ni_python.h: what every wrapper and the helpers include (precompiled when the compiler can)
-HEADER = "".join(f"{line}\n" for line in ("#define PY_SSIZE_T_CLEAN", "#include <Python.h>", "#include <dlfcn.h>", "#include <stddef.h>",
-                                           "#include <stdint.h>", "#include <string.h>"))
+HEADER = "".join(f"{line}\n" for line in ("#define PY_SSIZE_T_CLEAN", "#include <Python.h>", "#include <dlfcn.h>",
+                                           "#include <stddef.h>", "#include <stdint.h>", "#include <string.h>"))
 
 _DECLARATIONS = r"""
 /* One wrapper module's tables and state, handed to the shared binding helpers. */

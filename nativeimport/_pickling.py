@@ -112,8 +112,10 @@ def on_bind(module: Any, namespace: dict[str, Any]) -> None:
         ffi = namespace.get("__ffi__")
         if type(ffi).__name__ == "FFI":
             _cdata_reducers(ffi)
-        elif isinstance(getattr(ffi, "then", None), list):  # _fast_runtime.OnFirstUse: cffi not loaded yet
-            ffi.then.append(_cdata_reducers)
+        else:
+            then = getattr(ffi, "then", None)  # _fast_runtime.OnFirstUse: cffi not loaded yet
+            if isinstance(then, list):
+                then.append(_cdata_reducers)
 
 
 def _cdata_reducers(ffi: Any) -> None:
