@@ -241,7 +241,19 @@ typedef struct {
 #define NI_RECORD_INLINE ((Py_ssize_t)((sizeof(NiRecord) + 15) & ~(size_t)15))
 
 NI_HELPER PyObject *ni_record_call(NiRecordSpec *spec, PyObject *const *args, size_t nargsf, PyObject *kwnames);
-NI_HELPER PyObject *ni_record_copy(NiRecordSpec *spec, const void *data);
+
+/* A new instance holding a copy of ``data`` (a by-value result): in each wrapper, as the scalar conversions. */
+static inline PyObject *ni_record_copy(NiRecordSpec *spec, const void *data) {
+    PyTypeObject *type = *spec->type;
+    NiRecord *self = (NiRecord *)PyObject_Malloc((size_t)type->tp_basicsize);
+    if (self == NULL) return PyErr_NoMemory();
+    PyObject_Init((PyObject *)self, type);
+    self->data = (char *)self + NI_RECORD_INLINE;
+    self->owner = NULL;
+    self->spec = spec;
+    memcpy(self->data, data, (size_t)spec->size);
+    return (PyObject *)self;
+}
 NI_HELPER PyObject *ni_record_view(NiRecordSpec *spec, void *data, PyObject *owner);
 NI_HELPER int ni_bind_records(NiRecordSpec **specs, int count, PyObject *module_name, PyObject *into);
 """
@@ -257,12 +269,6 @@ static NiRecord *ni_record_alloc(NiRecordSpec *spec) {
     self->owner = NULL;
     self->spec = spec;
     return self;
-}
-
-NI_HELPER PyObject *ni_record_copy(NiRecordSpec *spec, const void *data) {
-    NiRecord *self = ni_record_alloc(spec);
-    if (self != NULL) memcpy(self->data, data, (size_t)spec->size);
-    return (PyObject *)self;
 }
 
 NI_HELPER PyObject *ni_record_view(NiRecordSpec *spec, void *data, PyObject *owner) {
