@@ -348,9 +348,15 @@ def helpers_source() -> str:
     return _INCLUDE + _HIDDEN + _DECLARATIONS + RECORD_DECLARATIONS + _HELPERS + _INLINE_HELPERS + RECORD_HELPERS
 
 
-def prelude(shared: bool) -> str:
-    """What a wrapper's C starts with: the helpers' declarations, and their definitions unless ``shared``."""
+def prelude(shared: bool, records: bool = True) -> str:
+    """What a wrapper's C starts with: the helpers' declarations, and their definitions unless ``shared``
+    (the struct types' only if it has ``records``: they would add half to a small wrapper's compile)."""
     if shared:
         return _INCLUDE + _HIDDEN + _DECLARATIONS + RECORD_DECLARATIONS + _INLINE_HELPERS
     return (_INCLUDE + "#define NI_HELPER static\n" + _DECLARATIONS + RECORD_DECLARATIONS + _HELPERS + _INLINE_HELPERS
-            + RECORD_HELPERS)
+            + (RECORD_HELPERS if records else _NO_RECORDS))
+
+
+_NO_RECORDS = """
+NI_HELPER int ni_bind_records(NiRecordSpec **specs, int count, PyObject *module_name, PyObject *into) { return 0; }
+"""
