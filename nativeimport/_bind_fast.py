@@ -355,7 +355,8 @@ def generate(functions: list[Function], module_name: str, shared: bool = False,
     handles = sorted({h for f in functions for t in (f.result, *(p.type for p in f.params))
                       if (h := _handle_cdecl(t, opaque))})
     plan = plan or records.RecordPlan([], {})
-    parts = [prelude(shared, bool(plan.records)), "static PyObject *ni_fall_back(int index, PyObject *const *args, Py_ssize_t nargs);",
+    parts = [prelude(shared, bool(plan.records)),
+             "static PyObject *ni_fall_back(int index, PyObject *const *args, Py_ssize_t nargs);",
              f"static PyObject *ni_handle_types[{len(handles) or 1}];  /* filled at bind: the cffi binding's types */",
              *records.declarations(plan)]
     for index, function in enumerate(functions):

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 
-from .interface import CType, Field, Interface, Struct
+from .interface import CType, Field, Interface, Struct, python_name
 
 __all__ = ["RECORD_DECLARATIONS", "RECORD_HELPERS", "RecordPlan", "record_c_type", "served_records"]
 
@@ -134,7 +134,8 @@ def declarations(plan: RecordPlan) -> Iterator[str]:
             size = f"sizeof({_field_c_type(field.type)})"
             what = json.dumps(f"{name}.{field.name} ({field.type.spell()})")
             rows.append(f"    {{{json.dumps(field.name)}, {offset}, '{_kind(field.type)}', {size}, {what}, {nested}}},")
-        aliases = ", ".join(json.dumps(a) for a in struct.aliases)
+        exposed = dict.fromkeys(python_name(a) for a in (struct.name, *struct.aliases))  # keywords as cffi's: from_
+        aliases = ", ".join(json.dumps(a) for a in exposed if a != struct.name)
         doc = json.dumps(_doc(struct, plan.all_records))
         yield f"static NiField ni_fields_{name}[] = {{\n" + "\n".join(rows) + "\n};"
         yield f"static const char *ni_aliases_{name}[] = {{{aliases + ', ' if aliases else ''}NULL}};"
