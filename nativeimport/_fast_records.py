@@ -12,8 +12,9 @@ what every type shares (getters, setters, ``repr``, ``==``, the buffer
 protocol, pickling, making the type at bind) is in :data:`RECORD_HELPERS`,
 compiled once with the rest of :mod:`nativeimport._fast_c`.
 
-A record is served when every field is a scalar (integer, float, bool, enum)
-or a served record; one with pointers, function pointers, bit-fields or
+A record is served when every field is a scalar (integer, float, bool, enum),
+a one-dimensional array of scalars (read as a memoryview writing through) or
+a served record; one with pointers, function pointers, bit-fields or other
 arrays stays on cffi with every function using it (its instances are cffi's).
 """
 
@@ -60,8 +61,9 @@ def served_records(interface: Interface) -> RecordPlan:
             return False
         for field in struct.fields:
             ctype = field.type
-            if field.bits or ctype.length or not (ctype.kind in ("int", "float", "bool", "enum")
-                                                  or (ctype.is_record and servable(ctype.name))):
+            scalar = ctype.kind in ("int", "float", "bool", "enum")
+            array = ctype.length > 0 and not ctype.dims and scalar  # one dimension of scalars
+            if field.bits or (ctype.length and not array) or not (scalar or (ctype.is_record and servable(ctype.name))):
                 return False
         verdict[name] = True
         ordered.append(struct)
@@ -113,7 +115,8 @@ def declarations(plan: RecordPlan) -> Iterator[str]:
     """Each served record's C declaration, field table and constructor; ``ni_t_<name>`` is its type."""
     for struct in plan.records:
         tag = record_c_type(CType(struct.kind, struct.name))
-        members = " ".join(f"{_field_c_type(f.type)} m{i};" for i, f in enumerate(struct.fields or ()))
+        members = " ".join(f"{_field_c_type(f.type)} m{i}{f'[{f.type.length}]' if f.type.length else ''};"
+                           for i, f in enumerate(struct.fields or ()))
         packed = " __attribute__((packed))" if struct.packed else ""
         yield f"{tag} {{ {members} }}{packed};"
         # The debug info's layout must be the compiler's: a mismatch fails the wrapper (cffi then serves all).
@@ -132,8 +135,10 @@ def declarations(plan: RecordPlan) -> Iterator[str]:
         for field, offset in _flat(struct, plan.all_records, ""):
             nested = f"&ni_spec_{field.type.name}" if field.type.is_record else "NULL"
             size = f"sizeof({_field_c_type(field.type)})"
-            what = json.dumps(f"{name}.{field.name} ({field.type.spell()})")
-            rows.append(f"    {{{json.dumps(field.name)}, {offset}, '{_kind(field.type)}', {size}, {what}, {nested}}},")
+            what = json.dumps(f"{name}.{field.name} ({field.type.spell().replace(' [', '[')})")
+            kind = _kind(field.type)
+            array = f", {field.type.length}, \"{_FORMATS[kind, field.type.size]}\"" if field.type.length else ""
+            rows.append(f"    {{{json.dumps(field.name)}, {offset}, '{kind}', {size}, {what}, {nested}{array}}},")
         exposed = dict.fromkeys(python_name(a) for a in (struct.name, *struct.aliases))  # keywords as cffi's: from_
         aliases = ", ".join(json.dumps(a) for a in exposed if a != struct.name)
         doc = json.dumps(_doc(struct, plan.all_records))
@@ -147,6 +152,11 @@ def declarations(plan: RecordPlan) -> Iterator[str]:
                f"ni_aliases_{name}, NULL}};")
     specs = ", ".join(f"&ni_spec_{s.name}" for s in typed) or "NULL"
     yield f"static NiRecordSpec *ni_records[] = {{{specs}}};"
+
+
+# An array field's items as the struct module (and so memoryview) spells them.
+_FORMATS = {("i", 1): "b", ("u", 1): "B", ("i", 2): "h", ("u", 2): "H", ("i", 4): "i", ("u", 4): "I", ("i", 8): "q",
+            ("u", 8): "Q", ("f", 4): "f", ("f", 8): "d", ("b", 1): "?"}
 
 
 def _doc(struct: Struct, records: Mapping[str, Struct]) -> str:
@@ -216,6 +226,8 @@ typedef struct {
     Py_ssize_t size;
     const char *what;      /* "Vec2.x (int32_t)": how errors name it */
     NiRecordSpec *record;  /* 'r': the nested record */
+    Py_ssize_t count;      /* > 0: an array of that many items of the kind and size above */
+    const char *format;    /* an array's items for memoryview ("d") */
 } NiField;
 
 struct NiRecordSpec {
@@ -300,7 +312,10 @@ static const char *ni_int_name(char kind, Py_ssize_t size) {
     return names[kind == 'u'][i];
 }
 
+static PyObject *ni_load_array(const char *p, NiField *f, PyObject *owner);
+
 static PyObject *ni_load(const char *p, NiField *f, PyObject *owner) {
+    if (f->count > 0) return ni_load_array(p, f, owner);
     switch (f->kind) {
     case 'f':
         if (f->size == 4) { float v; memcpy(&v, p, 4); return PyFloat_FromDouble(v); }
@@ -326,7 +341,10 @@ static PyObject *ni_load(const char *p, NiField *f, PyObject *owner) {
 
 /* A value into a field: the scalar arguments' conversions and errors; a record from an instance of its
    type, or from what its constructor takes (a dict of fields, a sequence). 0, or -1 with an error set. */
+static int ni_store_array(char *p, NiField *f, PyObject *value);
+
 static int ni_store(char *p, NiField *f, PyObject *value) {
+    if (f->count > 0) return ni_store_array(p, f, value);
     switch (f->kind) {
     case 'f': {
         double v;
@@ -386,6 +404,47 @@ static int ni_store(char *p, NiField *f, PyObject *value) {
         return 0;
     }
     }
+}
+
+/* An array field: a memoryview of its items, writing through to the record (which it keeps alive). */
+static PyObject *ni_load_array(const char *p, NiField *f, PyObject *owner) {
+    PyObject *whole = PyMemoryView_FromObject(owner);
+    if (whole == NULL) return NULL;
+    Py_ssize_t start = p - ((NiRecord *)owner)->data;
+    PyObject *part = PySequence_GetSlice(whole, start, start + f->count * f->size);
+    Py_DECREF(whole);
+    if (part == NULL) return NULL;
+    PyObject *items = PyObject_CallMethod(part, "cast", "s", f->format);
+    Py_DECREF(part);
+    return items;
+}
+
+/* An array field from a sequence of at most its length (the rest zeroed), each item as a field's. */
+static int ni_store_array(char *p, NiField *f, PyObject *value) {
+    PyObject *items = PySequence_Fast(value, "");
+    if (items == NULL) {
+        PyErr_Format(PyExc_TypeError, "%s: expected a sequence, not %.200s", f->what, Py_TYPE(value)->tp_name);
+        return -1;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(items);
+    if (n > f->count) {
+        PyErr_Format(PyExc_IndexError, "%s: too many items (%zd), it holds %zd", f->what, n, f->count);
+        Py_DECREF(items);
+        return -1;
+    }
+    NiField item = *f;
+    item.count = 0;
+    char scratch[8 * 64], *staged = f->count * f->size <= (Py_ssize_t)sizeof scratch ? scratch
+                                    : PyMem_Malloc((size_t)(f->count * f->size));
+    if (staged == NULL) { Py_DECREF(items); PyErr_NoMemory(); return -1; }
+    memset(staged, 0, (size_t)(f->count * f->size));  /* all or nothing: staged, then copied */
+    int failed = 0;
+    for (Py_ssize_t i = 0; i < n && !failed; i++)
+        failed = ni_store(staged + i * f->size, &item, PySequence_Fast_GET_ITEM(items, i));
+    if (!failed) memcpy(p, staged, (size_t)(f->count * f->size));
+    if (staged != scratch) PyMem_Free(staged);
+    Py_DECREF(items);
+    return failed ? -1 : 0;
 }
 
 static PyObject *ni_field_get(PyObject *self, void *closure) {
@@ -469,6 +528,7 @@ static PyObject *ni_record_repr(PyObject *self) {
     if (parts == NULL) return NULL;
     for (int i = 0; i < spec->count; i++) {
         PyObject *value = ni_field_get(self, &spec->fields[i]);
+        if (value != NULL && spec->fields[i].count > 0) Py_SETREF(value, PyObject_CallMethod(value, "tolist", NULL));
         PyObject *part = value == NULL ? NULL : PyUnicode_FromFormat("%s=%R", spec->fields[i].name, value);
         Py_XDECREF(value);
         if (part == NULL || PyList_Append(parts, part) < 0) { Py_XDECREF(part); goto done; }
@@ -489,13 +549,15 @@ static int ni_record_equal(NiRecordSpec *spec, const char *a, const char *b) {
     if (spec->is_union) return memcmp(a, b, (size_t)spec->size) == 0;
     for (int i = 0; i < spec->count; i++) {
         NiField *f = &spec->fields[i];
-        const char *x = a + f->offset, *y = b + f->offset;
-        int same;
-        if (f->kind == 'r') same = ni_record_equal(f->record, x, y);
-        else if (f->kind == 'b') same = (*x != 0) == (*y != 0);
-        else if (f->kind == 'f' && f->size == 4) { float u, v; memcpy(&u, x, 4); memcpy(&v, y, 4); same = u == v; }
-        else if (f->kind == 'f') { double u, v; memcpy(&u, x, 8); memcpy(&v, y, 8); same = u == v; }
-        else same = memcmp(x, y, (size_t)f->size) == 0;
+        int same = 1;
+        for (Py_ssize_t k = 0; k < (f->count > 0 ? f->count : 1) && same; k++) {
+            const char *x = a + f->offset + k * f->size, *y = b + f->offset + k * f->size;
+            if (f->kind == 'r') same = ni_record_equal(f->record, x, y);
+            else if (f->kind == 'b') same = (*x != 0) == (*y != 0);
+            else if (f->kind == 'f' && f->size == 4) { float u, v; memcpy(&u, x, 4); memcpy(&v, y, 4); same = u == v; }
+            else if (f->kind == 'f') { double u, v; memcpy(&u, x, 8); memcpy(&v, y, 8); same = u == v; }
+            else same = memcmp(x, y, (size_t)f->size) == 0;
+        }
         if (!same) return 0;
     }
     return 1;

@@ -37,6 +37,9 @@ float num_f(Num n) { return n.f; }
 Num num_i(int32_t i) { Num n; n.i = i; return n; }
 double tagged(Tagged t) { return t.tag ? t.d : t.i; }
 int32_t named_n(Named n) { return n.n; }
+typedef struct { int32_t n; double xs[4]; uint8_t flags[3]; } Poly;
+double poly_sum(const Poly *p) { double s = 0; for (int i = 0; i < p->n; i++) s += p->xs[i]; return s + p->flags[0]; }
+Poly poly3(void) { Poly p = {3, {1, 2, 3, 0}, {7, 8, 9}}; return p; }
 /* variadic: served by cffi, taking a Vec2 by pointer */
 double vsum(const Vec2 *v, int count, ...) {
     va_list ap; va_start(ap, count); double s = v->x + v->y;
@@ -55,6 +58,8 @@ NAMES = ("x", "y", "pos", "vel", "id", "a", "b", "c", "d", "f", "flag", "col", "
 def plain(value):
     if isinstance(value, (int, float, str, type(None))):
         return value
+    if isinstance(value, list):
+        return [plain(item) for item in value]
     return {n: plain(getattr(value, n)) for n in NAMES if hasattr(value, n)}
 
 def attempt(make):
@@ -87,7 +92,14 @@ results = {
     "nested": attempt(lambda: g.Body(pos=(1.0, 2.0), vel={"x": 3.0}, id=5)),
     "vsum": attempt(lambda: g.vsum(g.Vec2(1.0, 2.0), 2, 3.0, 4.0)),
     "no body": attempt(lambda: g.no_body()),
+    "poly": attempt(lambda: [list(g.poly3().xs), list(g.poly3().flags), g.poly_sum(g.poly3())]),
+    "poly made": attempt(lambda: g.poly_sum(g.Poly(n=2, xs=[1.5, 2.5], flags=(1,)))),
+    "poly too long": attempt(lambda: g.Poly(xs=[1.0] * 5))[:2],
 }
+p = g.poly3()
+p.xs[3] = 10.0
+p.n = 4
+results["poly written"] = g.poly_sum(p)
 b = g.the_body()
 g.step(b, 1.0)
 b.vel.y = 10.0  # through two views into the library's static
@@ -129,6 +141,8 @@ def test_both_binders_give_the_same_results(geom: Runner) -> None:
     assert fast["tagged"] == ["ok", 2.5] and fast["tagged i"] == ["ok", 9.0] and fast["named"] == ["ok", 4]
     assert fast["nested"] == ["ok", {"pos": {"x": 1.0, "y": 2.0}, "vel": {"x": 3.0, "y": 0.0}, "id": 5}]
     assert fast["vsum"] == ["ok", 10.0] and fast["no body"] == ["ok", None]
+    assert fast["poly"] == ["ok", [[1.0, 2.0, 3.0, 0.0], [7, 8, 9], 13.0]] and fast["poly made"] == ["ok", 5.0]
+    assert fast["poly too long"] == ["raised", "IndexError"] and fast["poly written"] == 23.0
     assert fast["stepped"] == {"pos": {"x": 7.0, "y": 16.0}, "vel": {"x": 3.0, "y": 10.0}, "id": 7}
     assert fast["normalised"] == {"x": 0.6, "y": 0.8}
 
@@ -142,7 +156,7 @@ def test_the_wrapper_serves_records_and_leaves_pointer_fields_to_cffi(geom: Runn
         print(json.dumps({
             "functions": sorted(n for n in ("vlen", "vnorm", "vadd", "vdot", "the_body", "mixsum", "num_i", "tagged",
                                             "named_n", "vsum") if type(getattr(g, n)) is builtin),
-            "types": sorted(n for n in ("Vec2", "Body", "Mixed", "Num", "Tagged", "Named")
+            "types": sorted(n for n in ("Vec2", "Body", "Mixed", "Num", "Tagged", "Named", "Poly")
                             if isinstance(getattr(g, n), type)),
             "isinstance": [isinstance(g.Vec2(), g.Vec2), isinstance(g.vadd(g.Vec2(), g.Vec2()), g.Vec2),
                            isinstance(g.the_body(), g.Body), isinstance(g.Vec2(), g.Body)],
@@ -151,7 +165,7 @@ def test_the_wrapper_serves_records_and_leaves_pointer_fields_to_cffi(geom: Runn
         }))
     """)
     assert served["functions"] == ["mixsum", "num_i", "tagged", "the_body", "vadd", "vdot", "vlen", "vnorm"]
-    assert served["types"] == ["Body", "Mixed", "Num", "Tagged", "Vec2"]  # Named holds a pointer: cffi's
+    assert served["types"] == ["Body", "Mixed", "Num", "Poly", "Tagged", "Vec2"]  # Named holds a pointer: cffi's
     assert served["isinstance"] == [True, True, True, False]
     assert served["module"] and served["doc"] == "struct Body { Vec2 pos; Vec2 vel; int32_t id; }"
 
@@ -209,9 +223,17 @@ def test_views_write_through_and_keep_their_owner(geom: Runner) -> None:
         del body
         gc.collect()
         junk = [g.Body(id=i) for i in range(1000)]  # would reuse freed memory
-        print(json.dumps([pos.x, outer.x, outer.y, repr(g.Body(id=3).vel), repr(g.num_i(0))]))
+        poly = g.Poly(n=1, xs=[2.0])
+        xs = poly.xs
+        del poly
+        gc.collect()
+        junk = [g.Poly(n=i) for i in range(1000)]
+        xs[1] = 3.0
+        print(json.dumps([pos.x, outer.x, outer.y, repr(g.Body(id=3).vel), repr(g.num_i(0)), xs.tolist(),
+                          repr(g.poly3()), g.Poly(xs=[1.0]) == g.Poly(xs=(1.0, 0.0)), g.Poly(xs=[1.0]) == g.Poly()]))
     """)
-    assert found == [5.0, 5.0, 2.0, "Vec2(x=0.0, y=0.0)", "Num(i=0, f=0.0)"]
+    assert found == [5.0, 5.0, 2.0, "Vec2(x=0.0, y=0.0)", "Num(i=0, f=0.0)", [2.0, 3.0, 0.0, 0.0],
+                     "Poly(n=3, xs=[1.0, 2.0, 3.0, 0.0], flags=[7, 8, 9])", True, False]
 
 
 def test_equality_copy_and_buffer(geom: Runner) -> None:
