@@ -57,8 +57,8 @@ def served_records(interface: Interface) -> RecordPlan:
             return verdict[name]
         verdict[name] = False  # a record never holds itself by value; this ends any malformed cycle
         struct = records.get(name)
-        if struct is None or struct.fields is None or not struct.fields:
-            return False
+        if struct is None or struct.fields is None or not struct.fields or not (name.isascii() and name.isidentifier()):
+            return False  # the name goes into C identifiers (ni_t_<name>)
         for field in struct.fields:
             ctype = field.type
             scalar = ctype.kind in ("int", "float", "bool", "enum")

@@ -162,11 +162,14 @@ def test_the_wrapper_serves_records_and_leaves_pointer_fields_to_cffi(geom: Runn
                            isinstance(g.the_body(), g.Body), isinstance(g.Vec2(), g.Body)],
             "module": g.Vec2.__module__ == "geom" or g.Vec2.__module__.startswith("nativeimport._pickling.k"),
             "doc": g.Body.__doc__,
+            "released": [nativeimport.release_gil(g, "vadd", "vnorm"), repr(g.vadd(g.Vec2(1.0, 2.0), g.Vec2(3.0, 4.0))),
+                         type(g.vadd) is builtin],
         }))
     """)
     assert served["functions"] == ["mixsum", "num_i", "tagged", "the_body", "vadd", "vdot", "vlen", "vnorm"]
     assert served["types"] == ["Body", "Mixed", "Num", "Poly", "Tagged", "Vec2"]  # Named holds a pointer: cffi's
     assert served["isinstance"] == [True, True, True, False]
+    assert served["released"] == [None, "Vec2(x=4.0, y=6.0)", True]
     assert served["module"] and served["doc"] == "struct Body { Vec2 pos; Vec2 vel; int32_t id; }"
 
 
