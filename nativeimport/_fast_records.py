@@ -569,6 +569,20 @@ static PyObject *ni_record_compare(PyObject *a, PyObject *b, int op) {
     return PyBool_FromLong(op == Py_EQ ? same : !same);
 }
 
+/* p[i]: as a cffi pointer, an item of the array a function returned a pointer into (unchecked, as in C and
+   cffi); an instance or a field holds one record, p[0]. */
+static PyObject *ni_record_item(PyObject *self, PyObject *key) {
+    NiRecord *record = (NiRecord *)self;
+    Py_ssize_t i = PyNumber_AsSsize_t(key, PyExc_IndexError);
+    if (i == -1 && PyErr_Occurred()) return NULL;
+    int borrowed = record->owner == NULL && record->data != (char *)self + NI_RECORD_INLINE;
+    if (i != 0 && !borrowed) {
+        PyErr_Format(PyExc_IndexError, "%s instance index out of range (it holds one record)", record->spec->name);
+        return NULL;
+    }
+    return ni_record_view(record->spec, record->data + i * record->spec->size, borrowed ? NULL : self);
+}
+
 static int ni_record_buffer(PyObject *self, Py_buffer *view, int flags) {
     NiRecord *record = (NiRecord *)self;
     return PyBuffer_FillInfo(view, self, record->data, record->spec->size, 0, flags);
@@ -618,7 +632,8 @@ static int ni_make_record_type(NiRecordSpec *spec, PyObject *module_name) {
     PyType_Slot slots[] = {
         {Py_tp_dealloc, ni_record_dealloc}, {Py_tp_repr, ni_record_repr}, {Py_tp_richcompare, ni_record_compare},
         {Py_tp_getset, getset}, {Py_tp_methods, ni_record_methods}, {Py_tp_new, ni_record_new},
-        {Py_tp_doc, (void *)spec->doc}, {Py_bf_getbuffer, ni_record_buffer}, {0, NULL}};
+        {Py_tp_doc, (void *)spec->doc}, {Py_bf_getbuffer, ni_record_buffer},
+        {Py_mp_subscript, ni_record_item}, {0, NULL}};
     PyType_Spec type_spec = {kept, (int)(NI_RECORD_INLINE + spec->size), 0, Py_TPFLAGS_DEFAULT, slots};
     PyObject *type = PyType_FromSpec(&type_spec);
     if (type == NULL) goto fail;

@@ -28,6 +28,8 @@ void vnorm(Vec2 *v) { double l = vlen(*v); if (l > 0) { v->x /= l; v->y /= l; } 
 Vec2 vadd(Vec2 a, Vec2 b) { Vec2 r = {a.x + b.x, a.y + b.y}; return r; }
 double vdot(const Vec2 *a, const Vec2 *b) { return a && b ? a->x * b->x + a->y * b->y : -1.0; }
 static Body world = {{1, 2}, {3, 4}, 7};
+static Vec2 corners[3] = {{0, 0}, {1, 0}, {1, 1}};
+Vec2 *the_corners(void) { return corners; }
 Body *the_body(void) { return &world; }
 Body *no_body(void) { return 0; }
 void step(Body *b, double dt) { b->pos.x += b->vel.x * dt; b->pos.y += b->vel.y * dt; }
@@ -92,6 +94,7 @@ results = {
     "nested": attempt(lambda: g.Body(pos=(1.0, 2.0), vel={"x": 3.0}, id=5)),
     "vsum": attempt(lambda: g.vsum(g.Vec2(1.0, 2.0), 2, 3.0, 4.0)),
     "no body": attempt(lambda: g.no_body()),
+    "corners": attempt(lambda: [g.the_corners()[2].x, g.the_corners()[2].y, g.the_corners()[0].x]),
     "poly": attempt(lambda: [list(g.poly3().xs), list(g.poly3().flags), g.poly_sum(g.poly3())]),
     "poly made": attempt(lambda: g.poly_sum(g.Poly(n=2, xs=[1.5, 2.5], flags=(1,)))),
     "poly too long": attempt(lambda: g.Poly(xs=[1.0] * 5))[:2],
@@ -141,6 +144,7 @@ def test_both_binders_give_the_same_results(geom: Runner) -> None:
     assert fast["tagged"] == ["ok", 2.5] and fast["tagged i"] == ["ok", 9.0] and fast["named"] == ["ok", 4]
     assert fast["nested"] == ["ok", {"pos": {"x": 1.0, "y": 2.0}, "vel": {"x": 3.0, "y": 0.0}, "id": 5}]
     assert fast["vsum"] == ["ok", 10.0] and fast["no body"] == ["ok", None]
+    assert fast["corners"] == ["ok", [1.0, 1.0, 0.0]]  # a pointer into an array indexes as in cffi
     assert fast["poly"] == ["ok", [[1.0, 2.0, 3.0, 0.0], [7, 8, 9], 13.0]] and fast["poly made"] == ["ok", 5.0]
     assert fast["poly too long"] == ["raised", "IndexError"] and fast["poly written"] == 23.0
     assert fast["stepped"] == {"pos": {"x": 7.0, "y": 16.0}, "vel": {"x": 3.0, "y": 10.0}, "id": 7}
@@ -219,6 +223,7 @@ def test_views_write_through_and_keep_their_owner(geom: Runner) -> None:
         nativeimport.install()
         import geom as g
         body = g.Body(pos=g.Vec2(1.0, 2.0))
+        body_again = g.Body()
         pos = body.pos
         pos.x = 5.0
         body.vel.y = 6.0
@@ -232,10 +237,19 @@ def test_views_write_through_and_keep_their_owner(geom: Runner) -> None:
         gc.collect()
         junk = [g.Poly(n=i) for i in range(1000)]
         xs[1] = 3.0
-        print(json.dumps([pos.x, outer.x, outer.y, repr(g.Body(id=3).vel), repr(g.num_i(0)), xs.tolist(),
+        corner = g.the_corners()[1]
+        corner.y = 5.0
+        items = [g.the_corners()[1].y, g.Vec2(1.0)[0].x]
+        for bad in (lambda: g.Vec2()[1], lambda: list(g.Vec2()), lambda: body_again.pos[1]):
+            try:
+                bad()
+            except (IndexError, TypeError) as exc:
+                items.append(type(exc).__name__)
+        print(json.dumps([pos.x, outer.x, outer.y, repr(g.Body(id=3).vel), repr(g.num_i(0)), xs.tolist(), items,
                           repr(g.poly3()), g.Poly(xs=[1.0]) == g.Poly(xs=(1.0, 0.0)), g.Poly(xs=[1.0]) == g.Poly()]))
     """)
     assert found == [5.0, 5.0, 2.0, "Vec2(x=0.0, y=0.0)", "Num(i=0, f=0.0)", [2.0, 3.0, 0.0, 0.0],
+                     [5.0, 1.0, "IndexError", "TypeError", "IndexError"],
                      "Poly(n=3, xs=[1.0, 2.0, 3.0, 0.0], flags=[7, 8, 9])", True, False]
 
 
