@@ -255,6 +255,11 @@ def _reduce_cdata(value: Any) -> Any:
     """A struct instance pickles as its bytes; any other cdata is a pointer into this process and refused."""
     for (key, _), (module, namespace) in list(BOUND.items()):
         for name, struct in namespace.items():
+            if isinstance(getattr(struct, "__native_size__", None), int) and isinstance(struct, type):
+                found = _record_cdata(key, module, namespace, name, struct, value)
+                if found is not None:
+                    return found
+                continue
             if type(struct).__name__ != "StructType" or not isinstance(value, struct):
                 continue
             ffi = struct._ffi
@@ -276,6 +281,29 @@ def _reduce_cdata(value: Any) -> Any:
     raise TypeError(f"cannot pickle {what}: a pointer into this process's memory means nothing in another "
                     "process; send the data instead (bytes(ffi.buffer(p, size)), a numpy array, or a struct "
                     "instance made with the module's struct type)")
+
+
+def _record_cdata(key: str, module: Any, namespace: dict[str, Any], name: str, struct: type, value: Any) -> Any:
+    """A cffi cdata of a record the fast binder serves (``mod.__ffi__.new("Vec2 *")``, what a cffi-served
+    function returned) pickles as that type's instances do; None if ``value`` is no such cdata."""
+    ffi: Any = namespace.get("__ffi__")
+    if type(ffi).__name__ != "FFI" and getattr(ffi, "_made", None) is None:
+        return None  # this module's cffi binding was never loaded: the cdata is another's
+    try:
+        ctype = ffi.typeof(value)
+    except (TypeError, AttributeError):
+        return None
+    kind = "union" if ctype.cname.startswith("union") else "struct"
+    if ctype.cname not in (f"{kind} {struct.__name__}", f"{kind} {struct.__name__} *"):
+        return None
+    pointer = ctype.kind == "pointer"
+    if pointer and type(value).__name__ not in _OWNING:
+        fields = getattr(struct, "__native_fields__", ())
+        copy = f"{module.__name__}.{name}(" + ", ".join(f"p.{f}" for f in fields) + ")"
+        raise TypeError(f"cannot pickle {value!r}: it points into this process's memory (a struct the "
+                        f"library returned by pointer); send a copy instead, {copy}, or its fields as a dict")
+    data = bytes(ffi.buffer(value if pointer else ffi.addressof(value)))
+    return (struct_value, (reference_for(key, module), name, data))
 
 
 # The cdata types that own their memory (ffi.new, ffi.gc): a struct instance made by mod.Point(...).

@@ -322,6 +322,9 @@ def test_pickled_instances_cross_processes(geom: Runner) -> None:
         with open("records.pickle", "wb") as stream:
             pickle.dump([g.Vec2(1.5, 2.5), g.Body(pos=g.Vec2(1.0, 2.0), id=9), g.Num(i=5), g.Vec2, g.the_body().pos],
                         stream)
+        cdata = g.__ffi__.new("Vec2 *", [4.0, 5.0])  # cffi's own instance of a record the wrapper serves
+        with open("cdata.pickle", "wb") as stream:
+            pickle.dump([cdata, cdata[0]], stream)
         try:
             pickle.dumps(g.the_body())
         except TypeError as exc:
@@ -331,16 +334,19 @@ def test_pickled_instances_cross_processes(geom: Runner) -> None:
     """)
     elsewhere = geom.project.parent / "elsewhere"
     elsewhere.mkdir()
-    (elsewhere / "records.pickle").write_bytes((geom.project / "records.pickle").read_bytes())
+    for name in ("records.pickle", "cdata.pickle"):
+        (elsewhere / name).write_bytes((geom.project / name).read_bytes())
     found = geom.json("""
         import json, pickle, sys
         with open("records.pickle", "rb") as stream:
             vec, body, num, kind, pos = pickle.load(stream)
+        with open("cdata.pickle", "rb") as stream:
+            cdata = pickle.load(stream)
         print(json.dumps([repr(vec), repr(body), num.i, isinstance(vec, kind), kind.__name__, repr(pos),
-                          "cffi" in sys.modules]))
+                          "cffi" in sys.modules, [repr(c) for c in cdata]]))
     """, cwd=elsewhere)
     assert found == ["Vec2(x=1.5, y=2.5)", "Body(pos=Vec2(x=1.0, y=2.0), vel=Vec2(x=0.0, y=0.0), id=9)", 5, True,
-                     "Vec2", "Vec2(x=1.0, y=2.0)", False]
+                     "Vec2", "Vec2(x=1.0, y=2.0)", False, ["Vec2(x=4.0, y=5.0)", "Vec2(x=4.0, y=5.0)"]]
 
 
 def test_a_warm_import_leaves_cffi_out(runner: Runner) -> None:
