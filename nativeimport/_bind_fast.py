@@ -1,9 +1,10 @@
 """The fast binder: a generated CPython extension calling the library directly.
 
 For every function whose parameters and result are integers, floats, bools,
-enums, ``const char *`` strings or pointers to scalars (taken through the
-buffer protocol), it writes C with ``METH_NOARGS`` / ``METH_O`` /
-``METH_FASTCALL`` wrappers, compiles it against the running interpreter's
+enums, ``const char *`` strings, pointers to scalars (taken through the
+buffer protocol) or callbacks of such scalars (generated trampolines:
+:mod:`nativeimport._fast_callbacks`), it writes C with ``METH_NOARGS`` /
+``METH_O`` / ``METH_FASTCALL`` wrappers, compiles it against the running interpreter's
 headers and stores it in the cache entry under the interpreter's ABI tag
 (``fast.cpython-311-x86_64-linux-gnu.so``). Other interpreters add their own.
 Functions it cannot express, and arguments it does not recognise (a cffi
@@ -33,6 +34,7 @@ from . import _fast_records as records
 from ._child import child_setup
 from ._entry import FAST_FILE, entry_file, note_fast_unavailable
 from ._fast_c import HEADER, helpers_source, prelude
+from ._fast_callbacks import CALLS_END, CALLS_START, Pools, callback_ok, convert_argument, release_held
 from ._records import checksum, make_private_dirs, write_atomically
 from .interface import CType, Function, Interface, python_name, takes_bytes
 
@@ -60,8 +62,8 @@ def light_binding(interface: Interface) -> str:
 
 
 def expressible(function: Function, opaque: frozenset[str] = frozenset(), served: frozenset[str] = frozenset()) -> bool:
-    """Whether the fast binder can call ``function`` (variadic ones, callbacks and records it does not
-    serve stay on cffi).
+    """Whether the fast binder can call ``function`` (variadic ones, callbacks with pointers and records it
+    does not serve stay on cffi).
 
     ``opaque`` names the records pointers to which are handles: the wrapper takes and returns the cffi
     binding's own pointer objects, so it needs that binding loaded (a module using none does without).
@@ -96,6 +98,8 @@ def _param_kind(ctype: CType, opaque: frozenset[str] = frozenset(), served: froz
     served_kind = records.param_kind(ctype, served)
     if served_kind is not None:
         return served_kind
+    if ctype.is_function_pointer:  # Python callables through generated trampolines (_fast_callbacks)
+        return "callback" if callback_ok(ctype) else None
     if ctype.kind in ("int", "enum"):
         return "int"
     if ctype.kind in ("float", "bool"):
@@ -362,8 +366,10 @@ def generate(functions: list[Function], module_name: str, shared: bool = False,
     for index, function in enumerate(functions):
         parts.append(f"static {_c_result(function.result)} (*ni_f_{index})({_c_params(function)});")
     handle_index = {h: i for i, h in enumerate(handles)}
+    pools = Pools(functions)
+    parts.extend(pools.source())
     for index, function in enumerate(functions):
-        parts.extend(_wrapper(index, function, opaque, handle_index, plan.names))
+        parts.extend(_wrapper(index, function, opaque, handle_index, pools, plan.names))
     parts.append(_module(functions, handles, len(plan.typed())))
     return "\n".join(parts) + "\n"
 
@@ -394,7 +400,8 @@ def _c_string(text: str) -> str:
 
 
 def _wrapper(index: int, function: Function, opaque: frozenset[str] = frozenset(),
-             handles: dict[str, int] | None = None, served: frozenset[str] = frozenset()) -> Iterator[str]:
+             handles: dict[str, int] | None = None, pools: Pools | None = None,
+             served: frozenset[str] = frozenset()) -> Iterator[str]:
     # One wrapper serves both variants: bound with self == NULL it keeps the GIL,
     # with self != NULL it releases it around the call (one predictable branch).
     name = f"ni_w_{index}"
@@ -410,6 +417,10 @@ def _wrapper(index: int, function: Function, opaque: frozenset[str] = frozenset(
     buffers = [i for i, p in enumerate(function.params) if _param_kind(p.type) in ("buffer", "bytes")]
     for position in buffers:  # before any goto fail, which releases them
         yield f"    Py_buffer v{position}; v{position}.obj = NULL;"
+    # the pool of each callback argument; h<position>: the slot held for this call only, if any
+    held = {i: pools.index(p.type) for i, p in enumerate(function.params) if pools and p.type.is_function_pointer}
+    for position in held:
+        yield f"    int h{position} = -1;"
     for position, param in enumerate(function.params):
         what = _c_string(f"{function.name}() argument {param.name!r} ({param.type.spell()})")
         arg = f"args[{position}]"
@@ -444,6 +455,11 @@ def _wrapper(index: int, function: Function, opaque: frozenset[str] = frozenset(
             yield "        PyErr_Clear();"
             yield f"        return ni_fall_back({index}, args, {count});"
             yield "    }"
+    for position, pool in held.items():  # after the scalars, which may hand the call to cffi holding nothing
+        what = _c_string(f"{function.name}() argument {function.params[position].name!r} "
+                         f"({function.params[position].type.spell()})")
+        yield from convert_argument(position, pool, what, f"return ni_fall_back({index}, args, {count});",
+                                    {p: held[p] for p in held if p < position})
     for position in buffers:
         param = function.params[position]
         pointee = param.type.pointee
@@ -455,6 +471,8 @@ def _wrapper(index: int, function: Function, opaque: frozenset[str] = frozenset(
         yield f"    if ({foreign}(args[{position}])) {{ /* e.g. a cffi pointer: the cffi wrapper knows it */"
         for earlier in buffers[: buffers.index(position)]:
             yield f"        ni_release(&v{earlier});"
+        if held:
+            yield f"        {release_held(held)}"
         yield f"        return ni_fall_back({index}, args, {count});"
         yield "    }"
         if as_bytes:
@@ -472,10 +490,16 @@ def _wrapper(index: int, function: Function, opaque: frozenset[str] = frozenset(
     if result.kind != "void":
         yield f"    {_c_result(result)} r;"
         statement = f"r = {call};"
+    if held:
+        yield CALLS_START
     yield f"    if (self == NULL) {{ {statement} }}"
     yield f"    else {{ Py_BEGIN_ALLOW_THREADS {statement} Py_END_ALLOW_THREADS }}"
+    if held:
+        yield CALLS_END
     for position in buffers:
         yield f"    ni_release(&v{position});"
+    if held:
+        yield f"    {release_held(held)}"
     handle = _handle_cdecl(result, opaque)
     if handle is not None:
         assert handles is not None
@@ -487,6 +511,8 @@ def _wrapper(index: int, function: Function, opaque: frozenset[str] = frozenset(
     yield "fail:"
     for position in buffers:
         yield f"    if (v{position}.obj != NULL) ni_release(&v{position});"
+    if held:
+        yield f"    {release_held(held)}"
     yield "    return NULL;"
     yield "}"
     yield ""

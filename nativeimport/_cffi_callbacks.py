@@ -19,10 +19,11 @@ from _thread import _local  # threading.local without importing threading
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from typing import Any
 
-__all__ = ["CallbackSpec", "begin_calls", "end_calls", "function_pointer", "with_callbacks"]
+__all__ = ["FAST_CALLS", "CallbackSpec", "begin_calls", "end_calls", "function_pointer", "is_native", "record_error",
+           "unraisable", "with_callbacks"]
 
 
 class CallbackSpec:
@@ -88,6 +89,12 @@ def _native_address(ffi: Any, value: Any) -> Any:
     native = getattr(value, "__native__", None)  # a cffi wrapper
     if native is not None:
         return native
+    module = _fast_function_module(value)
+    return None if module is None else getattr(module.__lib__, value.__name__)  # a fast wrapper: its symbol
+
+
+def _fast_function_module(value: Any) -> Any:
+    """The module nativeimport bound ``value`` into as one of its fast functions, or None."""
     module = sys.modules.get(getattr(value, "__module__", None) or "")
     name = getattr(value, "__name__", "")
     exports = getattr(module, "__native_exports__", ())
@@ -95,7 +102,13 @@ def _native_address(ffi: Any, value: Any) -> Any:
         return None
     if module.__dict__.get(name) is not value and getattr(module, "__native_release_gil__", {}).get(name) is not value:
         return None
-    return getattr(module.__lib__, name)  # a fast wrapper: its library's symbol
+    return module
+
+
+def is_native(value: Any) -> bool:
+    """Whether ``value`` is a function nativeimport bound (the fast wrapper's trampolines hand those to cffi,
+    which passes their C address)."""
+    return getattr(value, "__native__", None) is not None or _fast_function_module(value) is not None
 
 
 def _callback(ffi: Any, function: Any, spec: CallbackSpec, held: Any = None) -> Any:
@@ -126,7 +139,7 @@ def _callback(ffi: Any, function: Any, spec: CallbackSpec, held: Any = None) -> 
         return None if result == "void" else back
 
     def on_error(kind: type[BaseException], error: BaseException, traceback: Any) -> None:
-        _record_error(error.with_traceback(traceback), name)
+        record_error(error.with_traceback(traceback), name)
 
     if held is not None:
         function = None  # only the weak reference stays in the closure
@@ -135,6 +148,9 @@ def _callback(ffi: Any, function: Any, spec: CallbackSpec, held: Any = None) -> 
 
 # Per thread: the calls in progress that take Python callbacks, each with the errors its callbacks raised.
 _CALLS = _local()
+#: The fast wrappers' own bookkeeping of their calls in progress: each takes an exception a cffi callback
+#: raised outside any cffi call and returns whether a call of that wrapper on this thread kept it.
+FAST_CALLS: list[Callable[[BaseException], bool]] = []
 
 
 def begin_calls() -> list[BaseException]:
@@ -152,19 +168,21 @@ def end_calls(errors: list[BaseException]) -> None:
     _CALLS.stack.pop()
     if errors:
         for later in errors[1:]:
-            _unraisable(later, "Exception ignored in a callback (an earlier one is raised)")
+            unraisable(later, "Exception ignored in a callback (an earlier one is raised)")
         raise errors[0]
 
 
-def _record_error(error: BaseException, function: str) -> None:
+def record_error(error: BaseException, function: str) -> None:
+    """An exception a callback raised: kept for the call in progress on this thread, else reported."""
     stack = getattr(_CALLS, "stack", None)
     if stack:
         stack[-1].append(error)
-    else:  # C called a callback it kept, outside any call that took one: nobody to raise it to
-        _unraisable(error, f"Exception ignored in callback {function} called from C")
+    elif not any(keep(error) for keep in FAST_CALLS):  # nor a fast wrapper's call taking callbacks
+        # C called a callback it kept, outside any call that took one: nobody to raise it to
+        unraisable(error, f"Exception ignored in callback {function} called from C")
 
 
-def _unraisable(error: BaseException, message: str) -> None:
+def unraisable(error: BaseException, message: str) -> None:
     """Report an exception nobody can catch, as Python reports one raised in ``__del__``."""
     import traceback
 

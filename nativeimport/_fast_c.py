@@ -13,6 +13,7 @@ would cost the scalar calls the nanoseconds the binder exists to save.
 
 from __future__ import annotations
 
+from ._fast_callbacks import CALLBACK_DECLARATIONS, CALLBACK_HELPERS
 from ._fast_records import RECORD_DECLARATIONS, RECORD_HELPERS
 
 __all__ = ["HEADER", "helpers_source", "prelude"]
@@ -345,16 +346,17 @@ _HIDDEN = '#define NI_HELPER __attribute__((visibility("hidden")))  /* linked in
 
 def helpers_source() -> str:
     """``ni_helpers.c``: the shared helpers, compiled once into an object each wrapper links."""
-    return _INCLUDE + _HIDDEN + _DECLARATIONS + RECORD_DECLARATIONS + _HELPERS + _INLINE_HELPERS + RECORD_HELPERS
+    return (_INCLUDE + _HIDDEN + _DECLARATIONS + CALLBACK_DECLARATIONS + RECORD_DECLARATIONS + _HELPERS
+            + CALLBACK_HELPERS + _INLINE_HELPERS + RECORD_HELPERS)
 
 
 def prelude(shared: bool, records: bool = True) -> str:
     """What a wrapper's C starts with: the helpers' declarations, and their definitions unless ``shared``
     (the struct types' only if it has ``records``: they would add half to a small wrapper's compile)."""
     if shared:
-        return _INCLUDE + _HIDDEN + _DECLARATIONS + RECORD_DECLARATIONS + _INLINE_HELPERS
-    return (_INCLUDE + "#define NI_HELPER static\n" + _DECLARATIONS + RECORD_DECLARATIONS + _HELPERS + _INLINE_HELPERS
-            + (RECORD_HELPERS if records else _NO_RECORDS))
+        return _INCLUDE + _HIDDEN + _DECLARATIONS + CALLBACK_DECLARATIONS + RECORD_DECLARATIONS + _INLINE_HELPERS
+    return (_INCLUDE + "#define NI_HELPER static\n" + _DECLARATIONS + CALLBACK_DECLARATIONS + RECORD_DECLARATIONS
+            + _HELPERS + CALLBACK_HELPERS + _INLINE_HELPERS + (RECORD_HELPERS if records else _NO_RECORDS))
 
 
 _NO_RECORDS = """

@@ -39,6 +39,7 @@ float num_f(Num n) { return n.f; }
 Num num_i(int32_t i) { Num n; n.i = i; return n; }
 double tagged(Tagged t) { return t.tag ? t.d : t.i; }
 int32_t named_n(Named n) { return n.n; }
+double vapply(Vec2 v, double (*f)(double)) { return f(v.x) + f(v.y); }  /* a record and a callback */
 typedef struct { int32_t n; double xs[4]; uint8_t flags[3]; } Poly;
 double poly_sum(const Poly *p) { double s = 0; for (int i = 0; i < p->n; i++) s += p->xs[i]; return s + p->flags[0]; }
 Poly poly3(void) { Poly p = {3, {1, 2, 3, 0}, {7, 8, 9}}; return p; }
@@ -93,6 +94,7 @@ results = {
     "named": attempt(lambda: g.named_n(g.Named(n=4))),
     "nested": attempt(lambda: g.Body(pos=(1.0, 2.0), vel={"x": 3.0}, id=5)),
     "vsum": attempt(lambda: g.vsum(g.Vec2(1.0, 2.0), 2, 3.0, 4.0)),
+    "vapply": attempt(lambda: g.vapply(g.Vec2(1.0, 2.0), lambda x: x * 10)),
     "no body": attempt(lambda: g.no_body()),
     "corners": attempt(lambda: [g.the_corners()[2].x, g.the_corners()[2].y, g.the_corners()[0].x]),
     "poly": attempt(lambda: [list(g.poly3().xs), list(g.poly3().flags), g.poly_sum(g.poly3())]),
@@ -143,7 +145,7 @@ def test_both_binders_give_the_same_results(geom: Runner) -> None:
     assert fast["num"] == ["ok", 1.0] and fast["num fields"] == ["ok", 1.0]
     assert fast["tagged"] == ["ok", 2.5] and fast["tagged i"] == ["ok", 9.0] and fast["named"] == ["ok", 4]
     assert fast["nested"] == ["ok", {"pos": {"x": 1.0, "y": 2.0}, "vel": {"x": 3.0, "y": 0.0}, "id": 5}]
-    assert fast["vsum"] == ["ok", 10.0] and fast["no body"] == ["ok", None]
+    assert fast["vsum"] == ["ok", 10.0] and fast["no body"] == ["ok", None] and fast["vapply"] == ["ok", 30.0]
     assert fast["corners"] == ["ok", [1.0, 1.0, 0.0]]  # a pointer into an array indexes as in cffi
     assert fast["poly"] == ["ok", [[1.0, 2.0, 3.0, 0.0], [7, 8, 9], 13.0]] and fast["poly made"] == ["ok", 5.0]
     assert fast["poly too long"] == ["raised", "IndexError"] and fast["poly written"] == 23.0
@@ -159,7 +161,7 @@ def test_the_wrapper_serves_records_and_leaves_pointer_fields_to_cffi(geom: Runn
         builtin = type(len)
         print(json.dumps({
             "functions": sorted(n for n in ("vlen", "vnorm", "vadd", "vdot", "the_body", "mixsum", "num_i", "tagged",
-                                            "named_n", "vsum") if type(getattr(g, n)) is builtin),
+                                            "named_n", "vsum", "vapply") if type(getattr(g, n)) is builtin),
             "types": sorted(n for n in ("Vec2", "Body", "Mixed", "Num", "Tagged", "Named", "Poly")
                             if isinstance(getattr(g, n), type)),
             "isinstance": [isinstance(g.Vec2(), g.Vec2), isinstance(g.vadd(g.Vec2(), g.Vec2()), g.Vec2),
@@ -170,7 +172,7 @@ def test_the_wrapper_serves_records_and_leaves_pointer_fields_to_cffi(geom: Runn
                          type(g.vadd) is builtin],
         }))
     """)
-    assert served["functions"] == ["mixsum", "num_i", "tagged", "the_body", "vadd", "vdot", "vlen", "vnorm"]
+    assert served["functions"] == ["mixsum", "num_i", "tagged", "the_body", "vadd", "vapply", "vdot", "vlen", "vnorm"]
     assert served["types"] == ["Body", "Mixed", "Num", "Poly", "Tagged", "Vec2"]  # Named holds a pointer: cffi's
     assert served["isinstance"] == [True, True, True, False]
     assert served["released"] == [None, "Vec2(x=4.0, y=6.0)", True]

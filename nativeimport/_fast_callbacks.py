@@ -1,0 +1,457 @@
+"""Function-pointer parameters in the fast wrapper: Python callables called from C through generated trampolines.
+
+A C function pointer carries no state, so each callback type a module's
+functions take gets a pool of static trampolines (``POOL``), each reading its
+Python callable from its own slot of a static table. A callable passed to a
+function-pointer parameter takes a slot, holding only a weak reference to it,
+and keeps it while it lives (C may store the pointer and call it later, as
+long as the caller keeps the function); a callable that cannot be weakly
+referenced has a slot for the call only. The semantics are those of the cffi
+binder (:mod:`nativeimport._cffi_callbacks`): C arguments reach Python as the
+fast binder returns results, the return value is converted like an argument,
+an exception is kept and raised again when the C function that took the
+callback returns (per thread), one raised outside any such call is reported as
+unraisable, and C receives zero. A trampoline whose callable has died raises
+``ReferenceError`` the same way; it never touches a dead object. The slot
+freed by a dead callable is reused as late as possible (the pool is scanned
+round-robin), so a stale pointer C kept calls nothing rather than a stranger
+for as long as the pool allows.
+
+What the trampolines cannot serve goes to the cffi wrapper, whole call: a
+full pool, a native function (a cdata, a cffi wrapper, another module's fast
+function: cffi passes its C address; one of this module's own functions of the
+same type is passed directly), and callback types other than scalars and
+strings (those functions stay on cffi altogether).
+
+An exception a cffi callback raises while no cffi call is in progress (the
+pool was full when C stored it) goes to this thread's fast call taking
+callbacks, if any (``_cffi_callbacks.FAST_CALLS``), as within one binder.
+
+Every trampoline takes the GIL itself (``PyGILState_Ensure``): the call may
+have released it, or C may call from a thread of its own. The functions keep
+the GIL during the call, as the fast binder's others do (a callback then costs
+about what a hand-written trampoline costs; releasing and taking it back
+around each callback would triple that), so one that waits for a thread of C
+calling back must be given ``release_gil``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+
+from .interface import INTEGER_TYPES, CType, Function
+
+__all__ = ["CALLBACK_DECLARATIONS", "CALLBACK_HELPERS", "CALLS_END", "CALLS_START", "POOL", "Pools", "callback_ok",
+           "convert_argument", "release_held"]
+
+#: Trampolines per callback type: that many distinct live Python functions are served in C at once.
+POOL = 32
+#: ... unless a wrapper has many callback types: each trampoline costs its compile about half a millisecond,
+#: so beyond this many in all the pools shrink (to no fewer than 8 trampolines each).
+TRAMPOLINES = 512
+
+
+def pool_size(types: int) -> int:
+    """The trampolines per pool for a wrapper taking ``types`` callback types."""
+    return POOL if types * POOL <= TRAMPOLINES else max(8, TRAMPOLINES // types)
+
+
+def callback_ok(ctype: CType) -> bool:
+    """Whether ``ctype`` is a function pointer whose calls the trampolines can convert both ways."""
+    function = ctype.pointee if ctype.is_function_pointer else None
+    if function is None or function.variadic or function.pointee is None:
+        return False
+    result = function.pointee
+    return (result.kind in ("void", "int", "float", "bool", "enum")
+            and all(p.kind in ("int", "float", "bool", "enum") or p.is_string for p in function.params))
+
+
+def _key(ctype: CType) -> str:
+    """The pool a function-pointer type uses: its canonical declaration (enums as their integers)."""
+    return ctype.cdecl()
+
+
+class Pools:
+    """The callback types a wrapper's functions take, numbered: one pool of trampolines each."""
+
+    def __init__(self, functions: Sequence[Function]) -> None:
+        self.functions = functions
+        self.types: dict[str, CType] = {}
+        for function in functions:
+            for param in function.params:
+                if callback_ok(param.type):
+                    self.types.setdefault(_key(param.type), param.type)
+        self.numbered = {key: index for index, key in enumerate(self.types)}
+
+    def index(self, ctype: CType) -> int:
+        return self.numbered[_key(ctype)]
+
+    def source(self) -> Iterator[str]:
+        """Every pool's C; a function of the wrapper whose own type is a pool's is passed as its address."""
+        if not self.numbered:
+            return
+        yield "static NiModule ni_this;  /* defined at the end: a pool passes this module's own functions */"
+        yield from (f"static NiPool ni_pool_{index};" for index in self.numbered.values())  # trampolines use them
+        own = [_key(CType.pointer(CType.function(f.result, tuple(p.type for p in f.params), f.variadic)))
+               for f in self.functions]
+        for key, index in self.numbered.items():
+            natives = [i for i, k in enumerate(own) if k == key]
+            yield pool_source(index, self.types[key], natives, pool_size(len(self.numbered)))
+
+
+def _limits(name: str) -> tuple[str, str]:
+    """The C constants bounding integer type ``name`` (``int32_t``: ``INT32_MIN``, ``INT32_MAX``)."""
+    size, signed = INTEGER_TYPES[name]
+    return (f"INT{8 * size}_MIN", f"INT{8 * size}_MAX") if signed else ("0", f"UINT{8 * size}_MAX")
+
+
+def _c_type(ctype: CType) -> str:
+    if ctype.is_string:
+        return "const char *"
+    if ctype.kind == "enum":
+        assert ctype.pointee is not None
+        return ctype.pointee.name
+    return "_Bool" if ctype.kind == "bool" else ctype.name
+
+
+def _to_python(ctype: CType, var: str) -> str:
+    """C value ``var`` as the fast binder returns such a result."""
+    if ctype.is_string:
+        return f"ni_string_result({var})"
+    if ctype.kind == "float":
+        return f"PyFloat_FromDouble((double){var})"
+    if ctype.kind == "bool":
+        return f"PyBool_FromLong({var})"
+    if _c_type(ctype).startswith("u"):
+        return f"PyLong_FromUnsignedLongLong((unsigned long long){var})"
+    return f"PyLong_FromLongLong((long long){var})"
+
+
+def _from_python(ctype: CType) -> list[str]:
+    """Statements converting ``back`` (the callable's return value) into ``r`` and clearing ``failed``
+    (``what`` names the value in errors)."""
+    if ctype.kind == "void":
+        return ["failed = 0;"]
+    if ctype.kind == "float":
+        return ["double v;", "if (ni_double(back, &v, what) == 0) { r = v; failed = 0; }"]
+    if ctype.kind == "bool":
+        return ["int v = PyObject_IsTrue(back);", "if (v >= 0) { r = v; failed = 0; }"]
+    name = _c_type(ctype)
+    low, high = _limits(name)
+    if name.startswith("u"):
+        return ["unsigned long long v;",
+                f"if (ni_unsigned(back, {high}, &v, what, \"{name}\") == 0) {{ r = ({name})v; failed = 0; }}"]
+    return ["long long v;",
+            f"if (ni_signed(back, {low}, {high}, &v, what, \"{name}\") == 0) {{ r = ({name})v; failed = 0; }}"]
+
+
+def pool_source(index: int, ctype: CType, natives: Sequence[int], size: int = POOL) -> str:
+    """The pool of trampolines for one callback type; ``natives``: this module's functions of that very type
+    (by position in the method table), passed to C as their addresses."""
+    function = ctype.pointee
+    assert function is not None and function.pointee is not None
+    result = function.pointee
+    params = function.params
+    typed = ", ".join(f"{_c_type(p)} x{i}" for i, p in enumerate(params))
+    names = "".join(f", x{i}" for i in range(len(params)))
+    r_type = "void" if result.kind == "void" else _c_type(result)
+    what = json_string(f"the result of a {ctype.cdecl()} callback")
+    lines = [f"static {r_type} ni_cb{index}(int slot{', ' + typed if typed else ''}) {{",
+             "    PyGILState_STATE gil = PyGILState_Ensure();"]
+    if result.kind != "void":
+        lines.append(f"    {r_type} r = 0;")
+    lines += [f"    PyObject *f = ni_callback_target(&ni_pool_{index}, slot);",
+              "    int failed = 1;",
+              "    if (f != NULL) {"]
+    count = len(params)
+    if count:
+        converted = ", ".join(_to_python(p, f"x{i}") for i, p in enumerate(params))
+        lines.append(f"        PyObject *a[{count}] = {{{converted}}};")
+        ready = " && ".join(f"a[{i}]" for i in range(count))
+        lines.append(f"        PyObject *back = {ready} ? PyObject_Vectorcall(f, a, {count}, NULL) : NULL;")
+        lines += [f"        Py_XDECREF(a[{i}]);" for i in range(count)]
+    else:
+        lines.append("        PyObject *back = PyObject_CallNoArgs(f);")
+    lines += ["        if (back != NULL) {", f"            const char *what = {what}; (void)what;"]
+    lines += [f"            {line}" for line in _from_python(result)]
+    lines += ["            Py_DECREF(back);", "        }", "    }",
+              "    if (failed) ni_callback_failed(f);",
+              "    Py_XDECREF(f);",
+              "    PyGILState_Release(gil);",
+              "    return;" if result.kind == "void" else "    return r;",
+              "}"]
+    for slot in range(size):
+        call = f"{'' if r_type == 'void' else 'return '}ni_cb{index}({slot}{names});"
+        lines.append(f"static {r_type} ni_t{index}_{slot}({typed or 'void'}) {{ {call} }}")
+    trampolines = ", ".join(f"(void *)ni_t{index}_{slot}" for slot in range(size))
+    native_list = ", ".join(str(n) for n in (*natives, -1))
+    lines += [f"static void *const ni_tramps_{index}[{size}] = {{{trampolines}}};",
+              f"static const int ni_natives_{index}[] = {{{native_list}}};",
+              f"static PyObject *ni_refs_{index}[{size}], *ni_ids_{index}[{size}];",
+              f"static char ni_strong_{index}[{size}];",
+              f"static NiPool ni_pool_{index} = {{{size}, 0, 0, ni_refs_{index}, ni_ids_{index}, ni_strong_{index}, "
+              f"ni_tramps_{index}, "
+              f"ni_natives_{index}, NULL}};",
+              ""]
+    return "\n".join(lines)
+
+
+def convert_argument(position: int, pool: int, what: str, fall_back: str, held_before: dict[int, int]) -> Iterator[str]:
+    """A wrapper's lines converting callback argument ``position`` to ``a<position>``; on a refusal the call
+    goes to cffi after the slots held for earlier callback arguments are given back."""
+    yield f"    void *a{position};"
+    arguments = f"&ni_pool_{pool}, &ni_this, args[{position}], &a{position}, &h{position}, {what}"
+    yield f"    {{ int took = ni_callback({arguments});"
+    yield "      if (took < 0) goto fail;"
+    yield f"      if (took > 0) {{ {release_held(held_before)} {fall_back} }} }}"
+
+
+def release_held(held: dict[int, int]) -> str:
+    """Give back the slots held for the call only (callables that cannot be weakly referenced);
+    ``held``: the pool of each callback argument by position."""
+    return " ".join(f"if (h{p} >= 0) ni_callback_done(&ni_pool_{pool}, h{p});" for p, pool in held.items())
+
+
+# Around the C call of a function taking callbacks: this thread's exceptions raised in them are kept, then raised.
+CALLS_START = "    NiCalls calls; ni_calls_begin(&calls);"
+CALLS_END = "    if (ni_calls_end(&calls)) goto fail;  /* a callback raised: raised again now */"
+
+
+def json_string(text: str) -> str:
+    return json.dumps(text)  # a JSON string is a valid C string literal for what we put in it
+
+
+CALLBACK_DECLARATIONS = r"""
+/* One callback type's trampolines and the callables their slots hold. */
+typedef struct {
+    int size;
+    int cursor;               /* where the search for a free slot starts: freed slots are reused as late as possible */
+    int last;                 /* the slot found last, looked at first */
+    PyObject **refs;          /* per slot: a weak reference to its callable, the callable (held for a call), or NULL */
+    PyObject **ids;           /* per weakly held slot: its callable's address, only compared, never dereferenced */
+    char *strong;             /* per slot: 1 when refs holds the callable itself, for one call */
+    void *const *trampolines;
+    const int *natives;       /* this module's functions of this very type, by method index, -1 ending */
+    PyObject *on_death;       /* the weak references' callback, freeing the slot */
+} NiPool;
+
+/* A call in progress that took Python callbacks, on this thread: the first exception they raised. */
+typedef struct NiCalls { struct NiCalls *outer; PyObject *type, *value, *traceback; } NiCalls;
+
+NI_HELPER int ni_callback(NiPool *pool, NiModule *module, PyObject *o, void **out, int *held, const char *what);
+NI_HELPER void ni_callback_done(NiPool *pool, int slot);
+NI_HELPER PyObject *ni_callback_gone_error(void);
+/* The callable of a slot, referenced; NULL with ReferenceError set if it no longer exists. */
+static inline PyObject *ni_callback_target(NiPool *pool, int slot) {  /* on every call: inlined */
+    PyObject *ref = pool->refs[slot], *f = ref;
+    if (ref == NULL) return ni_callback_gone_error();
+    if (pool->strong[slot]) { Py_INCREF(f); return f; }
+#if PY_VERSION_HEX >= 0x030D0000  /* PyWeakref_GET_OBJECT is deprecated there */
+    if (PyWeakref_GetRef(ref, &f) <= 0) return ni_callback_gone_error();
+#else
+    f = PyWeakref_GET_OBJECT(ref);
+    if (f == Py_None) return ni_callback_gone_error();
+    Py_INCREF(f);
+#endif
+    return f;
+}
+
+NI_HELPER void ni_callback_failed(PyObject *f);
+NI_HELPER void ni_calls_begin(NiCalls *calls);
+NI_HELPER int ni_calls_end(NiCalls *calls);
+"""
+
+CALLBACK_HELPERS = r"""
+static _Thread_local NiCalls *ni_calls_top;  /* this thread's innermost call taking callbacks */
+
+static PyObject *ni_callbacks_module(void) {
+    static PyObject *module;
+    if (module == NULL) module = PyImport_ImportModule("nativeimport._cffi_callbacks");
+    return module;
+}
+
+/* A function nativeimport bound (a cffi wrapper, another module's fast function): cffi passes its address. */
+static int ni_is_native(PyObject *o) {
+    if (PyFunction_Check(o)) {
+        PyObject *dict = ((PyFunctionObject *)o)->func_dict;
+        return dict != NULL && PyDict_GetItemString(dict, "__native__") != NULL;
+    }
+    if (!PyCFunction_Check(o)) return 0;
+    PyObject *self = PyCFunction_GET_SELF(o);
+    if (self != NULL && !PyModule_Check(self)) return 0;  /* a bound method of a builtin object */
+    PyObject *module = ni_callbacks_module();
+    PyObject *answer = module == NULL ? NULL : PyObject_CallMethod(module, "is_native", "O", o);
+    int native = answer == NULL ? -1 : PyObject_IsTrue(answer);
+    Py_XDECREF(answer);
+    return native;
+}
+
+static PyObject *ni_callback_gone(PyObject *capsule, PyObject *ref) {
+    NiPool *pool = (NiPool *)PyCapsule_GetPointer(capsule, NULL);
+    for (int i = 0; pool != NULL && i < pool->size; i++) {
+        if (pool->refs[i] == ref) {
+            pool->refs[i] = NULL;
+            pool->ids[i] = NULL;
+            Py_DECREF(ref);
+            break;
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef ni_callback_gone_def = {"callback_gone", ni_callback_gone, METH_O, NULL};
+
+/* A function-pointer argument: 0 with *out set (and *held the slot to give back after the call, or -1),
+   1 when cffi must serve the call (a native function, a full pool), -1 with an error set. */
+NI_HELPER int ni_callback(NiPool *pool, NiModule *module, PyObject *o, void **out, int *held, const char *what) {
+    *held = -1;
+    if (o == Py_None) { *out = NULL; return 0; }
+    int i = pool->last;
+    if (pool->ids[i] != o) {
+        for (i = 0; i < pool->size && pool->ids[i] != o; i++) {}
+    }
+    if (i < pool->size) {
+        pool->last = i;
+        *out = pool->trampolines[i];
+        return 0;
+    }
+    if (strncmp(Py_TYPE(o)->tp_name, "_cffi_backend.", 14) == 0) return 1;  /* a cdata: cffi checks its type */
+    if (PyCFunction_Check(o)) {
+        PyMethodDef *method = ((PyCFunctionObject *)o)->m_ml;
+        if (method >= module->methods && method < module->methods + module->count) {
+            int index = (int)(method - module->methods);
+            for (const int *n = pool->natives; *n >= 0; n++) {
+                if (*n == index) { *out = *module->slots[index]; return 0; }
+            }
+            return 1;  /* another type: cffi explains */
+        }
+    }
+    int native = ni_is_native(o);
+    if (native) return native < 0 ? -1 : 1;
+    if (!PyCallable_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s: expected a function (native or Python), not %.200s", what,
+                     Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    if (pool->on_death == NULL) {
+        PyObject *capsule = PyCapsule_New(pool, NULL, NULL);
+        if (capsule == NULL) return -1;
+        pool->on_death = PyCFunction_New(&ni_callback_gone_def, capsule);
+        Py_DECREF(capsule);
+        if (pool->on_death == NULL) return -1;
+    }
+    /* Made before a slot is chosen: making it may run Python (a collection), which may take slots. */
+    PyObject *ref = PyWeakref_NewRef(o, pool->on_death);
+    if (ref == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_TypeError)) return -1;
+        PyErr_Clear();  /* not weakly referenceable: held for this call only */
+    }
+    int size = pool->size, free_slot = -1;
+    for (int k = 0; k < size && free_slot < 0; k++) {
+        int j = (pool->cursor + k) % size;
+        if (pool->refs[j] == NULL) free_slot = j;
+    }
+    if (free_slot < 0) {  /* every slot taken: cffi makes a callback of its own */
+        Py_XDECREF(ref);
+        return 1;
+    }
+    if (ref == NULL) {
+        Py_INCREF(o);
+        pool->refs[free_slot] = o;
+        pool->strong[free_slot] = 1;
+        *held = free_slot;
+    } else {
+        pool->refs[free_slot] = ref;
+        pool->ids[free_slot] = o;
+        pool->last = free_slot;
+    }
+    pool->cursor = (free_slot + 1) % size;
+    *out = pool->trampolines[free_slot];
+    return 0;
+}
+
+/* After the call: the slot held for it is free again (its callable was referenced strongly). */
+NI_HELPER void ni_callback_done(NiPool *pool, int slot) {
+    PyObject *o = pool->refs[slot];
+    pool->refs[slot] = NULL;
+    pool->strong[slot] = 0;
+    Py_XDECREF(o);
+}
+
+NI_HELPER PyObject *ni_callback_gone_error(void) {
+    PyErr_SetString(PyExc_ReferenceError, "the Python function behind this C callback no longer exists; "
+                    "keep a reference to it for as long as C may call it");
+    return NULL;
+}
+
+/* A callback raised (error set): kept for the call in progress on this thread, else handed to the cffi
+   binder's bookkeeping (a cffi-served call in progress keeps it, or it is reported as unraisable). */
+NI_HELPER void ni_callback_failed(PyObject *f) {
+    NiCalls *calls = ni_calls_top;
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (traceback != NULL) PyException_SetTraceback(value, traceback);
+    if (calls != NULL && calls->type == NULL) {
+        calls->type = type; calls->value = value; calls->traceback = traceback;
+        return;
+    }
+    PyObject *module = ni_callbacks_module();
+    PyObject *name = f == NULL ? PyUnicode_FromString("(no longer exists)") : PyObject_Repr(f);
+    PyObject *done = NULL;
+    if (module != NULL && name != NULL) {
+        done = calls != NULL ? PyObject_CallMethod(module, "unraisable", "Os", value,
+                                                   "Exception ignored in a callback (an earlier one is raised)")
+                             : PyObject_CallMethod(module, "record_error", "OO", value, name);
+    }
+    if (done == NULL) PyErr_WriteUnraisable(f != NULL ? f : Py_None);
+    Py_XDECREF(done);
+    Py_XDECREF(name);
+    Py_XDECREF(type); Py_XDECREF(value); Py_XDECREF(traceback);
+}
+
+/* keep_error(exception) -> bool: the cffi binder's callbacks hand over an exception raised while no cffi call
+   is in progress; kept (True) if this thread is in a call of this wrapper taking callbacks. */
+static PyObject *ni_keep_error(PyObject *unused, PyObject *error) {
+    NiCalls *calls = ni_calls_top;
+    if (calls == NULL || calls->type != NULL || !PyExceptionInstance_Check(error)) Py_RETURN_FALSE;
+    Py_INCREF(Py_TYPE(error));
+    calls->type = (PyObject *)Py_TYPE(error);
+    Py_INCREF(error);
+    calls->value = error;
+    calls->traceback = PyException_GetTraceback(error);
+    Py_RETURN_TRUE;
+}
+
+static PyMethodDef ni_keep_error_def = {"keep_error", ni_keep_error, METH_O, NULL};
+
+/* Once per wrapper, at its first call taking callbacks: ni_keep_error joins _cffi_callbacks.FAST_CALLS. */
+static void ni_join_cffi_callbacks(void) {
+    PyObject *module = ni_callbacks_module();
+    PyObject *calls = module == NULL ? NULL : PyObject_GetAttrString(module, "FAST_CALLS");
+    PyObject *keep = calls == NULL ? NULL : PyCFunction_New(&ni_keep_error_def, NULL);
+    if (keep == NULL || PyList_Append(calls, keep) < 0) PyErr_Clear();  /* only where errors go is at stake */
+    Py_XDECREF(keep);
+    Py_XDECREF(calls);
+}
+
+NI_HELPER void ni_calls_begin(NiCalls *calls) {
+    static int joined;
+    if (!joined) {
+        joined = 1;
+        ni_join_cffi_callbacks();
+    }
+    calls->outer = ni_calls_top;
+    calls->type = calls->value = calls->traceback = NULL;
+    ni_calls_top = calls;
+}
+
+/* After the C call: -1 with the first exception a callback raised set again, else 0. */
+NI_HELPER int ni_calls_end(NiCalls *calls) {
+    ni_calls_top = calls->outer;
+    if (calls->type == NULL) return 0;
+    PyErr_Restore(calls->type, calls->value, calls->traceback);
+    return -1;
+}
+"""

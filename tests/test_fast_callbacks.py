@@ -1,0 +1,245 @@
+"""Functions taking callbacks, served by the fast wrapper's trampolines (and the same calls through cffi).
+
+Each scenario runs in both binders: the default, where the fast wrapper serves
+the functions (checked: they are builtin functions, and cffi is not even
+imported until something needs it), and cffi alone; the answers must agree.
+"""
+
+from __future__ import annotations
+
+import pytest
+from helpers import Runner
+
+BINDERS = [pytest.param({"NATIVEIMPORT_BINDER": "cffi"}, id="cffi"), pytest.param({}, id="auto")]
+
+EVENTS_C = r"""
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { RED = 1, GREEN = 2 } color;
+typedef int32_t (*compare_fn)(int32_t, int32_t);
+
+/* Sort in place with the caller's comparison, as qsort would (by value: qsort's void pointers are cffi's). */
+void sort_ints(int32_t *xs, int n, compare_fn cmp) {
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && cmp(xs[j - 1], xs[j]) > 0; j--) { int32_t t = xs[j]; xs[j] = xs[j - 1]; xs[j - 1] = t; }
+}
+double integrate(double (*f)(double), double a, double b, int n) {
+    double h = (b - a) / n, s = 0;
+    for (int i = 0; i < n; i++) s += f(a + (i + 0.5) * h);
+    return s * h;
+}
+static int32_t (*stored)(int32_t);
+void on_event(int32_t (*f)(int32_t)) { stored = f; }  /* kept: called later by fire() */
+int32_t fire(int32_t v) { return stored ? stored(v) : -1; }
+int32_t fire_with(int32_t (*f)(int32_t), int32_t v) { return f(v) + (stored ? stored(v) : 0); }
+int describe(void (*f)(const char *, color, bool), const char *name) { f(name, GREEN, true); f(NULL, RED, false); return 2; }
+int32_t twice(int32_t (*f)(int32_t), int32_t v) { return f(f(v)); }
+int32_t negate(int32_t v) { return -v; }
+uint64_t widest(uint64_t (*f)(uint64_t)) { return f(UINT64_MAX); }
+bool all_of(bool (*f)(int32_t), int32_t n) { for (int32_t i = 0; i < n; i++) if (!f(i)) return false; return true; }
+static int32_t (*job_f)(int32_t);
+static int32_t job_v, job_r;
+static void *run_job(void *unused) { (void)unused; job_r = job_f(job_v); return NULL; }
+/* Calls back from a thread of its own, waiting for it: the caller must have released the GIL. */
+int32_t in_thread(int32_t (*f)(int32_t), int32_t v) {
+    pthread_t thread;
+    job_f = f; job_v = v; job_r = 0;
+    if (pthread_create(&thread, NULL, run_job, NULL) != 0) return -1;
+    pthread_join(thread, NULL);
+    return job_r;
+}
+"""
+
+PEER_C = r"""
+#include <stdint.h>
+int32_t add_one(int32_t v) { return v + 1; }
+double halve(double v) { return v / 2; }
+"""
+
+CALLS = """
+    import array, gc, json, math, sys, weakref, nativeimport
+    nativeimport.install()
+    import events as e, peer
+    out = {"served_by": sorted({type(getattr(e, name)).__name__ for name in ("sort_ints", "integrate", "on_event",
+                                                                          "describe", "twice", "widest")})}
+    xs = array.array("i", [5, -2, 9, 0, 3])
+    e.sort_ints(xs, len(xs), lambda a, b: (a > b) - (a < b))
+    out["sorted"] = list(xs)
+    e.sort_ints(xs, len(xs), lambda a, b: b - a)
+    out["reversed"] = list(xs)
+    out["integral"] = [round(e.integrate(lambda x: x * x, 0.0, 3.0, 1000), 4), e.integrate(math.sqrt, 0.0, 2.0, 1)]
+    seen = []
+    out["describe"] = [e.describe(lambda *args: seen.append(args), "éa"), seen]
+    out["widest"] = e.widest(lambda v: v - 1)
+    out["bools"] = [e.all_of(lambda i: i < 5, 5), e.all_of(lambda i: i < 5, 6), e.all_of(lambda i: [i], 3)]
+
+    def times_ten(v):
+        return v * 10
+    e.on_event(times_ten)
+    out["fired"] = [e.fire(4), e.fire(-1)]
+    out["cffi_imported_early"] = "_cffi_backend" in sys.modules
+
+    # Exceptions: raised again when the call that took the callback returns; later ones are reported.
+    def bad(v):
+        raise KeyError(f"bad {v}")
+    try:
+        e.twice(bad, 1)
+    except KeyError as exc:
+        out["raised_again"] = str(exc)
+    try:
+        e.twice(lambda v: None, 1)
+    except TypeError as exc:
+        out["bad_result"] = "integer" in str(exc)
+    # Fired outside any call taking a callback: nobody to raise it to, reported, C gets 0.
+    e.on_event(bad)
+    out["fired_bad"] = e.fire(7)
+    sys.stderr.flush()
+    if type(e.fire).__name__ == "builtin_function_or_method":  # with cffi, C would call a freed closure
+        # Its function gone: ReferenceError, reported the same way, never a crash.
+        gone = weakref.ref(bad)
+        del bad
+        gc.collect()
+        out["dead"] = [gone() is None, e.fire(8)]
+    e.on_event(None)
+    out["none"] = e.fire(1)
+
+    # Native functions: this module's own (its C address, no cffi), another module's (through cffi), a wrong type.
+    out["native"] = [e.twice(e.negate, 5)]
+    out["cffi_imported_early"] = out["cffi_imported_early"] or "_cffi_backend" in sys.modules
+    out["native"].append(e.twice(peer.add_one, 5))
+    for wrong in (peer.halve, 5):
+        try:
+            e.twice(wrong, 1)
+        except TypeError as exc:
+            out.setdefault("wrong", []).append(str(exc).split(": ", 1)[1])
+
+    class Fixed:  # no weak references: a slot for the call only
+        __slots__ = ("by",)
+        def __init__(self, by):
+            self.by = by
+        def __call__(self, v):
+            return v + self.by
+    out["strong"] = [e.twice(Fixed(by), 0) for by in range(40)][-3:]
+
+    # More live functions than the pool has trampolines: the rest through cffi, all answers right.
+    e.on_event(times_ten)
+    live = [(lambda k: lambda v: v * k)(k) for k in range(40)]
+    out["many"] = [e.twice(f, 1) for f in live] == [k * k for k in range(40)]
+    out["fired_after"] = e.fire(6)
+    # A callback cffi made (the pool was full) raising during a call the fast wrapper serves: raised again.
+    def worse(v):
+        raise LookupError(f"worse {v}")
+    e.on_event(worse)
+    try:
+        e.fire_with(live[0], 3)
+    except LookupError as exc:
+        out["across_binders"] = str(exc)
+    out["temporaries"] = sum(e.twice(lambda v, k=k: v + k, 0) for k in range(100))
+    print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("binder", BINDERS)
+def test_callbacks_convert_keep_raise_and_fall_back_like_cffi(runner: Runner, binder: dict[str, str]) -> None:
+    runner.write("events.c", EVENTS_C)
+    runner.write("peer.c", PEER_C)
+    runner.run("import nativeimport; nativeimport.install(); import events, peer", env=binder)  # built: a hit below
+    done = runner.run(CALLS, env=binder)
+    out = __import__("json").loads(done.stdout.strip().splitlines()[-1])
+    fast = not binder
+    assert out["served_by"] == (["builtin_function_or_method"] if fast else ["function"])
+    assert out["sorted"] == [-2, 0, 3, 5, 9]
+    assert out["reversed"] == [9, 5, 3, 0, -2]
+    assert out["integral"] == [9.0, 2.0]  # the midpoint rule: 8.99999775; a builtin function is a Python callable
+    assert out["describe"] == [2, [["éa", 2, True], [None, 1, False]]]
+    assert out["widest"] == 2**64 - 2
+    assert out["bools"] == [True, False, True]
+    assert out["fired"] == [40, -10]
+    assert out["raised_again"] == "'bad 1'"  # the first one raised, the second (C went on with 0) reported
+    assert "KeyError: 'bad 0'" in done.stderr and "an earlier one is raised" in done.stderr
+    assert out["bad_result"] is True
+    assert out["fired_bad"] == 0
+    assert "KeyError: 'bad 7'" in done.stderr
+    if fast:
+        assert out["dead"] == [True, 0]
+        assert "ReferenceError: the Python function behind this C callback no longer exists" in done.stderr
+    assert out["none"] == -1
+    assert out["native"] == [5, 7]
+    assert out["wrong"] == ["expected a function 'int32_t(*)(int32_t)', not one of type 'double(*)(double)'",
+                            "expected a function (native or Python), not int"]
+    assert out["strong"] == [74, 76, 78]
+    assert out["many"] is True
+    assert out["fired_after"] == 60  # the stored callback kept its slot while the pool filled
+    assert out["across_binders"] == "worse 3"
+    assert out["temporaries"] == sum(2 * k for k in range(100))
+    if fast:  # the fast wrapper served all of it up to the full pool without cffi
+        assert out["cffi_imported_early"] is False
+
+
+THREADS = """
+    import json, threading, nativeimport
+    nativeimport.install()
+    import events as e
+    nativeimport.release_gil(e, "integrate", "in_thread", "twice")
+    out = {"served_by": type(e.in_thread).__name__}
+    out["integral"] = round(e.integrate(lambda x: 2 * x, 0.0, 1.0, 100), 6)
+    out["thread"] = e.in_thread(lambda v: v * 3, 14)  # called back from C's own thread
+    def bad(v):
+        raise ValueError(f"thread {v}")
+    out["thread_bad"] = e.in_thread(bad, 5)  # no call in progress on that thread: reported
+    try:
+        e.twice(bad, 1)
+    except ValueError as exc:
+        out["raised_again"] = str(exc)
+    results, errors = {}, {}
+    def work(k):  # threads at once, each its callbacks and its exceptions
+        results[k] = [e.twice(lambda v: v + k, 0) for _ in range(300)][-1]
+        try:
+            e.twice(lambda v: 1 // (v - v), k)
+        except ZeroDivisionError:
+            errors[k] = True
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    out["threads"] = [results, errors]
+    print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("binder", BINDERS)
+def test_callbacks_with_the_gil_released_and_from_a_thread_of_c(runner: Runner, binder: dict[str, str]) -> None:
+    runner.write("events.c", EVENTS_C)
+    done = runner.run(THREADS, env=binder)
+    out = __import__("json").loads(done.stdout.strip().splitlines()[-1])
+    assert out["served_by"] == ("function" if binder else "builtin_function_or_method")
+    assert out["integral"] == 1.0
+    assert out["thread"] == 42
+    assert out["thread_bad"] == 0 and "ValueError: thread 5" in done.stderr
+    assert out["raised_again"] == "thread 1"
+    assert out["threads"] == [{str(k): 2 * k for k in range(4)}, {str(k): True for k in range(4)}]
+
+
+def test_which_callback_types_the_trampolines_serve() -> None:
+    from nativeimport._fast_callbacks import POOL, callback_ok, pool_size
+    from nativeimport.interface import CType
+
+    i32, f64, text = CType.integer("int32_t"), CType.floating("double"), CType.pointer(CType.char(), const=True)
+    color = CType.enum("color", i32)
+
+    def callback(result: CType, *params: CType, variadic: bool = False) -> CType:
+        return CType.pointer(CType.function(result, params, variadic))
+
+    assert callback_ok(callback(CType.void(), text, color, CType.boolean()))
+    assert callback_ok(callback(f64, f64)) and callback_ok(callback(CType.boolean())) and callback_ok(callback(color))
+    # pointers in or out (a void * context, a string result) and variadics stay on cffi
+    assert not callback_ok(callback(i32, CType.pointer(CType.void()), i32))
+    assert not callback_ok(callback(text, i32))
+    assert not callback_ok(callback(i32, i32, variadic=True))
+    assert not callback_ok(CType.pointer(i32))
+    # many callback types share a bounded number of trampolines, never fewer than 8 a type
+    assert pool_size(1) == POOL and pool_size(16) == POOL and pool_size(32) == 16 and pool_size(1000) == 8
