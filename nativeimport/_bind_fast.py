@@ -46,7 +46,8 @@ log = logging.getLogger("nativeimport")
 def light_binding(interface: Interface) -> str:
     """The module a cache hit runs instead of the cffi binding when the fast wrapper serves everything.
 
-    ``ALL_FAST`` is false when some export needs cffi (a struct, a pointer to a pointer);
+    ``ALL_FAST`` is false when some export needs cffi (a record the wrapper does not serve, a pointer to a
+    pointer); the record types it serves come from the wrapper's ``bind()``;
     then this file is not used and the cffi binding loads as usual.
     """
     plan = records.served_records(interface)
