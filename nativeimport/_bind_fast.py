@@ -47,8 +47,8 @@ def light_binding(interface: Interface) -> str:
     """The module a cache hit runs instead of the cffi binding when the fast wrapper serves everything.
 
     ``ALL_FAST`` is false when some export needs cffi (a record the wrapper does not serve, a pointer to a
-    pointer); the record types it serves come from the wrapper's ``bind()``;
-    then this file is not used and the cffi binding loads as usual.
+    pointer); then this file is not used and the cffi binding loads as usual. The record types the wrapper
+    serves come from its ``bind()``, with the functions.
     """
     plan = records.served_records(interface)
     all_fast = all(expressible(f, served=plan.names) for f in interface.functions) and plan.serves_all(interface)
