@@ -142,6 +142,9 @@ def struct_value(ffi: Any, value: Any, struct: StructType, what: str) -> Any:
         return struct(**value)[0]
     if isinstance(value, (list, tuple)):
         return struct(*value)[0]
+    native = _native_record(ffi, value, struct, False)
+    if native is not None:
+        return native[0]
     raise TypeError(f"{what}: expected {struct.__name__}, not {type(value).__name__}")
 
 
@@ -156,8 +159,20 @@ def struct_pointer(ffi: Any, value: Any, struct: StructType, what: str) -> Any:
         if ctype is struct.pointer_type or (ctype.kind == "array" and ctype.item is struct.value_type):
             return value
         raise TypeError(f"{what}: expected {struct.__name__}, not <cdata {ffi.getctype(ctype)!r}>")
+    native = _native_record(ffi, value, struct, True)
+    if native is not None:
+        return native
     raise TypeError(f"{what}: expected {struct.__name__} (make one with {struct.__name__}(...)), "
                     f"not {type(value).__name__}")
+
+
+def _native_record(ffi: Any, value: Any, struct: StructType, writable: bool) -> Any:
+    """An instance of the fast binder's type for the same record, as a one-item cffi array over its bytes
+    (no copy: writes through a pointer show in it); None for anything else."""
+    kind = type(value)
+    if kind.__name__ != struct.__name__ or getattr(kind, "__native_size__", None) != ffi.sizeof(struct.value_type):
+        return None
+    return ffi.from_buffer(ffi.getctype(struct.value_type, "[]"), value, require_writable=writable)
 
 
 class StructType:
@@ -199,6 +214,11 @@ class StructType:
 
     def __instancecheck__(self, value: Any) -> bool:
         return isinstance(value, self._ffi.CData) and self._ffi.typeof(value) in (self.pointer_type, self.value_type)
+
+    @property
+    def __native_size__(self) -> int:
+        """The record's size in bytes (as the fast binder's types say it)."""
+        return int(self._ffi.sizeof(self.value_type))
 
     def __repr__(self) -> str:
         return f"<struct {self.__name__} ({', '.join(self.fields)}) from {self.__module__}>"

@@ -14,12 +14,13 @@ would cost the scalar calls the nanoseconds the binder exists to save.
 from __future__ import annotations
 
 from ._fast_callbacks import CALLBACK_DECLARATIONS, CALLBACK_HELPERS
+from ._fast_records import RECORD_DECLARATIONS, RECORD_HELPERS
 
 __all__ = ["HEADER", "helpers_source", "prelude"]
 
 # ni_python.h: what every wrapper and the helpers include (precompiled when the compiler can)
 HEADER = "".join(f"{line}\n" for line in ("#define PY_SSIZE_T_CLEAN", "#include <Python.h>", "#include <dlfcn.h>",
-                                           "#include <stdint.h>", "#include <string.h>"))
+                                           "#include <stddef.h>", "#include <stdint.h>", "#include <string.h>"))
 
 _DECLARATIONS = r"""
 /* One wrapper module's tables and state, handed to the shared binding helpers. */
@@ -33,6 +34,8 @@ typedef struct {
     const char **handle_cdecls;  /* the cffi type of each handle its functions take or return */
     PyObject **handle_types;     /* those types, from the cffi binding's ffi: handles are the same objects */
     int handle_count;
+    struct NiRecordSpec **records;  /* the struct and union types it makes (_fast_records) */
+    int record_count;
 } NiModule;
 
 NI_HELPER int ni_int_error(PyObject *o, const char *what, const char *ctype);
@@ -250,6 +253,7 @@ NI_HELPER PyObject *ni_bind_module(NiModule *module, PyObject *self, PyObject *a
     if (module->handle_count > 0 && ni_bind_handles(module) < 0) return NULL;
     PyObject *kept = PyDict_New(), *released = PyDict_New();
     if (kept == NULL || released == NULL) goto fail;
+    if (ni_bind_records(module->records, module->record_count, module_name, kept) < 0) goto fail;
     for (int i = 0; i < 2 * count; i++) {
         /* self == NULL keeps the GIL during the call; any other self releases it */
         PyMethodDef *method = &module->methods[i % count];
@@ -342,12 +346,19 @@ _HIDDEN = '#define NI_HELPER __attribute__((visibility("hidden")))  /* linked in
 
 def helpers_source() -> str:
     """``ni_helpers.c``: the shared helpers, compiled once into an object each wrapper links."""
-    return _INCLUDE + _HIDDEN + _DECLARATIONS + CALLBACK_DECLARATIONS + _HELPERS + CALLBACK_HELPERS
+    return (_INCLUDE + _HIDDEN + _DECLARATIONS + CALLBACK_DECLARATIONS + RECORD_DECLARATIONS + _HELPERS
+            + CALLBACK_HELPERS + _INLINE_HELPERS + RECORD_HELPERS)
 
 
-def prelude(shared: bool) -> str:
-    """What a wrapper's C starts with: the helpers' declarations, and their definitions unless ``shared``."""
+def prelude(shared: bool, records: bool = True) -> str:
+    """What a wrapper's C starts with: the helpers' declarations, and their definitions unless ``shared``
+    (the struct types' only if it has ``records``: they would add half to a small wrapper's compile)."""
     if shared:
-        return _INCLUDE + _HIDDEN + _DECLARATIONS + CALLBACK_DECLARATIONS + _INLINE_HELPERS
-    return (_INCLUDE + "#define NI_HELPER static\n" + _DECLARATIONS + CALLBACK_DECLARATIONS + _HELPERS
-            + CALLBACK_HELPERS + _INLINE_HELPERS)
+        return _INCLUDE + _HIDDEN + _DECLARATIONS + CALLBACK_DECLARATIONS + RECORD_DECLARATIONS + _INLINE_HELPERS
+    return (_INCLUDE + "#define NI_HELPER static\n" + _DECLARATIONS + CALLBACK_DECLARATIONS + RECORD_DECLARATIONS
+            + _HELPERS + CALLBACK_HELPERS + _INLINE_HELPERS + (RECORD_HELPERS if records else _NO_RECORDS))
+
+
+_NO_RECORDS = """
+NI_HELPER int ni_bind_records(NiRecordSpec **specs, int count, PyObject *module_name, PyObject *into) { return 0; }
+"""

@@ -81,8 +81,11 @@ class OnFirstUse:
     def __init__(self, make: Callable[[], Any]) -> None:
         self._make = make
         self._made: Any = None
+        self.then: list[Callable[[Any], None]] = []  # told of the object once made (pickling's cdata reducers)
 
     def __getattr__(self, name: str) -> Any:
         if self._made is None:
             self._made = self._make()
+            for tell in self.then:
+                tell(self._made)
         return getattr(self._made, name)

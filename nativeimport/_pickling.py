@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from typing import Any, Optional
 
 __all__ = ["ALIAS", "EntryFinder", "Reference", "attribute", "bound_from", "enable", "enum_member", "module_for",
-           "on_bind", "reduce_native", "reference_for", "released", "same", "struct_value"]
+           "on_bind", "reduce_native", "reduce_record", "reference_for", "released", "same", "struct_value"]
 
 _REFERENCES: dict[tuple[str, str], Reference] = {}  # per key and module name, built once: reading is not free
 
@@ -86,7 +86,7 @@ def on_bind(module: Any, namespace: dict[str, Any]) -> None:
     """
     table = copyreg.dispatch_table
     alias = f"{ALIAS}{module.__native_key__}"
-    aliased = False
+    aliased = records = False
     for value in namespace.values():
         kind = type(value)
         if kind is _FUNCTION:
@@ -98,6 +98,9 @@ def on_bind(module: Any, namespace: dict[str, Any]) -> None:
             table[kind] = reduce_native
             for sample in _cdata_samples(value._ffi):
                 table.setdefault(type(sample), reduce_native)
+        elif isinstance(value, type) and isinstance(getattr(value, "__native_size__", None), int):
+            value.__module__ = alias  # a fast binder's struct type: pickled by the entry's alias, as enums
+            aliased = records = True
         elif isinstance(value, type) and issubclass(value, int) and hasattr(value, "_member_map_"):
             table.setdefault(value, reduce_native)  # the enum's members
             table.setdefault(kind, reduce_native)  # enum classes themselves, for pickle
@@ -105,6 +108,20 @@ def on_bind(module: Any, namespace: dict[str, Any]) -> None:
             aliased = True
     if aliased:  # pickle and cloudpickle look the alias up in sys.modules
         sys.modules[alias] = _snapshot(alias, namespace)
+    if records:  # no cffi StructType told of cffi's cdata: the module's ffi does, now or once it is made
+        ffi = namespace.get("__ffi__")
+        if type(ffi).__name__ == "FFI":
+            _cdata_reducers(ffi)
+        else:
+            then = getattr(ffi, "then", None)  # _fast_runtime.OnFirstUse: cffi not loaded yet
+            if isinstance(then, list):
+                then.append(_cdata_reducers)
+
+
+def _cdata_reducers(ffi: Any) -> None:
+    """Pickle cffi's cdata (of every Python type cffi makes them) through :func:`reduce_native`."""
+    for sample in _cdata_samples(ffi):
+        copyreg.dispatch_table.setdefault(type(sample), reduce_native)
 
 
 _FUNCTION = type(on_bind)
@@ -238,6 +255,11 @@ def _reduce_cdata(value: Any) -> Any:
     """A struct instance pickles as its bytes; any other cdata is a pointer into this process and refused."""
     for (key, _), (module, namespace) in list(BOUND.items()):
         for name, struct in namespace.items():
+            if isinstance(getattr(struct, "__native_size__", None), int) and isinstance(struct, type):
+                found = _record_cdata(key, module, namespace, name, struct, value)
+                if found is not None:
+                    return found
+                continue
             if type(struct).__name__ != "StructType" or not isinstance(value, struct):
                 continue
             ffi = struct._ffi
@@ -259,6 +281,29 @@ def _reduce_cdata(value: Any) -> Any:
     raise TypeError(f"cannot pickle {what}: a pointer into this process's memory means nothing in another "
                     "process; send the data instead (bytes(ffi.buffer(p, size)), a numpy array, or a struct "
                     "instance made with the module's struct type)")
+
+
+def _record_cdata(key: str, module: Any, namespace: dict[str, Any], name: str, struct: type, value: Any) -> Any:
+    """A cffi cdata of a record the fast binder serves (``mod.__ffi__.new("Vec2 *")``, what a cffi-served
+    function returned) pickles as that type's instances do; None if ``value`` is no such cdata."""
+    ffi: Any = namespace.get("__ffi__")
+    if type(ffi).__name__ != "FFI" and getattr(ffi, "_made", None) is None:
+        return None  # this module's cffi binding was never loaded: the cdata is another's
+    try:
+        ctype = ffi.typeof(value)
+    except (TypeError, AttributeError):
+        return None
+    kind = "union" if ctype.cname.startswith("union") else "struct"
+    if ctype.cname not in (f"{kind} {struct.__name__}", f"{kind} {struct.__name__} *"):
+        return None
+    pointer = ctype.kind == "pointer"
+    if pointer and type(value).__name__ not in _OWNING:
+        fields = getattr(struct, "__native_fields__", ())
+        copy = f"{module.__name__}.{name}(" + ", ".join(f"p.{f}" for f in fields) + ")"
+        raise TypeError(f"cannot pickle {value!r}: it points into this process's memory (a struct the "
+                        f"library returned by pointer); send a copy instead, {copy}, or its fields as a dict")
+    data = bytes(ffi.buffer(value if pointer else ffi.addressof(value)))
+    return (struct_value, (reference_for(key, module), name, data))
 
 
 # The cdata types that own their memory (ffi.new, ffi.gc): a struct instance made by mod.Point(...).
@@ -394,12 +439,31 @@ def struct_value(module: Any, name: str, data: bytes) -> Any:
     if isinstance(struct, Missing):
         return Missing(f"a {name} instance", struct.module, struct.key, struct.reason,
                        (struct_value, (module, name, data)))
-    ffi = struct._ffi
-    size = ffi.sizeof(struct.value_type)
+    size = struct.__native_size__
     if size != len(data):
         return Missing(f"a {name} instance", module.__name__, str(module.__native_key__),
                        f"struct {name} is {size} bytes here and {len(data)} where it was pickled (another build?)",
                        (struct_value, (module, name, data)))
     made = struct()
-    ffi.memmove(made, data, size)
+    if hasattr(struct, "_ffi"):  # the cffi binder's
+        struct._ffi.memmove(made, data, size)
+    else:  # the fast binder's type: its bytes are its buffer
+        memoryview(made).cast("B")[:] = data
     return made
+
+
+def reduce_record(value: Any, borrowed: bool) -> Any:
+    """What an instance of a fast binder's struct type pickles as: its bytes, as the cffi binder's instances
+    (so either binder's process unpickles it). ``borrowed``: a view of memory a function returned."""
+    kind = type(value)
+    for (key, _), (module, namespace) in list(BOUND.items()):
+        for name, struct in namespace.items():
+            if struct is not kind:
+                continue
+            if borrowed:
+                copy = f"{module.__name__}.{name}(" + ", ".join(f"p.{f}" for f in kind.__native_fields__) + ")"
+                raise TypeError(f"cannot pickle {value!r}: it points into this process's memory (a struct the "
+                                f"library returned by pointer); send a copy instead, {copy} or copy.copy(p), "
+                                "or its fields as a dict")
+            return (struct_value, (reference_for(key, module), name, bytes(memoryview(value))))
+    raise TypeError(f"cannot pickle {value!r}: its type belongs to no module nativeimport bound in this process")
