@@ -404,7 +404,8 @@ def _wrapper(index: int, function: Function, opaque: frozenset[str] = frozenset(
              handles: dict[str, int] | None = None, pools: Pools | None = None,
              served: frozenset[str] = frozenset()) -> Iterator[str]:
     # One wrapper serves both variants: bound with self == NULL it keeps the GIL,
-    # with self != NULL it releases it around the call (one predictable branch).
+    # with self != NULL it releases it around the call (one predictable branch);
+    # a function taking callbacks always releases it.
     name = f"ni_w_{index}"
     count = len(function.params)
     if count == 0:
@@ -492,9 +493,14 @@ def _wrapper(index: int, function: Function, opaque: frozenset[str] = frozenset(
         yield f"    {_c_result(result)} r;"
         statement = f"r = {call};"
     if held:
+        # Always without the GIL, as cffi calls: C may call back from threads of its own while this call
+        # waits for them (a parallel map joining its workers), which would hang if it held the GIL. The
+        # trampolines take it back, at ~25 ns a callback from this thread.
         yield CALLS_START
-    yield f"    if (self == NULL) {{ {statement} }}"
-    yield f"    else {{ Py_BEGIN_ALLOW_THREADS {statement} Py_END_ALLOW_THREADS }}"
+        yield f"    Py_BEGIN_ALLOW_THREADS {statement} Py_END_ALLOW_THREADS"
+    else:
+        yield f"    if (self == NULL) {{ {statement} }}"
+        yield f"    else {{ Py_BEGIN_ALLOW_THREADS {statement} Py_END_ALLOW_THREADS }}"
     if held:
         yield CALLS_END
     for position in buffers:

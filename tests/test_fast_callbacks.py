@@ -43,7 +43,7 @@ bool all_of(bool (*f)(int32_t), int32_t n) { for (int32_t i = 0; i < n; i++) if 
 static int32_t (*job_f)(int32_t);
 static int32_t job_v, job_r;
 static void *run_job(void *unused) { (void)unused; job_r = job_f(job_v); return NULL; }
-/* Calls back from a thread of its own, waiting for it: the caller must have released the GIL. */
+/* Calls back from a thread of its own, waiting for it: hangs if the call holds the GIL. */
 int32_t in_thread(int32_t (*f)(int32_t), int32_t v) {
     pthread_t thread;
     job_f = f; job_v = v; job_r = 0;
@@ -183,8 +183,9 @@ THREADS = """
     import json, threading, nativeimport
     nativeimport.install()
     import events as e
-    nativeimport.release_gil(e, "integrate", "in_thread", "twice")
     out = {"served_by": type(e.in_thread).__name__}
+    out["thread_default"] = e.in_thread(lambda v: v * 2, 21)  # without release_gil: the call released it
+    nativeimport.release_gil(e, "integrate", "in_thread", "twice")
     out["integral"] = round(e.integrate(lambda x: 2 * x, 0.0, 1.0, 100), 6)
     out["thread"] = e.in_thread(lambda v: v * 3, 14)  # called back from C's own thread
     def bad(v):
@@ -218,7 +219,7 @@ def test_callbacks_with_the_gil_released_and_from_a_thread_of_c(runner: Runner, 
     out = __import__("json").loads(done.stdout.strip().splitlines()[-1])
     assert out["served_by"] == ("function" if binder else "builtin_function_or_method")
     assert out["integral"] == 1.0
-    assert out["thread"] == 42
+    assert out["thread"] == 42 and out["thread_default"] == 42
     assert out["thread_bad"] == 0 and "ValueError: thread 5" in done.stderr
     assert out["raised_again"] == "thread 1"
     assert out["threads"] == [{str(k): 2 * k for k in range(4)}, {str(k): True for k in range(4)}]
