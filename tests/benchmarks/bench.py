@@ -174,6 +174,52 @@ def measure_calls(found: dict[str, Any], rounds: int) -> dict[str, dict[str, flo
     return results
 
 
+PYPY = "nativeimport on PyPy (cffi binder)"
+
+PYPY_CALLS = """
+import array, json, sys
+from pathlib import Path
+sys.path.insert(0, {here!r})
+import nativeimport, bench, records
+from timing import interleaved
+
+cache, src, rounds = Path({cache!r}), Path({src!r}), {rounds}
+kernels = nativeimport.load(src / "kernels.c", cache_dir=cache)
+geometry = nativeimport.load(src / "records.c", cache_dir=cache)
+xs = array.array("d", range(bench.N_DOUBLES))
+out = {{"calls": {{}}, "records": {{}}, "checks": {{}}}}
+for case, (statement, number) in bench.CASES.items():
+    out["checks"][case] = eval(statement, {{"f": kernels, "xs": xs}})
+    out["calls"][case] = interleaved({{"pypy": {{"f": kernels, "xs": xs}}}}, statement, number, rounds)["pypy"]
+for case, (statement, number, per, check) in records.CASES.items():
+    out["checks"][case] = eval(check, records.record_scope(geometry))
+    out["records"][case] = interleaved({{"pypy": records.record_scope(geometry)}}, statement, number, rounds,
+                                       per)["pypy"]
+print(json.dumps(out))
+"""
+
+
+def measure_pypy(pypy: str, work: Workspace, found: dict[str, Any], record_tools: dict[str, Any],
+                 rounds: int) -> tuple[dict[str, float], dict[str, float]]:
+    """The same cases through nativeimport on PyPy (cffi, which PyPy's JIT compiles), in a child process.
+
+    Each answer must be the hand-written extension's (compared through JSON, as the child sends them).
+    """
+    code = PYPY_CALLS.format(here=str(HERE), cache=str(work.root / "pypy-cache"), src=str(work.src), rounds=rounds)
+    done = subprocess.run([pypy, "-c", code], capture_output=True, text=True, cwd=tempfile.gettempdir())
+    if done.returncode != 0:
+        raise SystemExit(f"the PyPy measurement failed:\n{done.stderr[-4000:]}")
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    xs = array.array("d", range(N_DOUBLES))
+    for case, (statement, _) in CASES.items():
+        expected = eval(statement, {"f": found["hand-written METH_FASTCALL"], "xs": xs})
+        assert out["checks"][case] == json.loads(json.dumps(expected)), (case, out["checks"][case], expected)
+    for case, (_, _, _, check) in records.CASES.items():
+        expected = eval(check, records.record_scope(record_tools[records.HANDMADE]))
+        assert out["checks"][case] == json.loads(json.dumps(expected)), (case, out["checks"][case], expected)
+    return out["calls"], out["records"]
+
+
 def measure_imports(work: Workspace) -> dict[str, dict[str, float]]:
     env = {"NATIVEIMPORT_CACHE_DIR": str(work.root / "import-cache")}
     kernels = work.root / "import-src" / "kernels.c"
@@ -361,6 +407,7 @@ def main() -> int:
     parser.add_argument("--exports", type=int, nargs="*", default=[2000],
                         help="sources with this many exports for the build rows (`--exports 2000 20000` adds "
                              "20,000, which takes several minutes)")
+    parser.add_argument("--pypy", help="a PyPy with nativeimport installed, for PyPy rows (run.py passes one)")
     args = parser.parse_args()
     machine = (f"{datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores, "
                f"{platform.python_implementation()} {platform.python_version()}, "
@@ -369,7 +416,14 @@ def main() -> int:
         work = Workspace(Path(scratch))
         found = tools(work)
         calls = measure_calls(found, args.rounds)
-        record_calls = records.measure(records.tools(work.src, work.root, work.cache), args.rounds)
+        record_tools = records.tools(work.src, work.root, work.cache)
+        record_calls = records.measure(record_tools, args.rounds)
+        if args.pypy is not None:
+            pypy_calls, pypy_records = measure_pypy(args.pypy, work, found, record_tools, args.rounds)
+            for case, ns in pypy_calls.items():
+                calls[case][PYPY] = ns
+            for case, ns in pypy_records.items():
+                record_calls[case][PYPY] = ns
         imports = measure_imports(work)
     unrelated = measure_unrelated_imports()
     builds = build_cost.measure(args.exports, edit_rounds=7, wrappers=["wait", "background"])
