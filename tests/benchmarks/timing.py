@@ -15,12 +15,15 @@ def interleaved(scopes: dict[str, dict[str, Any]], statement: str, number: int, 
     Every tool is timed once per round, in a shuffled order, so the machine's drift (two shared
     cores here) lands on every tool alike rather than on whichever ran last.
     """
+    # One timer per tool, reused every round: on PyPy a new timer is new code, traced by the JIT again.
+    timers = {name: timeit.Timer(statement, globals=scope) for name, scope in scopes.items()}
+    loop = timeit.Timer("pass")
     samples: dict[str, list[float]] = {name: [] for name in scopes}
     for _ in range(rounds):
         order = list(scopes)
         random.shuffle(order)
         for name in order:
-            loop = timeit.timeit("pass", number=number)
-            seconds = timeit.timeit(statement, globals=scopes[name], number=number)
-            samples[name].append((seconds - loop) / number / per * 1e9)
+            empty = loop.timeit(number)
+            seconds = timers[name].timeit(number)
+            samples[name].append((seconds - empty) / number / per * 1e9)
     return {name: statistics.median(samples[name]) for name in scopes}
