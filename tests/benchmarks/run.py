@@ -30,10 +30,13 @@ def main() -> int:
     extra = []
     if shutil.which("pypy3") is not None:
         pypy = HERE / ".venv-pypy" / "bin" / "python"
-        if not pypy.exists():  # pypy3's own venv module: this interpreter's would make a CPython environment
-            subprocess.run(["pypy3", "-m", "venv", str(pypy.parents[1])], check=True)
-        subprocess.run([str(pypy), "-m", "pip", "install", "-q", str(ROOT)], check=True)
-        extra = ["--pypy", str(pypy)]
+        try:
+            if not pypy.exists():  # pypy3's own venv module: this interpreter's would make a CPython environment
+                subprocess.run(["pypy3", "-m", "venv", str(pypy.parents[1])], check=True)
+            subprocess.run([str(pypy), "-m", "pip", "install", "-q", str(ROOT)], check=True)
+            extra = ["--pypy", str(pypy)]
+        except subprocess.CalledProcessError as error:  # Debian's pypy3 needs pypy3-venv for `-m venv`
+            print(f"no PyPy rows: setting up {pypy.parents[1]} failed ({error})", file=sys.stderr)
     return subprocess.run([str(python), str(HERE / "bench.py"), *extra, *sys.argv[1:]], check=False).returncode
 
 
