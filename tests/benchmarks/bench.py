@@ -1,9 +1,13 @@
-"""The same four functions through every way of calling C from Python, side by side.
+"""Every way of calling C from Python, side by side, and what nativeimport's builds cost.
 
-Run by run.py inside an environment that has the peers. Prints a table and
-writes results.md, results.json and results.png beside this file. Timings are
-medians over interleaved rounds (every tool measured once per round, in a
-shuffled order), with the timing loop's own cost subtracted.
+Run by run.py inside an environment that has the peers. Measures four scalar and
+buffer functions (sources/kernels.c) through every tool; structs, a handle, a
+callback and a string (sources/records.c, records.py) against a hand-written
+extension, pybind11 and cffi; imports; and the build cost against bare gcc
+(build_cost.py). Prints the tables and writes results.md, results.json and
+results.png beside this file. Timings are medians over interleaved rounds (every
+tool measured once per round, in a shuffled order), with the timing loop's own
+cost subtracted.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ import importlib.util
 import json
 import os
 import platform
-import random
 import shutil
 import statistics
 import subprocess
@@ -25,9 +28,12 @@ import sysconfig
 import tempfile
 import textwrap
 import time
-import timeit
 from pathlib import Path
 from typing import Any
+
+import build_cost  # beside this file, as are the two below (a script's folder comes first on sys.path)
+import records
+from timing import interleaved
 
 HERE = Path(__file__).resolve().parent
 SOURCES = HERE / "sources"
@@ -128,6 +134,9 @@ def tools(work: Workspace) -> dict[str, Any]:
     import nativeimport
 
     found: dict[str, Any] = {"hand-written METH_FASTCALL": load_extension("handmade", work.handmade)}
+    # A new module binds through cffi while its wrapper compiles in the background: wait for it, then
+    # load again as the next import would, or this row would time cffi.
+    nativeimport.wait_for_wrapper(nativeimport.load(work.src / "kernels.c", cache_dir=work.cache))
     found["nativeimport (fast binder)"] = nativeimport.load(work.src / "kernels.c", cache_dir=work.cache)
     found["nativeimport (cffi binder)"] = nativeimport.load(work.src / "kernels.c", name="kernels_cffi",
                                                             cache_dir=work.cache, binder="cffi")
@@ -155,20 +164,62 @@ CASES: dict[str, tuple[str, int]] = {
 
 def measure_calls(found: dict[str, Any], rounds: int) -> dict[str, dict[str, float]]:
     xs = array.array("d", range(N_DOUBLES))
-    samples: dict[tuple[str, str], list[float]] = {}
+    results: dict[str, dict[str, float]] = {}
     for case, (statement, number) in CASES.items():
         for tool in found.values():  # every tool must give the handmade answer first
             expected = eval(statement, {"f": found["hand-written METH_FASTCALL"], "xs": xs})
             assert eval(statement, {"f": tool, "xs": xs}) == expected, (tool, case)
-        for _ in range(rounds):
-            order = list(found)
-            random.shuffle(order)
-            for name in order:
-                scope = {"f": found[name], "xs": xs}
-                loop = timeit.timeit("pass", number=number)
-                seconds = timeit.timeit(statement, globals=scope, number=number)
-                samples.setdefault((case, name), []).append((seconds - loop) / number * 1e9)
-    return {case: {name: statistics.median(samples[(case, name)]) for name in found} for case in CASES}
+        results[case] = interleaved({name: {"f": tool, "xs": xs} for name, tool in found.items()}, statement,
+                                    number, rounds)
+    return results
+
+
+PYPY = "nativeimport on PyPy (cffi binder)"
+
+PYPY_CALLS = """
+import array, json, sys
+from pathlib import Path
+sys.path.insert(0, {here!r})
+import nativeimport, bench, records
+from timing import interleaved
+
+cache, src, rounds = Path({cache!r}), Path({src!r}), {rounds}
+kernels = nativeimport.load(src / "kernels.c", cache_dir=cache)
+geometry = nativeimport.load(src / "records.c", cache_dir=cache)
+xs = array.array("d", range(bench.N_DOUBLES))
+out = {{"calls": {{}}, "records": {{}}, "checks": {{}}}}
+for case, (statement, number) in bench.CASES.items():
+    out["checks"][case] = eval(statement, {{"f": kernels, "xs": xs}})
+    out["calls"][case] = interleaved({{"pypy": {{"f": kernels, "xs": xs}}}}, statement, number, rounds)["pypy"]
+for case, (statement, number, per, check) in records.CASES.items():
+    out["checks"][case] = eval(check, records.record_scope(geometry))
+    out["records"][case] = interleaved({{"pypy": records.record_scope(geometry)}}, statement, number, rounds,
+                                       per)["pypy"]
+print(json.dumps(out))
+"""
+
+
+def measure_pypy(pypy: str, work: Workspace, found: dict[str, Any], record_tools: dict[str, Any],
+                 rounds: int) -> tuple[dict[str, float], dict[str, float]] | None:
+    """The same cases through nativeimport on PyPy (cffi, which PyPy's JIT compiles), in a child process;
+    None, said on stderr, if it failed (the rest of the run is worth keeping).
+
+    Each answer must be the hand-written extension's (compared through JSON, as the child sends them).
+    """
+    code = PYPY_CALLS.format(here=str(HERE), cache=str(work.root / "pypy-cache"), src=str(work.src), rounds=rounds)
+    done = subprocess.run([pypy, "-c", code], capture_output=True, text=True, cwd=tempfile.gettempdir())
+    if done.returncode != 0:
+        print(f"no PyPy rows: the PyPy measurement failed:\n{done.stderr[-4000:]}", file=sys.stderr)
+        return None
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    xs = array.array("d", range(N_DOUBLES))
+    for case, (statement, _) in CASES.items():
+        expected = eval(statement, {"f": found["hand-written METH_FASTCALL"], "xs": xs})
+        assert out["checks"][case] == json.loads(json.dumps(expected)), (case, out["checks"][case], expected)
+    for case, (_, _, _, check) in records.CASES.items():
+        expected = eval(check, records.record_scope(record_tools[records.HANDMADE]))
+        assert out["checks"][case] == json.loads(json.dumps(expected)), (case, out["checks"][case], expected)
+    return out["calls"], out["records"]
 
 
 def measure_imports(work: Workspace) -> dict[str, dict[str, float]]:
@@ -197,6 +248,10 @@ def measure_imports(work: Workspace) -> dict[str, dict[str, float]]:
     other = kernels.with_name("other.c")  # a second cached module, for the cost of each import after the first
     other.write_text(kernels.read_text().replace("add(", "add_other("))
     python_seconds(f"import nativeimport\nm = nativeimport.load({str(other)!r})", env)
+    geometry = kernels.with_name("records.c")  # structs and a handle: on a hit, cffi should not be needed
+    shutil.copy(work.src / "records.c", geometry)
+    python_seconds(f"import nativeimport\nm = nativeimport.load({str(geometry)!r})\nnativeimport.wait_for_wrapper(m)",
+                   env)
     time.sleep(2.5)  # the folder is quiet again, as a project folder is between edits
     # The hit alone: in the same process, after `import nativeimport; nativeimport.install()`.
     hit = ("import nativeimport\nnativeimport.install()\n_t = time.perf_counter()\nimport kernels")
@@ -205,6 +260,15 @@ def measure_imports(work: Workspace) -> dict[str, dict[str, float]]:
     then = ("import nativeimport\nnativeimport.install()\nimport kernels\n_t = time.perf_counter()\nimport other")
     results["nativeimport: import another, after the first"] = {"warm": statistics.median(
         python_seconds(then, env, cwd=kernels.parent) for _ in range(9))}
+    # cffi's own modules the hit loads (its C backend alone costs about 1 ms): none once the fast binder
+    # serves structs and handles
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, nativeimport\nnativeimport.install()\nimport records\n"
+         "print('+'.join(m for m in ('_cffi_backend', 'cffi') if m in sys.modules) or 'none')"],
+        capture_output=True, text=True, check=True, env={**os.environ, **env}, cwd=kernels.parent).stdout.split()[-1]
+    results[f"nativeimport: import records (structs, a handle; cffi modules loaded: {loaded}), "
+            "after install()"] = {"warm": statistics.median(python_seconds(
+                hit.replace("import kernels", "import records"), env, cwd=kernels.parent) for _ in range(9))}
     results["import nativeimport + install()"] = {"warm": statistics.median(
         python_seconds("import nativeimport\nnativeimport.install()", env) for _ in range(9))}
     results["built extension (hand-written)"] = {"warm": statistics.median(
@@ -262,8 +326,8 @@ def measure_unrelated_imports() -> dict[str, float]:
             for name, (without, with_) in measured.items()}
 
 
-def render(calls: dict[str, dict[str, float]], imports: dict[str, dict[str, float]], unrelated: dict[str, float],
-           machine: str) -> str:
+def render(calls: dict[str, dict[str, float]], record_calls: dict[str, dict[str, float]],
+           imports: dict[str, dict[str, float]], unrelated: dict[str, float], machine: str) -> str:
     lines = [f"Measured {machine}.", "", "### Calls: ns per call (ratio to the hand-written extension)", ""]
     tools_ = list(next(iter(calls.values())))
     lines.append("| tool | " + " | ".join(calls) + " |")
@@ -274,6 +338,7 @@ def render(calls: dict[str, dict[str, float]], imports: dict[str, dict[str, floa
             base = calls[case]["hand-written METH_FASTCALL"]
             cells.append(f"{calls[case][tool]:.0f} ({calls[case][tool] / base:.2f}x)")
         lines.append(f"| {tool} | " + " | ".join(cells) + " |")
+    lines += ["", records.render(record_calls).rstrip("\n")]
     lines += ["", "### Imports: ms in a fresh interpreter (cold: nothing built yet; warm: built before)", "",
               "| what | cold | warm |", "| --- | --- | --- |"]
     for name, times in imports.items():
@@ -286,36 +351,67 @@ def render(calls: dict[str, dict[str, float]], imports: dict[str, dict[str, floa
     return "\n".join(lines) + "\n"
 
 
-def chart(calls: dict[str, dict[str, float]], path: Path, machine: str) -> None:
+def chart(calls: dict[str, dict[str, float]], record_calls: dict[str, dict[str, float]], builds: dict[str, Any],
+          path: Path, machine: str) -> None:
+    """One panel per case: the scalar and buffer calls, the records' calls, then the build times."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cases = list(calls)
-    tools_ = list(next(iter(calls.values())))
-    figure, axes = plt.subplots(1, len(cases), figsize=(4.2 * len(cases), 4.6), sharey=True)
-    for axis, case in zip(axes, cases):
-        values = [calls[case][tool] for tool in tools_]
-        colors = ["#2b6cb0" if tool.startswith("nativeimport (fast") else "#999999" if "hand" not in tool
-                  else "#38a169" for tool in tools_]
-        axis.barh(tools_, values, color=colors)
-        axis.set_title(case, fontsize=9)
-        axis.set_xlabel("ns per call (lower is better)")
-        axis.invert_yaxis()
+    columns = 5
+    record_rows = -(-len(record_calls) // columns)
+    build_panels: list[tuple[str, dict[str, float], str]] = []
+    if builds["cold_edit"]:
+        edit = {"gcc -g -O2 -shared alone": next(iter(builds["cold_edit"].values()))["gcc"] * 1000}
+        edit.update({f"nativeimport, {wrapper}": row["import"] * 1000 for wrapper, row in builds["cold_edit"].items()})
+        build_panels.append(("a new small module: built, bound, first call", edit, "ms"))
+    for count in dict.fromkeys(name.split()[0] for name in builds["many_exports"]):
+        rows = {name.split()[1]: row for name, row in builds["many_exports"].items() if name.split()[0] == count}
+        many = {"gcc -g -O2 -shared alone": statistics.median(row["gcc"] for row in rows.values())}
+        many.update({f"nativeimport.build, {wrapper}": row["total"] for wrapper, row in rows.items()})
+        build_panels.append((f"{int(count):,} exports: build", many, "s"))
+    heights = [1, record_rows] + ([1] if build_panels else [])
+    figure = plt.figure(figsize=(4.0 * columns, 3.4 * sum(heights) + 0.8), layout="constrained")
+    figures: Any = figure.subfigures(len(heights), 1, height_ratios=heights)  # an array: two rows at least
+    panels = [(axis, case, calls[case], "ns per call") for axis, case in
+              zip(figures[0].subplots(1, len(calls), sharey=True), calls)]
+    grid = figures[1].subplots(record_rows, columns, sharey=True, squeeze=False).flatten()
+    panels += [(axis, case, record_calls[case], "ns per call") for axis, case in zip(grid, record_calls)]
+    for axis in grid[len(record_calls):]:
+        axis.set_visible(False)
+    if build_panels:
+        axes = figures[2].subplots(1, columns, squeeze=False).flatten()
+        panels += [(axis, title, row, unit) for axis, (title, row, unit) in zip(axes, build_panels)]
+        for axis in axes[len(build_panels):]:
+            axis.set_visible(False)
+        figures[2].suptitle("Build cost against bare gcc on the same file", fontsize=10)
+    for axis, title, row, unit in panels:
+        labels = list(row)
+        values = [row[label] for label in labels]
+        colors = ["#2b6cb0" if label.startswith(("nativeimport (fast", "nativeimport,", "nativeimport.build"))
+                  else "#38a169" if label.startswith(("hand", "gcc")) else "#999999" for label in labels]
+        axis.barh(labels, values, color=colors)
+        axis.set_title(title if len(title) < 48 else title.replace(": ", ":\n", 1), fontsize=8)
+        axis.set_xlabel(f"{unit} (lower is better)", fontsize=8)
+        axis.tick_params(labelsize=7)
+        if not axis.yaxis_inverted():  # the first tool on top; axes sharing y invert together
+            axis.invert_yaxis()
         for y, value in enumerate(values):
-            axis.text(value, y, f" {value:.0f}", va="center", fontsize=8)
-    figure.suptitle(f"Calling C from Python: {machine}", fontsize=10)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
+            axis.text(value, y, f" {value:.0f}" if value >= 10 else f" {value:.2f}", va="center", fontsize=7)
+    figures[0].suptitle(f"Calling C from Python: {machine}", fontsize=10)
+    figures[1].suptitle("Structs, a handle, a callback (ns per call of the Python function), a string", fontsize=10)
+    figure.savefig(path, dpi=100)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--out", type=Path, default=HERE)
-    parser.add_argument("--exports", type=int, nargs="*", default=[2000, 20000],
-                        help="the many-export build rows (20,000 takes minutes)")
+    parser.add_argument("--exports", type=int, nargs="*", default=[2000],
+                        help="sources with this many exports for the build rows (`--exports 2000 20000` adds "
+                             "20,000, which takes several minutes)")
+    parser.add_argument("--pypy", help="a PyPy with nativeimport installed, for PyPy rows (run.py passes one)")
     args = parser.parse_args()
     machine = (f"{datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores, "
                f"{platform.python_implementation()} {platform.python_version()}, "
@@ -324,20 +420,27 @@ def main() -> int:
         work = Workspace(Path(scratch))
         found = tools(work)
         calls = measure_calls(found, args.rounds)
+        record_tools = records.tools(work.src, work.root, work.cache)
+        record_calls = records.measure(record_tools, args.rounds)
+        pypy = measure_pypy(args.pypy, work, found, record_tools, args.rounds) if args.pypy else None
+        if pypy is not None:
+            pypy_calls, pypy_records = pypy
+            for case, ns in pypy_calls.items():
+                calls[case][PYPY] = ns
+            for case, ns in pypy_records.items():
+                record_calls[case][PYPY] = ns
         imports = measure_imports(work)
     unrelated = measure_unrelated_imports()
-    sys.path.insert(0, str(HERE))
-    import build_cost  # beside this file: the cold-edit and many-export build times against bare gcc
-
     builds = build_cost.measure(args.exports, edit_rounds=7, wrappers=["wait", "background"])
-    text = render(calls, imports, unrelated, machine) + "\n" + build_cost.render(builds)
+    text = render(calls, record_calls, imports, unrelated, machine) + "\n" + build_cost.render(builds)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.md").write_text(text)
-    (args.out / "results.json").write_text(json.dumps({"machine": machine, "calls_ns": calls, "imports_s": imports,
+    (args.out / "results.json").write_text(json.dumps({"machine": machine, "calls_ns": calls,
+                                                       "record_calls_ns": record_calls, "imports_s": imports,
                                                        "unrelated_import_extra_us": unrelated,
                                                        "build_cost_s": builds}, indent=1))
-    chart(calls, args.out / "results.png", machine)
+    chart(calls, record_calls, builds, args.out / "results.png", machine)
     return 0
 
 
