@@ -11,7 +11,7 @@ and :mod:`nativeimport.settings`.
 
 from __future__ import annotations
 
-from ._api import bind_shipped, build, install, load, release_gil, uninstall, wait_for_wrapper
+from ._api import bind_shipped, build, install, keep_gil, load, release_gil, uninstall, wait_for_wrapper
 from ._version import __version__
 from .errors import (
     BindingError,
@@ -45,6 +45,7 @@ __all__ = [
     "bind_shipped",
     "build",
     "install",
+    "keep_gil",
     "load",
     "release_gil",
     "uninstall",

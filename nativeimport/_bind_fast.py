@@ -493,11 +493,12 @@ def _wrapper(index: int, function: Function, opaque: frozenset[str] = frozenset(
         yield f"    {_c_result(result)} r;"
         statement = f"r = {call};"
     if held:
-        # Always without the GIL, as cffi calls: C may call back from threads of its own while this call
-        # waits for them (a parallel map joining its workers), which would hang if it held the GIL. The
-        # trampolines take it back, at ~25 ns a callback from this thread.
+        # Without the GIL, as cffi calls, unless keep_gil bound it: C may call back from threads of its own
+        # while this call waits for them (a parallel map joining its workers), which would hang if it held
+        # the GIL. The trampolines take it back, at ~40 ns a callback from this thread.
         yield CALLS_START
-        yield f"    Py_BEGIN_ALLOW_THREADS {statement} Py_END_ALLOW_THREADS"
+        yield f"    if (self == Py_True) {{ {statement} }}  /* keep_gil */"
+        yield f"    else {{ Py_BEGIN_ALLOW_THREADS {statement} Py_END_ALLOW_THREADS }}"
     else:
         yield f"    if (self == NULL) {{ {statement} }}"
         yield f"    else {{ Py_BEGIN_ALLOW_THREADS {statement} Py_END_ALLOW_THREADS }}"
@@ -554,6 +555,7 @@ def _convert_result(ctype: CType) -> str:
 
 
 def _module(functions: list[Function], handles: list[str] | None = None, record_count: int = 0) -> str:
+    takers = "".join("1" if any(p.type.is_function_pointer for p in f.params) else "0" for f in functions)
     rows = []
     for index, function in enumerate(functions):
         count = len(function.params)
@@ -577,7 +579,7 @@ static const char *ni_symbols[] = {{{symbols}}};
 static void **ni_slots[] = {{{slots}}};
 static const char *ni_handle_cdecls[] = {{{", ".join(_c_string(h) for h in handles or ()) or "NULL"}}};
 static NiModule ni_this = {{ni_methods, ni_symbols, ni_slots, {len(functions)}, NULL, NULL, ni_handle_cdecls,
-                           ni_handle_types, {len(handles or ())}, ni_records, {record_count}}};
+                           ni_handle_types, {len(handles or ())}, ni_records, {record_count}, {_c_string(takers)}}};
 
 static PyObject *ni_fall_back(int index, PyObject *const *args, Py_ssize_t nargs) {{
     return ni_call_fallback(&ni_this, index, args, nargs);

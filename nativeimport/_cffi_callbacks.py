@@ -100,7 +100,8 @@ def _fast_function_module(value: Any) -> Any:
     exports = getattr(module, "__native_exports__", ())
     if module is None or name not in exports:
         return None
-    if module.__dict__.get(name) is not value and getattr(module, "__native_release_gil__", {}).get(name) is not value:
+    variants = (getattr(module, "__native_release_gil__", {}), getattr(module, "__native_keep_gil__", {}))
+    if module.__dict__.get(name) is not value and all(v.get(name) is not value for v in variants):
         return None
     return module
 

@@ -36,6 +36,7 @@ typedef struct {
     int handle_count;
     struct NiRecordSpec **records;  /* the struct and union types it makes (_fast_records) */
     int record_count;
+    const char *takes_callbacks;  /* '1' per function taking callbacks: it releases the GIL unless keep_gil */
 } NiModule;
 
 NI_HELPER int ni_int_error(PyObject *o, const char *what, const char *ctype);
@@ -251,22 +252,30 @@ NI_HELPER PyObject *ni_bind_module(NiModule *module, PyObject *self, PyObject *a
     Py_XDECREF(previous);
     Py_CLEAR(module->fallbacks);
     if (module->handle_count > 0 && ni_bind_handles(module) < 0) return NULL;
-    PyObject *kept = PyDict_New(), *released = PyDict_New();
+    PyObject *kept = PyDict_New(), *released = PyDict_New(), *keeping = NULL;
     if (kept == NULL || released == NULL) goto fail;
     if (ni_bind_records(module->records, module->record_count, module_name, kept) < 0) goto fail;
-    for (int i = 0; i < 2 * count; i++) {
-        /* self == NULL keeps the GIL during the call; any other self releases it */
+    keeping = PyDict_New();
+    if (keeping == NULL) goto fail;
+    for (int i = 0; i < 3 * count; i++) {
+        /* self == NULL keeps the GIL during the call, any other self releases it; but a function taking
+           callbacks releases it unless self is Py_True (keep_gil: C calls back only from this thread) */
         PyMethodDef *method = &module->methods[i % count];
-        PyObject *function = PyCFunction_NewEx(method, i < count ? NULL : self, module_name);
+        int taking = module->takes_callbacks != NULL && module->takes_callbacks[i % count] == '1';
+        if (i >= 2 * count && !taking) continue;
+        PyObject *bound_self = i < count ? NULL : i < 2 * count ? self : Py_True;
+        PyObject *function = PyCFunction_NewEx(method, bound_self, module_name);
         if (function == NULL) goto fail;
-        int failed = PyDict_SetItemString(i < count ? kept : released, method->ml_name, function);
+        int failed = PyDict_SetItemString(i < count ? kept : i < 2 * count ? released : keeping, method->ml_name,
+                                          function);
         Py_DECREF(function);
         if (failed) goto fail;
     }
-    return Py_BuildValue("(NN)", kept, released);
+    return Py_BuildValue("(NNN)", kept, released, keeping);
 fail:
     Py_XDECREF(kept);
     Py_XDECREF(released);
+    Py_XDECREF(keeping);
     return NULL;
 }
 """

@@ -280,7 +280,8 @@ static int ni_is_native(PyObject *o) {
     }
     if (!PyCFunction_Check(o)) return 0;
     PyObject *self = PyCFunction_GET_SELF(o);
-    if (self != NULL && !PyModule_Check(self)) return 0;  /* a bound method of a builtin object */
+    /* a bound method of a builtin object; Py_True marks a wrapper's keep_gil variant */
+    if (self != NULL && self != Py_True && !PyModule_Check(self)) return 0;
     PyObject *module = ni_callbacks_module();
     PyObject *answer = module == NULL ? NULL : PyObject_CallMethod(module, "is_native", "O", o);
     int native = answer == NULL ? -1 : PyObject_IsTrue(answer);

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any, Optional
 
-__all__ = ["OnFirstUse", "bind_light", "load_extension", "wants_wrapper"]
+__all__ = ["OnFirstUse", "bind_light", "bind_wrapper", "load_extension", "wants_wrapper"]
 
 
 def wants_wrapper(entry: str, binder: str) -> bool:
@@ -46,10 +46,19 @@ def load_extension(entry: str, binder: str) -> Any:
     return loader.create_module(ModuleSpec("_nativeimport_fast", loader, origin=path))
 
 
-def bind_light(entry: str, module_name: str, extension: Any,
-               cffi_namespace: Callable[[], dict[str, Any]]) -> Optional[tuple[dict[str, Any], dict[str, Any], Any]]:
+def bind_wrapper(extension: Any, library: str, module_name: str,
+                 provider: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Bind the wrapper to ``library``: (its functions, their GIL-releasing variants, the GIL-keeping
+    variants of those taking callbacks, which release it by default). ``provider`` returns the cffi
+    namespace, for the arguments only cffi converts. A wrapper an earlier version built has no third."""
+    bound = extension.bind(library, module_name, provider)
+    return bound[0], bound[1], bound[2] if len(bound) > 2 else {}
+
+
+def bind_light(entry: str, module_name: str, extension: Any, cffi_namespace: Callable[[], dict[str, Any]]
+               ) -> Optional[tuple[dict[str, Any], dict[str, Any], dict[str, Any], Any]]:
     """Bind through the wrapper alone when it serves every function: (namespace, GIL-releasing variants,
-    what was left out); None when some export needs cffi.
+    GIL-keeping variants, what was left out); None when some export needs cffi.
 
     ``cffi_namespace`` makes the cffi binding, called only if something needs it.
     Not through a module ``__getattr__``: CPython stops specialising attribute
@@ -60,7 +69,7 @@ def bind_light(entry: str, module_name: str, extension: Any,
         return None
     library = entry_file(entry, LIBRARY_FILE)
     check_elf(library)
-    kept, released = extension.bind(library, module_name, cffi_namespace)
+    kept, released, keeping = bind_wrapper(extension, library, module_name, cffi_namespace)
     namespace: dict[str, Any] = dict(getattr(light, "CONSTANTS", {}))  # #define constants (absent in older entries)
     namespace.update(kept)
     if light.ENUMS:
@@ -72,7 +81,7 @@ def bind_light(entry: str, module_name: str, extension: Any,
             namespace.update(members)
     namespace["__ffi__"] = OnFirstUse(lambda: cffi_namespace()["__ffi__"])
     namespace["__lib__"] = OnFirstUse(lambda: cffi_namespace()["__lib__"])
-    return namespace, released, light.SKIPPED
+    return namespace, released, keeping, light.SKIPPED
 
 
 class OnFirstUse:

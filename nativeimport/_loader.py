@@ -27,7 +27,7 @@ from ._entry import (
 )
 
 # Every hit binds through these: imported with this module, so by install(), not by the first native import.
-from ._fast_runtime import bind_light, load_extension, wants_wrapper
+from ._fast_runtime import bind_light, bind_wrapper, load_extension, wants_wrapper
 from .errors import BindingError, NativeImportError
 from .settings import Settings
 
@@ -174,17 +174,19 @@ def bind_module(module: types.ModuleType, entry: str, settings: Settings) -> Non
 
     light = bind_light(entry, module.__name__, extension, cffi_namespace) if extension is not None else None
     if light is not None:
-        namespace, released, skipped = light
+        namespace, released, keeping, skipped = light
     else:
         from ._cffi_runtime import load_binding
 
         namespace, skipped = load_binding(entry, module.__name__)
-        released = {}
+        released, keeping = {}, {}
         if extension is not None:
             wrappers = dict(namespace)  # the cffi wrappers, before the fast ones replace them
-            kept, released = extension.bind(entry_file(entry, LIBRARY_FILE), module.__name__, lambda: wrappers)
+            kept, released, keeping = bind_wrapper(extension, entry_file(entry, LIBRARY_FILE), module.__name__,
+                                                   lambda: wrappers)
             namespace.update(kept)
     namespace["__native_release_gil__"] = dict(released)
+    namespace["__native_keep_gil__"] = dict(keeping)
     for name in getattr(module, "__native_exports__", ()):
         if name not in namespace:
             module.__dict__.pop(name, None)
@@ -221,7 +223,8 @@ def _switch_when_built(module: types.ModuleType, entry: str, settings: Settings,
             if extension is None or getattr(module, "__native_key__", None) != key:
                 return
             wrappers = dict(namespace)
-            kept, released = extension.bind(entry_file(entry, LIBRARY_FILE), module.__name__, lambda: wrappers)
+            kept, released, keeping = bind_wrapper(extension, entry_file(entry, LIBRARY_FILE), module.__name__,
+                                                   lambda: wrappers)
         except Exception as exc:  # a damaged wrapper: the module simply stays on cffi
             import logging
 
@@ -231,6 +234,7 @@ def _switch_when_built(module: types.ModuleType, entry: str, settings: Settings,
         namespace.update(kept)
         module.__dict__.update(kept)
         getattr(module, "__native_release_gil__", {}).update(released)
+        getattr(module, "__native_keep_gil__", {}).update(keeping)
         for hook in BIND_HOOKS:
             hook(module, namespace)
 

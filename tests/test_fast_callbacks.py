@@ -187,6 +187,9 @@ THREADS = """
     out["thread_default"] = e.in_thread(lambda v: v * 2, 21)  # without release_gil: the call released it
     nativeimport.release_gil(e, "integrate", "in_thread", "twice")
     out["integral"] = round(e.integrate(lambda x: 2 * x, 0.0, 1.0, 100), 6)
+    nativeimport.keep_gil(e, "integrate", "negate")  # a callback from this thread only: cheaper with the GIL kept
+    out["kept"] = [e.integrate is e.__native_keep_gil__.get("integrate"), "negate" in e.__native_keep_gil__,
+                   round(e.integrate(lambda x: 2 * x, 0.0, 1.0, 100), 6)]
     out["thread"] = e.in_thread(lambda v: v * 3, 14)  # called back from C's own thread
     def bad(v):
         raise ValueError(f"thread {v}")
@@ -219,6 +222,7 @@ def test_callbacks_with_the_gil_released_and_from_a_thread_of_c(runner: Runner, 
     out = __import__("json").loads(done.stdout.strip().splitlines()[-1])
     assert out["served_by"] == ("function" if binder else "builtin_function_or_method")
     assert out["integral"] == 1.0
+    assert out["kept"] == [not binder, False, 1.0]  # only functions taking callbacks have the variant
     assert out["thread"] == 42 and out["thread_default"] == 42
     assert out["thread_bad"] == 0 and "ValueError: thread 5" in done.stderr
     assert out["raised_again"] == "thread 1"

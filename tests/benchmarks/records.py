@@ -133,6 +133,11 @@ def tools(src: Path, root: Path, cache: Path) -> dict[str, Any]:
 
     found: dict[str, Any] = {HANDMADE: handmade(src, root)}
     found["nativeimport (fast binder)"] = nativeimport_fast(src, cache)
+    # Functions taking callbacks release the GIL (C may call back from threads it waits for); keep_gil
+    # keeps it, as the hand-written trampoline does: the other rows of this column are the same calls.
+    kept = nativeimport.load(src / "records.c", name="records_keep_gil", cache_dir=cache)
+    nativeimport.keep_gil(kept, "sum_calls")
+    found["nativeimport (fast, keep_gil)"] = kept
     found["nativeimport (cffi binder)"] = nativeimport.load(src / "records.c", name="records_cffi", cache_dir=cache,
                                                             binder="cffi")
     if str(src) not in sys.path:
