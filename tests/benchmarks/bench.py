@@ -252,6 +252,10 @@ def measure_imports(work: Workspace) -> dict[str, dict[str, float]]:
     shutil.copy(work.src / "records.c", geometry)
     python_seconds(f"import nativeimport\nm = nativeimport.load({str(geometry)!r})\nnativeimport.wait_for_wrapper(m)",
                    env)
+    shapes = kernels.with_name("shapes.c")  # structs and an enum, no handle: served without cffi
+    shutil.copy(work.src / "shapes.c", shapes)
+    python_seconds(f"import nativeimport\nm = nativeimport.load({str(shapes)!r})\nnativeimport.wait_for_wrapper(m)",
+                   env)
     time.sleep(2.5)  # the folder is quiet again, as a project folder is between edits
     # The hit alone: in the same process, after `import nativeimport; nativeimport.install()`.
     hit = ("import nativeimport\nnativeimport.install()\n_t = time.perf_counter()\nimport kernels")
@@ -262,13 +266,15 @@ def measure_imports(work: Workspace) -> dict[str, dict[str, float]]:
         python_seconds(then, env, cwd=kernels.parent) for _ in range(9))}
     # cffi's own modules the hit loads (its C backend alone costs about 1 ms): none once the fast binder
     # serves structs and handles
-    loaded = subprocess.run(
-        [sys.executable, "-c", "import sys, nativeimport\nnativeimport.install()\nimport records\n"
-         "print('+'.join(m for m in ('_cffi_backend', 'cffi') if m in sys.modules) or 'none')"],
-        capture_output=True, text=True, check=True, env={**os.environ, **env}, cwd=kernels.parent).stdout.split()[-1]
-    results[f"nativeimport: import records (structs, a handle; cffi modules loaded: {loaded}), "
-            "after install()"] = {"warm": statistics.median(python_seconds(
-                hit.replace("import kernels", "import records"), env, cwd=kernels.parent) for _ in range(9))}
+    for name, holding in (("shapes", "structs and an enum"), ("records", "structs, a handle")):
+        loaded = subprocess.run(
+            [sys.executable, "-c", f"import sys, nativeimport\nnativeimport.install()\nimport {name}\n"
+             "print('+'.join(m for m in ('_cffi_backend', 'cffi') if m in sys.modules) or 'none')"],
+            capture_output=True, text=True, check=True, env={**os.environ, **env},
+            cwd=kernels.parent).stdout.split()[-1]
+        results[f"nativeimport: import {name} ({holding}; cffi modules loaded: {loaded}), "
+                "after install()"] = {"warm": statistics.median(python_seconds(
+                    hit.replace("import kernels", f"import {name}"), env, cwd=kernels.parent) for _ in range(9))}
     results["import nativeimport + install()"] = {"warm": statistics.median(
         python_seconds("import nativeimport\nnativeimport.install()", env) for _ in range(9))}
     results["built extension (hand-written)"] = {"warm": statistics.median(
