@@ -268,8 +268,9 @@ def _shadows(files: list[Path], source_dir: Path) -> list[Path]:
 # waits for the compiler, instead of before or after it. Ours among them import, besides modules only
 # they import (_fast_c), what the build imported before compiling (interface, _entry, _records, _child):
 # the main thread never waits on an import the thread waits on.
-_LATER_MODULES = ("nativeimport._cffi_check", "nativeimport._bind_cffi", "nativeimport._bind_fast", "cffi.recompiler",
-                  "cffi.commontypes")
+# The DWARF reader (~3 ms) and the cffi runtime the loader binds with (~0.5 ms) too: both only after it.
+_LATER_MODULES = ("nativeimport.dwarf", "nativeimport._cffi_check", "nativeimport._bind_cffi", "nativeimport._bind_fast",
+                  "cffi.recompiler", "cffi.commontypes", "nativeimport._cffi_runtime")
 # Imported only while the compiler still runs (each checked before it starts), so they never compete for
 # the GIL with a small module's binding, which needs none of them: cffi's C parser (pycparser, ~20 ms),
 # for records and callbacks (_bind_cffi._scalar_declarations binds scalars without it).

@@ -149,3 +149,24 @@ def test_directories_are_made_private_whatever_the_umask(tmp_path: Path) -> None
     for folder in ("a", "a/b", "a/b/c"):
         assert stat.S_IMODE((tmp_path / folder).stat().st_mode) == 0o700
     assert is_key("0" * 64) and not is_key("my-notes") and not is_key("A" * 64)
+
+
+def test_a_compiler_started_by_a_build_is_set_to_die_with_it() -> None:
+    """child_setup asks the kernel (prctl PR_SET_PDEATHSIG, found through cffi's backend) for SIGKILL when
+    we die: the child reads its own setting back (PR_GET_PDEATHSIG), and its umask."""
+    import signal
+    import subprocess
+    import sys
+
+    import pytest
+
+    from nativeimport._child import child_setup
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("PR_SET_PDEATHSIG is Linux's")
+    code = ("import ctypes, os; value = ctypes.c_int(); "
+            "ctypes.CDLL(None).prctl(2, ctypes.byref(value), 0, 0, 0); "
+            "print(value.value, oct(os.umask(0)))")
+    done = subprocess.run([sys.executable, "-c", code], preexec_fn=child_setup(), capture_output=True,
+                          text=True, check=True, timeout=60)
+    assert done.stdout.split() == [str(int(signal.SIGKILL)), "0o77"]
