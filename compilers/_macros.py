@@ -22,7 +22,6 @@ constants, never a failed build.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import struct
@@ -33,13 +32,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from nativeimport.driver import log  # the package's logger: imports logging only when a message can go somewhere
 from nativeimport.errors import NativeImportError
 
 __all__ = [
     "ConstantProbe", "macro_candidates", "may_define_constants", "probe_source", "read_probe_object", "unoptimized",
 ]
-
-log = logging.getLogger("nativeimport")
 
 Value = Union[int, float, str]
 

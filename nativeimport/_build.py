@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import os
 import shutil
 import sys
@@ -38,6 +37,7 @@ from ._entry import (
     root_of,
     tool_versions_dir,
 )
+from ._log import QuietLogger
 from ._progress import showing_progress
 from ._records import ABSENT, sha256, snapshot
 from ._version import __version__
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 __all__ = ["Built", "add_fast_wrapper", "build_into", "check_or_build", "dependency_of", "evict",
            "start_fast_wrapper", "wrapper_job"]
 
-log = logging.getLogger("nativeimport")
+log = QuietLogger("nativeimport")
 PREBUILT_SCRATCH = "fast-pch"  # the fast binder's precompiled header and helpers, under scratch/
 
 
@@ -269,8 +269,8 @@ def _shadows(files: list[Path], source_dir: Path) -> list[Path]:
 # they import (_fast_c), what the build imported before compiling (interface, _entry, _records, _child):
 # the main thread never waits on an import the thread waits on.
 # The DWARF reader (~3 ms) and the cffi runtime the loader binds with (~0.5 ms) too: both only after it.
-_LATER_MODULES = ("nativeimport.dwarf", "nativeimport._cffi_check", "nativeimport._bind_cffi", "nativeimport._bind_fast",
-                  "cffi.recompiler", "cffi.commontypes", "nativeimport._cffi_runtime")
+_LATER_MODULES = ("nativeimport.dwarf", "nativeimport._cffi_check", "nativeimport._bind_cffi",
+                  "nativeimport._bind_fast", "cffi.recompiler", "cffi.commontypes", "nativeimport._cffi_runtime")
 # Imported only while the compiler still runs (each checked before it starts), so they never compete for
 # the GIL with a small module's binding, which needs none of them: cffi's C parser (pycparser, ~20 ms),
 # for records and callbacks (_bind_cffi._scalar_declarations binds scalars without it).

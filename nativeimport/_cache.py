@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import logging
 import os
 import shutil
 import tempfile
@@ -34,6 +33,7 @@ from ._entry import (
     staging_parent,
     toolchain_record,
 )
+from ._log import QuietLogger
 from ._records import ABSENT, make_private_dirs, read_record, sha256, snapshot, stats_match, write_record
 from .errors import LockTimeout
 
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Cache", "Dependency", "digest_file"]
 
-log = logging.getLogger("nativeimport")
+log = QuietLogger("nativeimport")
 
 
 def digest_file(path: Path) -> str:

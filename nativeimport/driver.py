@@ -20,7 +20,6 @@ party driver needs nothing private.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import shlex
 import shutil
@@ -33,6 +32,7 @@ from typing import ClassVar, Optional
 from . import _tool_versions
 from ._child import child_setup, compiler_started
 from ._doc_comments import doc_comment_above
+from ._log import QuietLogger
 from .errors import CompileError, ToolchainNotFound
 from .interface import Interface
 
@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "nativeimport.compilers"
-log = logging.getLogger("nativeimport")
+log = QuietLogger("nativeimport")
 
 # Where GCC and Clang look for headers, libraries and their own parts besides the command line
 # (https://gcc.gnu.org/onlinedocs/gcc/Environment-Variables.html): the default search environment.

@@ -32,13 +32,14 @@ ALLOWED: dict[str, set[str]] = {
     "_dwarf_lite": set(),  # the common case of a library's DWARF, read without pyelftools
     "dwarf": {"_doc_comments", "_dwarf_lite", "errors", "interface"},
     "_child": set(),
+    "_log": set(),  # the package's logger, importing logging only when a message can go somewhere
     "_tool_versions": {"_records"},  # what tools print for --version, remembered during a build
-    "driver": {"_child", "_doc_comments", "_tool_versions", "dwarf", "errors", "interface"},
+    "driver": {"_child", "_doc_comments", "_log", "_tool_versions", "dwarf", "errors", "interface"},
     # the cache: its layout, its stored artefacts, its contents
     "_root": {"_records", "errors"},  # the cache root: where, its mark, whether it is safe
     "_entry": {"_root", "_records", "errors"},
     "_stored": {"_entry", "_records"},
-    "_cache": {"_build_settings", "_entry", "_locks", "_records", "_registry", "errors", "settings"},
+    "_cache": {"_build_settings", "_entry", "_locks", "_log", "_records", "_registry", "errors", "settings"},
     # a source's own build settings (its comment, nativeimport.toml), read by a build and by the finder
     "_build_settings": {"_records", "driver", "errors"},
     # drivers known without importing them
@@ -51,7 +52,7 @@ ALLOWED: dict[str, set[str]] = {
     "_bind_fast": {"_child", "_entry", "_fast_c", "_fast_callbacks", "_fast_records", "_records", "interface"},
     "_fast_runtime": {"_cffi_runtime", "_entry", "_stored"},
     # a miss
-    "_build": {"_bind_cffi", "_bind_fast", "_cffi_check", "_build_settings", "_cache", "_child", "_entry", "_progress", "_records",
+    "_build": {"_bind_cffi", "_bind_fast", "_cffi_check", "_build_settings", "_cache", "_child", "_entry", "_log", "_progress", "_records",
                "_registry", "_tool_versions", "_version", "driver", "dwarf", "errors", "interface", "settings"},
     "_progress": set(),
     # an import: find, then load
@@ -82,7 +83,7 @@ ALLOWED: dict[str, set[str]] = {
     # the drivers shipped with nativeimport, exactly as a third party's
     "compilers.__init__": set(),
     "compilers._names": {"interface"},
-    "compilers._macros": {"errors"},
+    "compilers._macros": {"driver", "errors"},
     "compilers.c": {"compilers._macros", "driver", "errors", "interface"},
     "compilers.cpp": {"compilers.c", "driver", "errors", "interface"},
     "compilers.fortran": {"driver", "dwarf", "errors", "interface"},

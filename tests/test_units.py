@@ -170,3 +170,20 @@ def test_a_compiler_started_by_a_build_is_set_to_die_with_it() -> None:
     done = subprocess.run([sys.executable, "-c", code], preexec_fn=child_setup(), capture_output=True,
                           text=True, check=True, timeout=60)
     assert done.stdout.split() == [str(int(signal.SIGKILL)), "0o77"]
+
+
+def test_the_package_logger_imports_logging_only_when_a_message_can_go_somewhere() -> None:
+    """Debug and info messages before anything imported logging are dropped without importing it (nothing
+    could have set a handler or level); a warning goes through logging's last resort; once logging is
+    configured, debug messages arrive, naming our caller."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from nativeimport._log import QuietLogger; log = QuietLogger('nativeimport'); "
+            "log.debug('unseen %s', 1); log.info('unseen'); print('logging' in sys.modules); "
+            "log.warning('a warning %s', 2); print('logging' in sys.modules); "
+            "import logging; logging.basicConfig(level=logging.DEBUG, format='%(funcName)s %(message)s'); "
+            "\ndef caller():\n    log.debug('seen %s', 3)\ncaller()")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert done.stdout.split() == ["False", "True"]
+    assert done.stderr.splitlines() == ["a warning 2", "caller seen 3"]
