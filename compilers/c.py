@@ -24,9 +24,12 @@ from nativeimport.driver import (
     ziglang_executable,
 )
 from nativeimport.errors import CompileError, ToolchainNotFound
-from nativeimport.interface import Constant, Interface, python_name
 
 from ._macros import ConstantProbe
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # imported while the compiler runs, not before it starts (its ~5 ms of dataclasses)
+    from nativeimport.interface import Constant, Interface
 
 __all__ = ["CDriver"]
 
@@ -176,6 +179,8 @@ class CDriver(Driver):
 
 def constants_for(interface: Interface, values: Mapping[str, object]) -> tuple[Constant, ...]:
     """The constants that become module attributes: not a name the interface already binds."""
+    from nativeimport.interface import Constant, python_name
+
     taken = {python_name(f.name) for f in interface.functions}
     taken |= {python_name(s.name) for s in interface.structs}
     for enum in interface.enums:

@@ -43,12 +43,12 @@ from ._records import ABSENT, sha256, snapshot
 from ._version import __version__
 from .driver import BuildRequest, BuildResult, Driver
 from .errors import CacheError, NativeImportWarning, SourceError
-from .interface import Interface
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ._records import Snapshot
     from ._registry import DriverInfo
+    from .interface import Interface  # imported while the compiler runs (_LATER_MODULES import it)
     from .settings import Settings
 
 __all__ = ["Built", "add_fast_wrapper", "build_into", "check_or_build", "dependency_of", "evict",
@@ -442,6 +442,7 @@ def add_fast_wrapper(entry: str, module_name: str, settings: Settings) -> None:
     """
     log.debug("%s: adding the fast wrapper for %s to entry %s", module_name, sys.implementation.cache_tag, entry)
     from ._bind_fast import build_fast
+    from .interface import Interface
 
     interface = Interface.from_json(json.loads(Path(entry, INTERFACE_FILE).read_text(encoding="utf-8")))
     scratch = Cache(Path(root_of(entry))).scratch(PREBUILT_SCRATCH)
@@ -485,6 +486,7 @@ def start_fast_wrapper(entry: str, module_name: str, settings: Settings) -> bool
 def wrapper_job(arguments: list[str]) -> None:
     """The detached process :func:`start_fast_wrapper` runs: ``entry module_name timeout``."""
     from ._bind_fast import build_fast
+    from .interface import Interface
 
     entry, module_name, timeout = arguments
     interface = Interface.from_json(json.loads(Path(entry, INTERFACE_FILE).read_text(encoding="utf-8")))

@@ -34,7 +34,10 @@ from ._child import child_setup, compiler_started
 from ._doc_comments import doc_comment_above
 from ._log import QuietLogger
 from .errors import CompileError, ToolchainNotFound
-from .interface import Interface
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # imported while the compiler runs, not before it starts (its ~5 ms of dataclasses)
+    from .interface import Interface
 
 __all__ = [
     "C_SEARCH_ENVIRONMENT",
@@ -51,6 +54,15 @@ __all__ = [
     "tool_version",
     "ziglang_executable",
 ]
+
+if not TYPE_CHECKING:
+    def __getattr__(name: str) -> object:
+        """``Interface``, which a driver written before it left this module's imports may import from here."""
+        if name == "Interface":
+            from .interface import Interface
+
+            return Interface
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 ENTRY_POINT_GROUP = "nativeimport.compilers"
 log = QuietLogger("nativeimport")
