@@ -89,6 +89,12 @@ class CDriver(Driver):
     def _own_flags(self) -> tuple[str, ...]:
         return (*BASE_FLAGS, *GCC_FLAGS) if self._is_gcc() else BASE_FLAGS
 
+    def _speed_flags(self) -> tuple[str, ...]:
+        """Flags that make the compile faster without changing its output (so not in :meth:`flags`, the key):
+        GCC's ``-pipe`` hands the assembly to ``as`` through a pipe, not a file, and the two run at once
+        (~10% of a small module's compile, the same library byte for byte)."""
+        return ("-pipe",) if self._is_gcc() else ()
+
     def _is_gcc(self) -> bool:
         version = self.toolchain().version.lower()
         return ("gcc" in version or "free software foundation" in version) and "clang" not in version
@@ -101,7 +107,8 @@ class CDriver(Driver):
             env = {**os.environ, "ZIG_GLOBAL_CACHE_DIR": str(request.scratch_dir / "zig-global"),
                    "ZIG_LOCAL_CACHE_DIR": str(request.scratch_dir / "zig-local")}
         what = f"{Path(request.toolchain.path).name} ({self.compiler_label})"
-        compile_flags = [*self._own_flags(), *settings.c_compile_flags(), *_env_flags(self.flags_variable)]
+        compile_flags = [*self._own_flags(), *self._speed_flags(), *settings.c_compile_flags(),
+                         *_env_flags(self.flags_variable)]
         # The constants are found while the library compiles, with the same compiler and flags (those of the
         # first source: it is "the source" whose defines and local headers count).
         probe = None
