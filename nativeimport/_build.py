@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from . import _tool_versions
+from . import _early, _tool_versions
 from ._build_settings import Resolved, config_of, resolve, table_digest
 from ._cache import Cache, Dependency, digest_file
 from ._child import when_a_compiler_starts
@@ -178,9 +178,17 @@ def _compile_unraced(staging: Path, driver: Driver, cache: Cache, source: Path, 
         output.mkdir()
         began = _clock(staging, after=latest)
         before = {row[0]: row for row in snapshot(known)}
+        early = _early.clock_for(str(source)) if attempt == 1 else None
+        if early is not None:  # a compiler run_tool may adopt started before these: their earlier values count
+            began, before = min(began, early[0]), {row[0]: row for row in early[1]}
         request = BuildRequest(source=source, module_name=module_name, output_dir=output, toolchain=driver.toolchain(),
                                scratch_dir=cache.scratch(driver.name), timeout=timeout, settings=resolved.settings)
-        result = driver.compile(request)
+        _early.watch(str(source), str(output))
+        try:
+            result = driver.compile(request)
+        finally:
+            commands = _early.stop_watching()
+            _early.discard(str(source))  # not adopted: killed now, not left competing with the build
         if driver.read_source(source) != source_bytes:
             raise SourceError(f"{source} changed while it was being compiled; import it again",
                               name=module_name, path=str(source))
@@ -198,6 +206,8 @@ def _compile_unraced(staging: Path, driver: Driver, cache: Cache, source: Path, 
                    if _may_have_changed(row, began, ended, before.get(row[0]), row[0] in absent)]
         if not changed:  # each row with its content's digest, for NATIVEIMPORT_VERIFY
             (staging / _CLOCK).unlink()
+            if commands is not None:  # the next new source in this folder starts this compile early
+                _early.remember(str(cache.root), driver.name, commands, module_name)
             # The configuration file is checked by its stat only: its digest is its module's table's, not its own.
             digests = [d.digest for d in dependencies[:-1]] + ["-"]
             return request, result, dependencies, [[*row, digest] for row, digest in zip(stats, digests)]
@@ -344,6 +354,15 @@ def check_or_build(root: str, source_name: str, info: DriverInfo, token: str, se
     cache = Cache(Path(root))
     source = Path(source_name)
     _tool_versions.use_directory(tool_versions_dir(root))  # before the driver asks its compiler's version
+    try:
+        return _check_or_build(cache, source, info, token, settings, module_name, reason, definition, root,
+                               source_name)
+    finally:
+        _early.discard(source_name)  # a content match, an error: the compiler started early is not needed
+
+
+def _check_or_build(cache: Cache, source: Path, info: DriverInfo, token: str, settings: Settings,
+                    module_name: str, reason: str, definition: Optional[str], root: str, source_name: str) -> str:
     driver = info.load()
     source_stats = snapshot([source_name])
     source_bytes = _read_source(driver.read_source, source)

@@ -29,7 +29,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar, Optional
 
-from . import _tool_versions
+from . import _early, _tool_versions
 from ._child import child_setup, compiler_started
 from ._doc_comments import doc_comment_above
 from ._log import QuietLogger
@@ -349,8 +349,12 @@ def run_tool(
     files private (umask 077).
     """
     log.debug("running %s", shlex.join(command))
+    # The same command already started while the build imported its modules (a new source): waited for here.
+    early = _early.adopt(command, None if cwd is None else str(cwd), env)
+    if early is not None:
+        log.debug("adopted the compiler started early for %s", early.source)
     try:
-        process = subprocess.Popen(
+        process = early.process if early is not None else subprocess.Popen(
             list(command),
             cwd=cwd,
             env=None if env is None else dict(env),
@@ -365,6 +369,8 @@ def run_tool(
     compiler_started()  # what a build does meanwhile (its imports for later) starts now
     try:
         output, _ = process.communicate(timeout=timeout)
+        if early is not None:
+            _early.finish(early)
     except subprocess.TimeoutExpired:
         _kill_group(process)
         output = _output_after_kill(process)

@@ -32,9 +32,10 @@ ALLOWED: dict[str, set[str]] = {
     "_dwarf_lite": set(),  # the common case of a library's DWARF, read without pyelftools
     "dwarf": {"_doc_comments", "_dwarf_lite", "errors", "interface"},
     "_child": set(),
-    "_log": set(),  # the package's logger, importing logging only when a message can go somewhere
+    "_log": set(),
+    "_early": {"_child", "_entry", "_records"},  # a new source's compiler started before the build is imported  # the package's logger, importing logging only when a message can go somewhere
     "_tool_versions": {"_records"},  # what tools print for --version, remembered during a build
-    "driver": {"_child", "_doc_comments", "_log", "_tool_versions", "dwarf", "errors", "interface"},
+    "driver": {"_child", "_doc_comments", "_early", "_log", "_tool_versions", "dwarf", "errors", "interface"},
     # the cache: its layout, its stored artefacts, its contents
     "_root": {"_records", "errors"},  # the cache root: where, its mark, whether it is safe
     "_entry": {"_root", "_records", "errors"},
@@ -52,11 +53,11 @@ ALLOWED: dict[str, set[str]] = {
     "_bind_fast": {"_child", "_entry", "_fast_c", "_fast_callbacks", "_fast_records", "_records", "interface"},
     "_fast_runtime": {"_cffi_runtime", "_entry", "_stored"},
     # a miss
-    "_build": {"_bind_cffi", "_bind_fast", "_cffi_check", "_build_settings", "_cache", "_child", "_entry", "_log", "_progress", "_records",
+    "_build": {"_bind_cffi", "_bind_fast", "_cffi_check", "_build_settings", "_cache", "_child", "_early", "_entry", "_log", "_progress", "_records",
                "_registry", "_tool_versions", "_version", "driver", "dwarf", "errors", "interface", "settings"},
     "_progress": set(),
     # an import: find, then load
-    "_loader": {"_build", "_cffi_runtime", "_entry", "_fast_runtime", "_registry", "errors", "settings"},
+    "_loader": {"_build", "_cffi_runtime", "_early", "_entry", "_fast_runtime", "_registry", "errors", "settings"},
     "_finder": {"_build_settings", "_loader", "_registry"},
     # a module shipped prebuilt in a wheel: bound from beside its .py, read only
     "_shipped": {"_entry", "_loader", "_version", "errors", "settings"},

@@ -1,0 +1,220 @@
+"""A new module's compiler started before the build's own modules are imported.
+
+Importing what a build needs (dataclasses, the driver, the cache; ~25 ms) used to
+happen before the compiler started. On a miss the loader calls :func:`start`
+first: when an earlier build of a source in the same folder with the same
+driver ran one compiler command, that command's recipe (its arguments with the
+source, the output directory and the library's name as placeholders) is
+filled in for this source and started at once, into a private directory of
+its own. The build then proceeds as always; when :func:`nativeimport.driver.run_tool`
+is about to run exactly that command (same arguments but for the output
+directory, same folder, the inherited environment), it adopts the running
+process instead (:func:`adopt`) and moves its outputs into the build's output
+directory once it ended. Anything else (another command, a content match, an
+error) discards it (:func:`discard`): a wrong guess costs the other core's time,
+never a wrong build.
+
+The clock mark the build's race check needs (see ``_build._compile_unraced``)
+is taken here, before the process starts, with the source's stat: an edit made
+after the compiler started is seen as such (:func:`clock_for`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+
+from ._child import child_setup
+from ._entry import STAGING_PREFIX, scratch_dir, staging_parent
+from ._records import make_private_dirs, sha256, snapshot
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import subprocess
+    from collections.abc import Mapping, Sequence
+    from typing import Optional
+
+    from ._records import Snapshot
+
+__all__ = ["Speculation", "Watch", "adopt", "clock_for", "discard", "finish", "remember", "start", "stop_watching",
+           "watch"]
+
+RECIPES = "early"  # scratch/early/<driver and folder digest>: one recipe per driver and source folder
+_SOURCE, _OUTPUT, _LIBRARY = "\x1fsource\x1f", "\x1foutput\x1f", "\x1flibrary\x1f"
+_CLOCK = ".clock"
+
+
+class Speculation:
+    """A compiler started for ``source`` into ``directory``, until adopted or discarded."""
+
+    __slots__ = ("adopted_into", "before", "began", "command", "cwd", "directory", "process", "source")
+
+    def __init__(self, source: str, directory: str, command: list[str], cwd: str, began: int,
+                 before: Snapshot, process: subprocess.Popen[bytes]) -> None:
+        self.source = source
+        self.directory = directory
+        self.command = command
+        self.cwd = cwd
+        self.began = began
+        self.before = before
+        self.process = process
+        self.adopted_into: Optional[str] = None  # the build's output directory, once run_tool adopted it
+
+
+class Watch:
+    """One compile of ``source`` into ``output_dir`` (a thread's): the commands run_tool ran for it."""
+
+    __slots__ = ("output_dir", "ran", "source", "speculation")
+
+    def __init__(self, source: str, output_dir: str, speculation: Optional[Speculation]) -> None:
+        self.source = source
+        self.output_dir = output_dir
+        self.speculation = speculation
+        self.ran: list[tuple[list[str], Optional[str], bool]] = []  # (command, cwd, inherited environment)
+
+
+_pending: dict[str, Speculation] = {}  # source -> its speculation (one per import in progress)
+_watching: dict[int, Watch] = {}  # thread -> the compile it runs
+_lock = threading.Lock()  # adoption and discarding, across threads
+
+
+def _recipe_path(root: str, driver_name: str, source: str) -> str:
+    digest = sha256(f"{driver_name}\0{os.path.dirname(source)}".encode("utf-8", "surrogateescape")).hexdigest()
+    return os.path.join(scratch_dir(root, RECIPES), str(digest)[:32])
+
+
+def start(root: str, driver_name: str, source: str, module_name: str) -> None:
+    """Start the compiler an earlier build of this folder ran, filled in for ``source``; nothing if none."""
+    if source in _pending or not sys.platform.startswith("linux") or not os.path.isfile(source):
+        return
+    try:
+        with open(_recipe_path(root, driver_name, source), "rb") as stream:
+            recipe = stream.read().decode("utf-8", "surrogateescape").split("\0")
+    except OSError:
+        return
+    if len(recipe) < 2:
+        return
+    parent = staging_parent(root)
+    try:
+        make_private_dirs(parent)
+        directory = os.path.join(parent, f"{STAGING_PREFIX}{os.getpid()}-early-{os.urandom(6).hex()}")
+        os.mkdir(directory, 0o700)
+    except OSError:
+        return
+    library = module_name.rpartition(".")[2]
+
+    def fill(text: str) -> str:
+        return text.replace(_SOURCE, source).replace(_OUTPUT, directory).replace(_LIBRARY, library)
+
+    cwd, command = fill(recipe[0]), [fill(part) for part in recipe[1:]]
+    try:
+        import subprocess
+
+        # The clock mark and the source's stat come before the compiler reads anything.
+        mark = os.path.join(directory, _CLOCK)
+        with open(mark, "wb"):
+            pass
+        began = os.stat(mark).st_ctime_ns
+        before = snapshot([source])
+        process = subprocess.Popen(command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=child_setup())
+    except (OSError, ValueError, subprocess.SubprocessError):
+        _remove(directory)
+        return
+    _pending[source] = Speculation(source, directory, command, cwd, began, before, process)
+
+
+def clock_for(source: str) -> Optional[tuple[int, Snapshot]]:
+    """(clock mark, the source's stat), both taken before the speculative compiler of ``source`` started."""
+    speculation = _pending.get(source)
+    return None if speculation is None else (speculation.began, speculation.before)
+
+
+def watch(source: str, output_dir: str) -> None:
+    """This thread compiles ``source`` into ``output_dir`` now: run_tool may adopt its speculation."""
+    _watching[threading.get_ident()] = Watch(source, output_dir, _pending.get(source))
+
+
+def stop_watching() -> Optional[Watch]:
+    """The compile this thread ran since :func:`watch`."""
+    return _watching.pop(threading.get_ident(), None)
+
+
+def adopt(command: Sequence[str], cwd: Optional[str], env: Optional[Mapping[str, str]]) -> Optional[Speculation]:
+    """The speculation running exactly ``command`` (in ``cwd``, with the inherited environment) as the first
+    command of this thread's compile, if any: its process is the caller's to wait for, then :func:`finish`."""
+    watched = _watching.get(threading.get_ident())
+    if watched is None:
+        return None
+    watched.ran.append((list(command), cwd, env is None))
+    speculation = watched.speculation
+    if speculation is None or len(watched.ran) > 1 or env is not None or cwd is None:
+        return None
+    expected = [part.replace(speculation.directory, watched.output_dir) for part in speculation.command]
+    if expected != list(command) or os.path.abspath(cwd) != os.path.abspath(speculation.cwd):
+        return None
+    with _lock:
+        if speculation.adopted_into is not None or _pending.get(speculation.source) is not speculation:
+            return None
+        speculation.adopted_into = watched.output_dir
+    return speculation
+
+
+def finish(speculation: Speculation) -> None:
+    """Move what the adopted compiler (ended) wrote where the build expects it."""
+    if speculation.adopted_into is None:
+        return
+    for name in os.listdir(speculation.directory):
+        if name != _CLOCK:
+            os.replace(os.path.join(speculation.directory, name), os.path.join(speculation.adopted_into, name))
+
+
+def remember(root: str, driver_name: str, watched: Watch, module_name: str) -> None:
+    """After a build: the recipe of its one compiler command, for the next new source in its folder."""
+    if len(watched.ran) != 1 or not watched.ran[0][2] or watched.ran[0][1] is None:
+        return
+    command, cwd, _ = watched.ran[0]
+    library = module_name.rpartition(".")[2]
+
+    def template(text: str) -> str:
+        return text.replace(watched.output_dir, _OUTPUT).replace(watched.source, _SOURCE)
+
+    if any("\0" in part or "\x1f" in part for part in [cwd or "", *command]):  # our separators
+        return
+    parts = [template(cwd or "")] + [template(part) for part in command]
+    if not any(_OUTPUT in part for part in parts):
+        return
+    parts = [part.replace(f"lib{library}.", f"lib{_LIBRARY}.") for part in parts]
+    path = _recipe_path(root, driver_name, watched.source)
+    try:
+        make_private_dirs(os.path.dirname(path))
+        temporary = f"{path}.{os.getpid()}.{os.urandom(4).hex()}"
+        with open(temporary, "wb") as stream:
+            stream.write("\0".join(parts).encode("utf-8", "surrogateescape"))
+        os.replace(temporary, path)  # readers see the old recipe or the new one, whole
+    except OSError:
+        pass
+
+
+def discard(source: str) -> None:
+    """End the speculation of ``source``: its process killed unless adopted, its directory removed."""
+    with _lock:
+        speculation = _pending.pop(source, None)
+    if speculation is None:
+        return
+    if speculation.adopted_into is None:
+        import signal
+
+        try:
+            os.killpg(speculation.process.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        speculation.process.communicate()
+    _remove(speculation.directory)
+
+
+def _remove(directory: str) -> None:
+    import shutil
+
+    shutil.rmtree(directory, ignore_errors=True)

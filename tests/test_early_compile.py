@@ -1,0 +1,56 @@
+"""A new source's compiler started before the build's modules are imported (_early): adopted when the build
+runs the very same command, never the source of a stale build. Real gcc, fresh interpreters."""
+
+from __future__ import annotations
+
+from helpers import Runner
+
+SOURCE = "int answer(void) {{ return {value}; }}\n"
+LOAD = "import json, nativeimport; m = nativeimport.load({path!r}); print(json.dumps(m.answer()))"
+
+
+def test_a_new_source_beside_a_built_one_is_compiled_by_the_compiler_started_early(runner: Runner) -> None:
+    first, second = runner.project / "first.c", runner.project / "second.c"
+    first.write_text(SOURCE.format(value=1))
+    assert runner.json(LOAD.format(path=str(first))) == 1  # leaves the folder's recipe
+    second.write_text(SOURCE.format(value=2))
+    done = runner.run(LOAD.format(path=str(second)), env={"NATIVEIMPORT_VERBOSE": "1"})
+    assert done.stdout.split()[-1] == "2"
+    assert f"adopted the compiler started early for {second}" in done.stderr
+    assert not list((runner.cache / "tmp").glob("*early*"))  # its directory is gone
+
+
+def test_a_source_edited_after_the_early_compiler_read_it_is_built_again(runner: Runner) -> None:
+    """The early compiler reads revision 1 and ends; the source becomes revision 2 before the build
+    looks at it. Revision 1's library must not be filed under revision 2's content."""
+    first, second = runner.project / "first.c", runner.project / "second.c"
+    first.write_text(SOURCE.format(value=1))
+    assert runner.json(LOAD.format(path=str(first))) == 1
+    second.write_text(SOURCE.format(value=10))
+    code = f"""
+        import json, nativeimport
+        from nativeimport import _early
+        from nativeimport._root import cache_root
+        from nativeimport.settings import Settings
+
+        source = {str(second)!r}
+        _early.start(cache_root(Settings.from_env().cache_dir), "c", source, "second")
+        assert _early._pending[source].process.wait() == 0  # revision 1 compiled
+        with open(source, "w") as stream:
+            stream.write({SOURCE.format(value=20)!r})
+        print(json.dumps(nativeimport.load(source).answer()))
+    """
+    assert runner.json(code) == 20
+    assert runner.json(LOAD.format(path=str(second))) == 20  # what the cache holds for it, in a new process
+
+
+def test_an_early_compile_of_another_command_is_discarded(runner: Runner) -> None:
+    """CFLAGS changed since the folder's recipe was written: the early compile is not the build's."""
+    first, second = runner.project / "first.c", runner.project / "second.c"
+    first.write_text(SOURCE.format(value=1))
+    assert runner.json(LOAD.format(path=str(first))) == 1
+    second.write_text("#ifndef ANSWER\n#define ANSWER 1\n#endif\nint answer(void) { return ANSWER; }\n")
+    done = runner.run(LOAD.format(path=str(second)), env={"NATIVEIMPORT_VERBOSE": "1", "CFLAGS": "-DANSWER=42"})
+    assert done.stdout.split()[-1] == "42"
+    assert "adopted the compiler started early" not in done.stderr
+    assert not list((runner.cache / "tmp").glob("*early*"))
