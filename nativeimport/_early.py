@@ -26,8 +26,8 @@ import sys
 import threading
 
 from ._child import child_setup
-from ._entry import STAGING_PREFIX, scratch_dir, staging_parent
-from ._records import make_private_dirs, sha256, snapshot
+from ._entry import STAGING_PREFIX, recorded_digest, scratch_dir, staging_parent
+from ._records import content_digest, make_private_dirs, sha256, snapshot
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -84,9 +84,14 @@ def _recipe_path(root: str, driver_name: str, source: str) -> str:
     return os.path.join(scratch_dir(root, RECIPES), str(digest)[:32])
 
 
-def start(root: str, driver_name: str, source: str, module_name: str) -> None:
-    """Start the compiler an earlier build of this folder ran, filled in for ``source``; nothing if none."""
+def start(root: str, driver_name: str, source: str, module_name: str, identity: str) -> None:
+    """Start the compiler an earlier build of this folder ran, filled in for ``source``; nothing if none,
+    or if ``source`` (whose freshness record is ``identity``'s) holds what it held when last built: only
+    touched, its build is found by content, with no process started."""
     if source in _pending or not sys.platform.startswith("linux") or not os.path.isfile(source):
+        return
+    recorded = recorded_digest(root, identity, source)
+    if recorded is not None and recorded == content_digest(source):
         return
     try:
         with open(_recipe_path(root, driver_name, source), "rb") as stream:
