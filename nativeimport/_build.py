@@ -415,6 +415,7 @@ def _publish_build(cache: Cache, info: DriverInfo, settings: Settings, source: P
         cache.write_manifest(staging, {"key": key, **built.manifest})
         cache.publish(staging, key)
     cache.add_build(source_key, built.dependencies, key)
+    _early.built(str(cache.root), source_bytes)  # its content, when seen again, is not compiled early
     _warn_left_out(module_name, source, built.manifest["skipped"])
     return key, built.stats
 

@@ -26,7 +26,7 @@ import sys
 import threading
 
 from ._child import child_setup
-from ._entry import STAGING_PREFIX, recorded_digest, scratch_dir, staging_parent
+from ._entry import STAGING_PREFIX, scratch_dir, staging_parent
 from ._records import content_digest, make_private_dirs, sha256, snapshot
 
 TYPE_CHECKING = False
@@ -37,8 +37,8 @@ if TYPE_CHECKING:
 
     from ._records import Snapshot
 
-__all__ = ["Speculation", "Watch", "adopt", "clock_for", "discard", "finish", "remember", "start", "stop_watching",
-           "watch"]
+__all__ = ["Speculation", "Watch", "adopt", "built", "clock_for", "discard", "finish", "remember", "start",
+           "stop_watching", "watch"]
 
 RECIPES = "early"  # scratch/early/<driver and folder digest>: one recipe per driver and source folder
 _SOURCE, _OUTPUT, _LIBRARY = "\x1fsource\x1f", "\x1foutput\x1f", "\x1flibrary\x1f"
@@ -84,14 +84,13 @@ def _recipe_path(root: str, driver_name: str, source: str) -> str:
     return os.path.join(scratch_dir(root, RECIPES), str(digest)[:32])
 
 
-def start(root: str, driver_name: str, source: str, module_name: str, identity: str) -> None:
+def start(root: str, driver_name: str, source: str, module_name: str) -> None:
     """Start the compiler an earlier build of this folder ran, filled in for ``source``; nothing if none,
-    or if ``source`` (whose freshness record is ``identity``'s) holds what it held when last built: only
-    touched, its build is found by content, with no process started."""
+    or if a source with this content was built in this cache before (:func:`built`): touched, copied or
+    edited back, its build is most likely found by content, with no process started."""
     if source in _pending or not sys.platform.startswith("linux") or not os.path.isfile(source):
         return
-    recorded = recorded_digest(root, identity, source)
-    if recorded is not None and recorded == content_digest(source):
+    if os.path.exists(_seen_path(root, content_digest(source))):
         return
     try:
         with open(_recipe_path(root, driver_name, source), "rb") as stream:
@@ -118,8 +117,7 @@ def start(root: str, driver_name: str, source: str, module_name: str, identity: 
 
         # The clock mark and the source's stat come before the compiler reads anything.
         mark = os.path.join(directory, _CLOCK)
-        with open(mark, "wb"):
-            pass
+        os.close(os.open(mark, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
         began = os.stat(mark).st_ctime_ns
         before = snapshot([source])
         process = subprocess.Popen(command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -128,6 +126,20 @@ def start(root: str, driver_name: str, source: str, module_name: str, identity: 
         _remove(directory)
         return
     _pending[source] = Speculation(source, directory, command, cwd, began, before, process)
+
+
+def _seen_path(root: str, digest: str) -> str:
+    return os.path.join(root, "scratch", RECIPES, "seen", digest[:32])
+
+
+def built(root: str, source_bytes: bytes) -> None:
+    """A source with this content was built in this cache (an empty file named by its digest)."""
+    path = _seen_path(root, str(sha256(source_bytes).hexdigest()))
+    try:
+        make_private_dirs(os.path.dirname(path))
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    except OSError:
+        pass  # only a later early compile's guess is worse
 
 
 def clock_for(source: str) -> Optional[tuple[int, Snapshot]]:
@@ -195,7 +207,8 @@ def remember(root: str, driver_name: str, watched: Watch, module_name: str) -> N
     try:
         make_private_dirs(os.path.dirname(path))
         temporary = f"{path}.{os.getpid()}.{os.urandom(4).hex()}"
-        with open(temporary, "wb") as stream:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        with open(descriptor, "wb") as stream:  # private whatever the umask, like every file of the cache
             stream.write("\0".join(parts).encode("utf-8", "surrogateescape"))
         os.replace(temporary, path)  # readers see the old recipe or the new one, whole
     except OSError:

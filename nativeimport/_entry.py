@@ -354,14 +354,6 @@ def fresh_identity(source: str, definition: Optional[str]) -> str:
     return source if definition is None else f"{source}#module:{definition}"
 
 
-def recorded_digest(root: str, source: str, path: str) -> Optional[str]:
-    """The content digest ``path`` had when ``source``'s freshness record was written, if recorded."""
-    rows = read_lines(_fresh_record(root, source), FRESH_KIND)
-    if rows is None or len(rows) < 3 or rows[0] != ["source", source]:
-        return None
-    return next((row[5] for row in rows[3:] if len(row) == 7 and row[6] == path and row[5] != "-"), None)
-
-
 def why_not_fresh(root: str, source: str, token: str, verify: bool = False) -> str:
     """Why :func:`fresh_key` found nothing, in words for the log (a miss only)."""
     rows = read_lines(_fresh_record(root, source), FRESH_KIND)

@@ -129,7 +129,7 @@ def obtain_entry(source: str, driver: DriverInfo, settings: Settings, module_nam
     else:
         from ._early import start
 
-        start(root, driver.name, source, module_name, identity)  # a new source's compiler, while _build imports
+        start(root, driver.name, source, module_name)  # a new source's compiler, while _build is imported
         from ._build import check_or_build  # a miss: hashing, locking, maybe compiling
 
         reason = damaged or why_not_fresh(root, identity, token, settings.verify)

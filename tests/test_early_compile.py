@@ -34,7 +34,7 @@ def test_a_source_edited_after_the_early_compiler_read_it_is_built_again(runner:
         from nativeimport.settings import Settings
 
         source = {str(second)!r}
-        _early.start(cache_root(Settings.from_env().cache_dir), "c", source, "second", source)
+        _early.start(cache_root(Settings.from_env().cache_dir), "c", source, "second")
         assert _early._pending[source].process.wait() == 0  # revision 1 compiled
         with open(source, "w") as stream:
             stream.write({SOURCE.format(value=20)!r})
