@@ -405,6 +405,7 @@ def _publish_build(cache: Cache, info: DriverInfo, settings: Settings, source: P
                    source_key: str, module_name: str, resolved: Resolved) -> tuple[str, Snapshot]:
     driver = info.load()
     what = f"{source.name} with {os.path.basename(driver.toolchain().path)}"
+    _early.built(str(cache.root), source_bytes)  # its content, when seen again, is not compiled early
     with cache.staging() as staging, showing_progress(what, settings.progress, settings.verbose):
         # In the background (the default) the wrapper is compiled after publishing, by the loader's
         # complete_entry: a new module is imported in the compile's time, not the compile's and the wrapper's.
@@ -415,7 +416,6 @@ def _publish_build(cache: Cache, info: DriverInfo, settings: Settings, source: P
         cache.write_manifest(staging, {"key": key, **built.manifest})
         cache.publish(staging, key)
     cache.add_build(source_key, built.dependencies, key)
-    _early.built(str(cache.root), source_bytes)  # its content, when seen again, is not compiled early
     _warn_left_out(module_name, source, built.manifest["skipped"])
     return key, built.stats
 

@@ -86,11 +86,13 @@ def _recipe_path(root: str, driver_name: str, source: str) -> str:
 
 def start(root: str, driver_name: str, source: str, module_name: str) -> None:
     """Start the compiler an earlier build of this folder ran, filled in for ``source``; nothing if none,
-    or if a source with this content was built in this cache before (:func:`built`): touched, copied or
-    edited back, its build is most likely found by content, with no process started."""
+    or if a source with this content was built in this cache before (:func:`built`), or is being compiled
+    early by another process: touched, copied or edited back, its build is most likely found by content,
+    with no process started."""
     if source in _pending or not sys.platform.startswith("linux") or not os.path.isfile(source):
         return
-    if os.path.exists(_seen_path(root, content_digest(source))):
+    seen = _seen_path(root, content_digest(source))
+    if os.path.exists(seen):
         return
     try:
         with open(_recipe_path(root, driver_name, source), "rb") as stream:
@@ -98,6 +100,11 @@ def start(root: str, driver_name: str, source: str, module_name: str) -> None:
     except OSError:
         return
     if len(recipe) < 2:
+        return
+    try:  # claimed by one process: others importing this content meanwhile wait for its build, start nothing
+        make_private_dirs(os.path.dirname(seen))
+        os.close(os.open(seen, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+    except OSError:
         return
     parent = staging_parent(root)
     try:
@@ -133,7 +140,8 @@ def _seen_path(root: str, digest: str) -> str:
 
 
 def built(root: str, source_bytes: bytes) -> None:
-    """A source with this content was built in this cache (an empty file named by its digest)."""
+    """A source with this content is being built in this cache (an empty file named by its digest), written
+    before it compiles: by the time its folder's recipe exists, a process importing it at once sees it."""
     path = _seen_path(root, str(sha256(source_bytes).hexdigest()))
     try:
         make_private_dirs(os.path.dirname(path))
