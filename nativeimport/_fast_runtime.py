@@ -73,7 +73,7 @@ def bind_light(entry: str, module_name: str, extension: Any, cffi_namespace: Cal
     namespace: dict[str, Any] = dict(getattr(light, "CONSTANTS", {}))  # #define constants (absent in older entries)
     namespace.update(kept)
     if light.ENUMS:
-        from ._cffi_runtime import int_enum  # the runtime module loads only for what needs it
+        from ._enums import int_enum  # loads only for what needs it
 
         for name, members, doc in light.ENUMS:
             if name:
