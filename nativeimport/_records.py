@@ -103,7 +103,9 @@ def read_lines(path: StrPath, kind: str) -> Optional[list[list[str]]]:
     if not lines or lines[0] != f"nativeimport-{kind} {SCHEMA}":
         return None
     try:
-        return [[unescape(field) for field in line.split(" ")] for line in lines[1:] if line]
+        # Most lines hold no escape at all: split as they are, without a call per field.
+        return [line.split(" ") if "\\" not in line else [unescape(field) for field in line.split(" ")]
+                for line in lines[1:] if line]
     except (UnicodeError, ValueError):
         return None
 
