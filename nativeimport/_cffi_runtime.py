@@ -11,7 +11,7 @@ import os
 import sys
 
 from ._entry import BINDING_FILE, LIBRARY_FILE
-from ._enums import int_enum  # called here by the generated bindings (_ni_rt.int_enum); lives apart for the fast binder
+from ._fast_runtime import int_enum  # the bindings call it here (_ni_rt.int_enum); the fast binder's too
 from ._stored import check_elf, exec_stored
 
 TYPE_CHECKING = False
