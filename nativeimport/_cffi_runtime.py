@@ -11,11 +11,11 @@ import os
 import sys
 
 from ._entry import BINDING_FILE, LIBRARY_FILE
+from ._fast_runtime import int_enum  # the bindings call it here (_ni_rt.int_enum); the fast binder's too
 from ._stored import check_elf, exec_stored
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import enum
     from collections.abc import Sequence
     from typing import Any
 
@@ -283,16 +283,6 @@ def variadic(ffi: Any, values: Sequence[Any], function: str, first: int) -> list
 
 _PROMOTED_INTS = (("int", -(2**31), 2**31 - 1), ("long long", -(2**63), 2**63 - 1),
                   ("unsigned long long", 0, 2**64 - 1))
-
-
-def int_enum(name: str, members: Sequence[tuple[str, int]], module: str, doc: str) -> type[enum.IntEnum]:
-    """A C enum as an :class:`enum.IntEnum` (aliases allowed, as in C)."""
-    import enum
-
-    made = enum.IntEnum(name, list(members), module=module)  # type: ignore[misc]
-    if doc:
-        made.__doc__ = doc
-    return made
 
 
 def retry(ffi: Any, exc: Exception, native: Any, function: str,

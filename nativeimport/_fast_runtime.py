@@ -20,10 +20,11 @@ from ._stored import check_elf, exec_stored
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    import enum
+    from collections.abc import Callable, Sequence
     from typing import Any, Optional
 
-__all__ = ["OnFirstUse", "bind_light", "bind_wrapper", "load_extension", "wants_wrapper"]
+__all__ = ["OnFirstUse", "bind_light", "bind_wrapper", "int_enum", "load_extension", "wants_wrapper"]
 
 
 def wants_wrapper(entry: str, binder: str) -> bool:
@@ -73,8 +74,6 @@ def bind_light(entry: str, module_name: str, extension: Any, cffi_namespace: Cal
     namespace: dict[str, Any] = dict(getattr(light, "CONSTANTS", {}))  # #define constants (absent in older entries)
     namespace.update(kept)
     if light.ENUMS:
-        from ._cffi_runtime import int_enum  # the runtime module loads only for what needs it
-
         for name, members, doc in light.ENUMS:
             if name:
                 namespace[name] = int_enum(name, members, module_name, doc)
@@ -82,6 +81,38 @@ def bind_light(entry: str, module_name: str, extension: Any, cffi_namespace: Cal
     namespace["__ffi__"] = OnFirstUse(lambda: cffi_namespace()["__ffi__"])
     namespace["__lib__"] = OnFirstUse(lambda: cffi_namespace()["__lib__"])
     return namespace, released, keeping, light.SKIPPED
+
+
+# C enums become enum.IntEnum here, for both binders (the cffi binding calls _cffi_runtime.int_enum, this).
+# Here, not in a module of their own, because every hit of a module with an enum makes one: importing even
+# a tiny module costs about as much as making the enum. The functional API (``IntEnum(name, members)``)
+# runs the enum metaclass's whole class-body protocol, ~0.1-0.2 ms per enum; CPython 3.11+ makes its own
+# enums (``re.RegexFlag``, ``http.HTTPStatus``) through ``enum._simple_enum``, which builds the same class
+# in about half of that. That decorator is private, so it is used only where it exists and only for member
+# names it treats as the functional API does; anything else takes the functional API.
+def int_enum(name: str, members: Sequence[tuple[str, int]], module: str, doc: str) -> type[enum.IntEnum]:
+    """A C enum as an :class:`enum.IntEnum` (aliases allowed, as in C): the same class either way."""
+    import enum
+
+    simple = getattr(enum, "_simple_enum", None)
+    if simple is not None and name.isidentifier() and all(_plain(member) for member, _ in members):
+        body: dict[str, object] = {"__module__": module, "__qualname__": name}
+        body.update(members)
+        simple_made: type[enum.IntEnum] = simple(enum.IntEnum)(type(name, (), body))
+        simple_made.__doc__ = doc or None  # as the functional API leaves it (_simple_enum writes its own)
+        return simple_made
+    made = enum.IntEnum(name, list(members), module=module)  # type: ignore[misc]
+    if doc:
+        made.__doc__ = doc
+    return made
+
+
+def _plain(member: str) -> bool:
+    # A name _simple_enum would keep as a class attribute (a leading underscore) or that shadows
+    # something of IntEnum's (``name``, ``value``, ``real``) is left to the functional API's rules.
+    import enum
+
+    return member.isidentifier() and not member.startswith("_") and not hasattr(enum.IntEnum, member)
 
 
 class OnFirstUse:

@@ -29,7 +29,7 @@ def check_elf(path: str) -> None:
     """
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        header = os.pread(fd, 64, 0)
+        header = os.pread(fd, 4096, 0)  # the program headers follow the ELF header: one read usually holds both
         size = os.fstat(fd).st_size
         if len(header) < 64 or header[:4] != b"\x7fELF" or header[4] != 2 or header[5] != 1:
             raise ValueError(f"{path} is not a 64-bit little-endian ELF library")
@@ -38,7 +38,8 @@ def check_elf(path: str) -> None:
         shentsize, shnum = _number(header, 58, 2), _number(header, 60, 2)
         if phoff + phentsize * phnum > size or shoff + shentsize * shnum > size:
             raise ValueError(f"{path} is truncated ({size} bytes)")
-        table = os.pread(fd, phentsize * phnum, phoff)
+        end = phoff + phentsize * phnum
+        table = header[phoff:end] if end <= len(header) else os.pread(fd, phentsize * phnum, phoff)
     finally:
         os.close(fd)
     for at in range(0, len(table), phentsize):

@@ -49,9 +49,9 @@ ALLOWED: dict[str, set[str]] = {
     "_cffi_check": {"interface"},  # the Interface held against what cffi can do, at build
     "_bind_cffi": {"_cffi_check", "errors", "interface"},
     "_cffi_callbacks": set(),  # function pointers, imported by bindings that have them
-    "_cffi_runtime": {"_cffi_callbacks", "_entry", "_stored"},
+    "_cffi_runtime": {"_cffi_callbacks", "_entry", "_fast_runtime", "_stored"},
     "_bind_fast": {"_child", "_entry", "_fast_c", "_fast_callbacks", "_fast_records", "_records", "interface"},
-    "_fast_runtime": {"_cffi_runtime", "_entry", "_stored"},
+    "_fast_runtime": {"_entry", "_stored"},
     # a miss
     "_build": {"_bind_cffi", "_bind_fast", "_cffi_check", "_build_settings", "_cache", "_child", "_early", "_entry", "_log", "_progress", "_records",
                "_registry", "_tool_versions", "_version", "driver", "dwarf", "errors", "interface", "settings"},

@@ -187,3 +187,43 @@ def test_the_package_logger_imports_logging_only_when_a_message_can_go_somewhere
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert done.stdout.split() == ["False", "True"]
     assert done.stderr.splitlines() == ["a warning 2", "caller seen 3"]
+
+
+def test_int_enum_makes_the_class_the_functional_api_makes() -> None:
+    """The hit path's enums (enum._simple_enum where it exists) equal IntEnum(name, members) in all a user sees."""
+    import enum
+    import pickle
+
+    from nativeimport._fast_runtime import int_enum
+
+    cases = [
+        ("Shape", (("SHAPE_POINT", 0), ("SHAPE_SEGMENT", 1), ("SHAPE_BOX", 2), ("SHAPE_LAST", 2), ("NEG", -5)), ""),
+        ("Unit", (("METRE", 1), ("KILOMETRE", 1000)), "Units of length."),
+        ("Odd", (("name", 1), ("_hidden", 2), ("value", 3)), ""),  # names the functional API's rules decide
+        ("Empty", (), ""),
+    ]
+    for name, members, doc in cases:
+        made = int_enum(name, members, __name__, doc)
+        expected = enum.IntEnum(name, list(members), module=__name__)  # type: ignore[misc]
+        if doc:
+            expected.__doc__ = doc
+        assert issubclass(made, enum.IntEnum) and made is not expected
+        assert made.__doc__ == expected.__doc__ and made.__module__ == __name__ and made.__qualname__ == name
+        assert [(m.name, m.value) for m in made] == [(m.name, m.value) for m in expected]
+        assert {k: (v.name, v.value) for k, v in made.__members__.items()} == \
+            {k: (v.name, v.value) for k, v in expected.__members__.items()}
+        assert sorted(vars(made)) == sorted(vars(expected))
+        globals()[name] = made  # so pickle finds the class by its module and name
+        for member_name, value in members:
+            member = made[member_name]
+            assert made(value).name == expected(value).name  # an alias: the first member of its value
+            assert getattr(made, member_name) is member and member == value
+            assert repr(member) == repr(expected[member_name]) and str(member) == str(expected[member_name])
+            assert pickle.loads(pickle.dumps(member)) is member
+        outcomes = []
+        for kind in (made, expected):
+            try:
+                kind(12345)
+            except (ValueError, TypeError) as error:  # no such member; TypeError: an enum without members
+                outcomes.append((type(error), str(error).replace(repr(kind), name)))
+        assert len(outcomes) == 2 and outcomes[0] == outcomes[1]

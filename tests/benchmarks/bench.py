@@ -267,6 +267,8 @@ def measure_imports(work: Workspace) -> dict[str, dict[str, float]]:
     # cffi's own modules the hit loads (its C backend alone costs about 1 ms): none once the fast binder
     # serves structs and handles
     for name, holding in (("shapes", "structs and an enum"), ("records", "structs, a handle")):
+        # once through the import system first: its freshness record is not load()'s
+        python_seconds(hit.replace("import kernels", f"import {name}"), env, cwd=kernels.parent)
         loaded = subprocess.run(
             [sys.executable, "-c", f"import sys, nativeimport\nnativeimport.install()\nimport {name}\n"
              "print('+'.join(m for m in ('_cffi_backend', 'cffi') if m in sys.modules) or 'none')"],
