@@ -313,7 +313,9 @@ def _fresh_record(root: str, source: str) -> str:
     # The record holds the full path and is checked against it: a clash only costs a rebuild.
     return os.path.join(root, "fresh", text_checksum(source))
 
-RECORD_DIRECTORIES = ("index", "fresh", "toolchains")  # what `cache clear` forgets with the entries
+# What `cache clear` forgets with the entries; scratch/early (the early compile's recipes and the contents built,
+# _early.RECIPES) too: a content marked built whose entry is gone would never be compiled early again.
+RECORD_DIRECTORIES = ("index", "fresh", "toolchains", "scratch/early")
 
 
 # -- freshness: a source path's stats -> key, with no hashing ------------------------------------

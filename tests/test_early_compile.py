@@ -54,3 +54,14 @@ def test_an_early_compile_of_another_command_is_discarded(runner: Runner) -> Non
     assert done.stdout.split()[-1] == "42"
     assert "adopted the compiler started early" not in done.stderr
     assert not list((runner.cache / "tmp").glob("*early*"))
+
+
+def test_cache_clear_forgets_the_recipes_and_the_contents_built(runner: Runner) -> None:
+    source = runner.project / "first.c"
+    source.write_text(SOURCE.format(value=1))
+    assert runner.json(LOAD.format(path=str(source))) == 1
+    early = runner.cache / "scratch" / "early"
+    assert any(early.iterdir())  # the folder's recipe, the content's mark
+    done = runner.run("import sys\nfrom nativeimport._cli import main\nsys.exit(main(['cache', 'clear', '-y']))")
+    assert done.returncode == 0, done.stderr
+    assert not early.exists()
