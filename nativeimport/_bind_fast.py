@@ -18,7 +18,6 @@ common cases skip a function call (``PyFloat_AS_DOUBLE``).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shlex
@@ -35,6 +34,7 @@ from ._child import child_setup
 from ._entry import FAST_FILE, entry_file, note_fast_unavailable
 from ._fast_c import HEADER, helpers_source, prelude
 from ._fast_callbacks import CALLS_END, CALLS_START, Pools, callback_ok, convert_argument, release_held
+from ._fast_spelling import c_string, int_limits, scalar_c_type, to_python
 from ._records import checksum, make_private_dirs, write_atomically
 from .interface import CType, Function, Interface, python_name, takes_bytes
 
@@ -345,14 +345,6 @@ def _compiler() -> list[str] | None:
 
 # -- code generation -----------------------------------------------------------------
 
-_INT_LIMITS = {
-    "int8_t": ("INT8_MIN", "INT8_MAX"), "int16_t": ("INT16_MIN", "INT16_MAX"),
-    "int32_t": ("INT32_MIN", "INT32_MAX"), "int64_t": ("INT64_MIN", "INT64_MAX"),
-    "uint8_t": ("0", "UINT8_MAX"), "uint16_t": ("0", "UINT16_MAX"), "uint32_t": ("0", "UINT32_MAX"),
-    "uint64_t": ("0", "UINT64_MAX"),
-}
-
-
 def generate(functions: list[Function], module_name: str, shared: bool = False,
              opaque: frozenset[str] = frozenset(), plan: records.RecordPlan | None = None) -> str:
     """The C source of the wrapper extension for ``functions``; ``shared``: it links the helpers' object;
@@ -380,12 +372,7 @@ def _c_type(ctype: CType) -> str:
         return records.record_c_type(ctype)
     if ctype.kind == "pointer":
         return "const void *" if ctype.const else "void *"
-    if ctype.kind == "enum":
-        assert ctype.pointee is not None
-        return ctype.pointee.name
-    if ctype.kind == "bool":
-        return "_Bool"
-    return ctype.name
+    return scalar_c_type(ctype)
 
 
 def _c_result(ctype: CType) -> str:
@@ -394,10 +381,6 @@ def _c_result(ctype: CType) -> str:
 
 def _c_params(function: Function) -> str:
     return ", ".join(_c_type(p.type) for p in function.params) or "void"
-
-
-def _c_string(text: str) -> str:
-    return json.dumps(text)  # a JSON string is a valid C string literal for what we put in it
 
 
 def _wrapper(index: int, function: Function, opaque: frozenset[str] = frozenset(),
@@ -415,7 +398,7 @@ def _wrapper(index: int, function: Function, opaque: frozenset[str] = frozenset(
         yield "    PyObject *const *args = &arg;"
     else:
         yield f"static PyObject *{name}(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {{"
-        yield f"    if (nargs != {count}) return ni_count_error({_c_string(function.name)}, {count}, nargs);"
+        yield f"    if (nargs != {count}) return ni_count_error({c_string(function.name)}, {count}, nargs);"
     buffers = [i for i, p in enumerate(function.params) if _param_kind(p.type) in ("buffer", "bytes")]
     for position in buffers:  # before any goto fail, which releases them
         yield f"    Py_buffer v{position}; v{position}.obj = NULL;"
@@ -424,7 +407,7 @@ def _wrapper(index: int, function: Function, opaque: frozenset[str] = frozenset(
     for position in held:
         yield f"    int h{position} = -1;"
     for position, param in enumerate(function.params):
-        what = _c_string(f"{function.name}() argument {param.name!r} ({param.type.spell()})")
+        what = c_string(f"{function.name}() argument {param.name!r} ({param.type.spell()})")
         arg = f"args[{position}]"
         kind = _param_kind(param.type, opaque, served)
         var = f"a{position}"
@@ -436,7 +419,7 @@ def _wrapper(index: int, function: Function, opaque: frozenset[str] = frozenset(
         if kind in ("record", "record_pointer"):
             yield from records.convert_param(kind, param.type, position, fall_back)
         elif kind == "int":
-            low, high = _INT_LIMITS[ctype.name]
+            low, high = int_limits(ctype.name)
             if ctype.name.startswith("u"):
                 yield f"    unsigned long long {var};"
                 yield f"    if (ni_unsigned({arg}, {high}, &{var}, {what}, \"{ctype.name}\")) {cdata}"
@@ -458,7 +441,7 @@ def _wrapper(index: int, function: Function, opaque: frozenset[str] = frozenset(
             yield f"        return ni_fall_back({index}, args, {count});"
             yield "    }"
     for position, pool in held.items():  # after the scalars, which may hand the call to cffi holding nothing
-        what = _c_string(f"{function.name}() argument {function.params[position].name!r} "
+        what = c_string(f"{function.name}() argument {function.params[position].name!r} "
                          f"({function.params[position].type.spell()})")
         yield from convert_argument(position, pool, what, f"return ni_fall_back({index}, args, {count});",
                                     {p: held[p] for p in held if p < position})
@@ -466,7 +449,7 @@ def _wrapper(index: int, function: Function, opaque: frozenset[str] = frozenset(
         param = function.params[position]
         pointee = param.type.pointee
         assert pointee is not None
-        what = _c_string(f"{function.name}() argument {param.name!r} ({param.type.spell()})")
+        what = c_string(f"{function.name}() argument {param.name!r} ({param.type.spell()})")
         as_bytes = _param_kind(param.type) == "bytes"
         yield f"    {'const void' if as_bytes else 'void'} *a{position};"
         foreign = "ni_foreign_bytes" if as_bytes else "ni_foreign"
@@ -539,19 +522,7 @@ def _buffer_kind(pointee: CType) -> tuple[str, int]:
 
 
 def _convert_result(ctype: CType) -> str:
-    if ctype.kind == "void":
-        return "Py_RETURN_NONE;"
-    if ctype.is_string:
-        return "return ni_string_result(r);"
-    if ctype.kind == "float":
-        return "return PyFloat_FromDouble((double)r);"
-    if ctype.kind == "bool":
-        return "return PyBool_FromLong(r);"
-    representation = ctype.pointee if ctype.kind == "enum" else ctype
-    assert representation is not None
-    if representation.name.startswith("u"):
-        return "return PyLong_FromUnsignedLongLong((unsigned long long)r);"
-    return "return PyLong_FromLongLong((long long)r);"
+    return "Py_RETURN_NONE;" if ctype.kind == "void" else f"return {to_python(ctype, 'r')};"
 
 
 def _module(functions: list[Function], handles: list[str] | None = None, record_count: int = 0) -> str:
@@ -565,9 +536,9 @@ def _module(functions: list[Function], handles: list[str] | None = None, record_
         doc = f"{python_name(function.name)}({params}{slash})\n--\n\n{function.c_signature()}"
         if function.doc:
             doc += f"\n\n{function.doc}"
-        rows.append(f"    {{{_c_string(python_name(function.name))}, (PyCFunction)(void (*)(void))ni_w_{index}, "
-                    f"{flags}, {_c_string(doc)}}},")
-    symbols = ", ".join(_c_string(f.name) for f in functions)
+        rows.append(f"    {{{c_string(python_name(function.name))}, (PyCFunction)(void (*)(void))ni_w_{index}, "
+                    f"{flags}, {c_string(doc)}}},")
+    symbols = ", ".join(c_string(f.name) for f in functions)
     slots = ", ".join(f"(void **)&ni_f_{i}" for i in range(len(functions)))
     return f"""
 static PyMethodDef ni_methods[] = {{
@@ -577,9 +548,9 @@ static PyMethodDef ni_methods[] = {{
 
 static const char *ni_symbols[] = {{{symbols}}};
 static void **ni_slots[] = {{{slots}}};
-static const char *ni_handle_cdecls[] = {{{", ".join(_c_string(h) for h in handles or ()) or "NULL"}}};
+static const char *ni_handle_cdecls[] = {{{", ".join(c_string(h) for h in handles or ()) or "NULL"}}};
 static NiModule ni_this = {{ni_methods, ni_symbols, ni_slots, {len(functions)}, NULL, NULL, ni_handle_cdecls,
-                           ni_handle_types, {len(handles or ())}, ni_records, {record_count}, {_c_string(takers)}}};
+                           ni_handle_types, {len(handles or ())}, ni_records, {record_count}, {c_string(takers)}}};
 
 static PyObject *ni_fall_back(int index, PyObject *const *args, Py_ssize_t nargs) {{
     return ni_call_fallback(&ni_this, index, args, nargs);

@@ -38,10 +38,10 @@ saves that but hangs in the threaded case.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 
-from .interface import INTEGER_TYPES, CType, Function
+from ._fast_spelling import c_string, int_limits, scalar_c_type, to_python
+from .interface import CType, Function
 
 __all__ = ["CALLBACK_DECLARATIONS", "CALLBACK_HELPERS", "CALLS_END", "CALLS_START", "POOL", "Pools", "callback_ok",
            "convert_argument", "release_held"]
@@ -101,32 +101,8 @@ class Pools:
             yield pool_source(index, self.types[key], natives, pool_size(len(self.numbered)))
 
 
-def _limits(name: str) -> tuple[str, str]:
-    """The C constants bounding integer type ``name`` (``int32_t``: ``INT32_MIN``, ``INT32_MAX``)."""
-    size, signed = INTEGER_TYPES[name]
-    return (f"INT{8 * size}_MIN", f"INT{8 * size}_MAX") if signed else ("0", f"UINT{8 * size}_MAX")
-
-
 def _c_type(ctype: CType) -> str:
-    if ctype.is_string:
-        return "const char *"
-    if ctype.kind == "enum":
-        assert ctype.pointee is not None
-        return ctype.pointee.name
-    return "_Bool" if ctype.kind == "bool" else ctype.name
-
-
-def _to_python(ctype: CType, var: str) -> str:
-    """C value ``var`` as the fast binder returns such a result."""
-    if ctype.is_string:
-        return f"ni_string_result({var})"
-    if ctype.kind == "float":
-        return f"PyFloat_FromDouble((double){var})"
-    if ctype.kind == "bool":
-        return f"PyBool_FromLong({var})"
-    if _c_type(ctype).startswith("u"):
-        return f"PyLong_FromUnsignedLongLong((unsigned long long){var})"
-    return f"PyLong_FromLongLong((long long){var})"
+    return "const char *" if ctype.is_string else scalar_c_type(ctype)
 
 
 def _from_python(ctype: CType) -> list[str]:
@@ -139,7 +115,7 @@ def _from_python(ctype: CType) -> list[str]:
     if ctype.kind == "bool":
         return ["int v = PyObject_IsTrue(back);", "if (v >= 0) { r = v; failed = 0; }"]
     name = _c_type(ctype)
-    low, high = _limits(name)
+    low, high = int_limits(name)
     if name.startswith("u"):
         return ["unsigned long long v;",
                 f"if (ni_unsigned(back, {high}, &v, what, \"{name}\") == 0) {{ r = ({name})v; failed = 0; }}"]
@@ -157,7 +133,7 @@ def pool_source(index: int, ctype: CType, natives: Sequence[int], size: int = PO
     typed = ", ".join(f"{_c_type(p)} x{i}" for i, p in enumerate(params))
     names = "".join(f", x{i}" for i in range(len(params)))
     r_type = "void" if result.kind == "void" else _c_type(result)
-    what = json_string(f"the result of a {ctype.cdecl()} callback")
+    what = c_string(f"the result of a {ctype.cdecl()} callback")
     lines = [f"static {r_type} ni_cb{index}(int slot{', ' + typed if typed else ''}) {{",
              "    PyGILState_STATE gil = PyGILState_Ensure();"]
     if result.kind != "void":
@@ -167,7 +143,7 @@ def pool_source(index: int, ctype: CType, natives: Sequence[int], size: int = PO
               "    if (f != NULL) {"]
     count = len(params)
     if count:
-        converted = ", ".join(_to_python(p, f"x{i}") for i, p in enumerate(params))
+        converted = ", ".join(to_python(p, f"x{i}") for i, p in enumerate(params))
         lines.append(f"        PyObject *a[{count}] = {{{converted}}};")
         ready = " && ".join(f"a[{i}]" for i in range(count))
         lines.append(f"        PyObject *back = {ready} ? PyObject_Vectorcall(f, a, {count}, NULL) : NULL;")
@@ -217,10 +193,6 @@ def release_held(held: dict[int, int]) -> str:
 # Around the C call of a function taking callbacks: this thread's exceptions raised in them are kept, then raised.
 CALLS_START = "    NiCalls calls; ni_calls_begin(&calls);"
 CALLS_END = "    if (ni_calls_end(&calls)) goto fail;  /* a callback raised: raised again now */"
-
-
-def json_string(text: str) -> str:
-    return json.dumps(text)  # a JSON string is a valid C string literal for what we put in it
 
 
 CALLBACK_DECLARATIONS = r"""

@@ -20,9 +20,9 @@ arrays stays on cffi with every function using it (its instances are cffi's).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 
+from ._fast_spelling import c_string, scalar_c_type
 from .interface import CType, Field, Interface, Struct, python_name
 
 __all__ = ["RECORD_DECLARATIONS", "RECORD_HELPERS", "RecordPlan", "record_c_type", "served_records"]
@@ -80,12 +80,7 @@ def record_c_type(ctype: CType) -> str:
 
 
 def _field_c_type(ctype: CType) -> str:
-    if ctype.is_record:
-        return record_c_type(ctype)
-    if ctype.kind == "enum":
-        assert ctype.pointee is not None
-        return ctype.pointee.name
-    return "_Bool" if ctype.kind == "bool" else ctype.name
+    return record_c_type(ctype) if ctype.is_record else scalar_c_type(ctype)
 
 
 def _kind(ctype: CType) -> str:
@@ -135,19 +130,19 @@ def declarations(plan: RecordPlan) -> Iterator[str]:
         for field, offset in _flat(struct, plan.all_records, ""):
             nested = f"&ni_spec_{field.type.name}" if field.type.is_record else "NULL"
             size = f"sizeof({_field_c_type(field.type)})"
-            what = json.dumps(f"{name}.{field.name} ({field.type.spell().replace(' [', '[')})")
+            what = c_string(f"{name}.{field.name} ({field.type.spell().replace(' [', '[')})")
             kind = _kind(field.type)
             array = f", {field.type.length}, \"{_FORMATS[kind, field.type.size]}\"" if field.type.length else ""
-            rows.append(f"    {{{json.dumps(field.name)}, {offset}, '{kind}', {size}, {what}, {nested}{array}}},")
+            rows.append(f"    {{{c_string(field.name)}, {offset}, '{kind}', {size}, {what}, {nested}{array}}},")
         exposed = dict.fromkeys(python_name(a) for a in (struct.name, *struct.aliases))  # keywords as cffi's: from_
-        aliases = ", ".join(json.dumps(a) for a in exposed if a != struct.name)
-        doc = json.dumps(_doc(struct, plan.all_records))
+        aliases = ", ".join(c_string(a) for a in exposed if a != struct.name)
+        doc = c_string(_doc(struct, plan.all_records))
         yield f"static NiField ni_fields_{name}[] = {{\n" + "\n".join(rows) + "\n};"
         yield f"static const char *ni_aliases_{name}[] = {{{aliases + ', ' if aliases else ''}NULL}};"
         yield (f"static PyObject *ni_new_{name}(PyObject *t, PyObject *const *a, size_t n, PyObject *k) "
                f"{{ return ni_record_call(&ni_spec_{name}, a, n, k); }}")
         tag = record_c_type(CType(struct.kind, struct.name))
-        yield (f"static NiRecordSpec ni_spec_{name} = {{{json.dumps(name)}, {doc}, sizeof({tag}), "
+        yield (f"static NiRecordSpec ni_spec_{name} = {{{c_string(name)}, {doc}, sizeof({tag}), "
                f"{int(struct.kind == 'union')}, {len(rows)}, ni_fields_{name}, &ni_t_{name}, ni_new_{name}, "
                f"ni_aliases_{name}, NULL}};")
     specs = ", ".join(f"&ni_spec_{s.name}" for s in typed) or "NULL"

@@ -25,8 +25,9 @@ ALLOWED: dict[str, set[str]] = {
     "_locks": set(),
     "_doc_comments": set(),
     "_fast_c": {"_fast_callbacks", "_fast_records"},
-    "_fast_callbacks": {"interface"},  # the wrapper's callback trampolines (C and their generation)
-    "_fast_records": {"interface"},  # the wrapper's struct and union types (C and their generation)
+    "_fast_spelling": {"interface"},  # how the wrapper's C spells types, bounds, literals and results
+    "_fast_callbacks": {"_fast_spelling", "interface"},  # the wrapper's callback trampolines (C and their generation)
+    "_fast_records": {"_fast_spelling", "interface"},  # the wrapper's struct and union types (C and their generation)
     "settings": {"errors"},
     # the public driver API (compilers/* may import only these four)
     "_dwarf_lite": set(),  # the common case of a library's DWARF, read without pyelftools
@@ -50,7 +51,8 @@ ALLOWED: dict[str, set[str]] = {
     "_bind_cffi": {"_cffi_check", "errors", "interface"},
     "_cffi_callbacks": set(),  # function pointers, imported by bindings that have them
     "_cffi_runtime": {"_cffi_callbacks", "_entry", "_fast_runtime", "_stored"},
-    "_bind_fast": {"_child", "_entry", "_fast_c", "_fast_callbacks", "_fast_records", "_records", "interface"},
+    "_bind_fast": {"_child", "_entry", "_fast_c", "_fast_callbacks", "_fast_records", "_fast_spelling", "_records",
+                   "interface"},
     "_fast_runtime": {"_entry", "_stored"},
     # a miss
     "_build": {"_bind_cffi", "_bind_fast", "_cffi_check", "_build_settings", "_cache", "_child", "_early", "_entry", "_log", "_progress", "_records",
