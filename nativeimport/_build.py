@@ -366,8 +366,9 @@ def _check_or_build(cache: Cache, source: Path, info: DriverInfo, token: str, se
     driver = info.load()
     source_stats = snapshot([source_name])
     source_bytes = _read_source(driver.read_source, source)
+    source_digest = _digest_bytes(source_bytes)  # once: a 9 MB amalgamation takes ~20 ms to hash
     if not source.is_dir():  # its digest, for NATIVEIMPORT_VERIFY (a directory's files are dependencies)
-        source_stats[0].append(_digest_bytes(source_bytes))
+        source_stats[0].append(source_digest)
     if not source_bytes.strip():
         raise SourceError(f"{source} is empty: there is nothing to import")
     log.debug("%s: looking for a build (%s)", source, reason)
@@ -384,8 +385,8 @@ def _check_or_build(cache: Cache, source: Path, info: DriverInfo, token: str, se
                 if key is None:
                     log.debug("building %s (%s): no cached build of this content (source key %s)", source,
                               reason, source_key[:16])
-                    key, dep_stats = _publish_build(cache, info, settings, source, source_bytes, source_key,
-                                                    module_name, resolved)
+                    key, dep_stats = _publish_build(cache, info, settings, source, source_bytes, source_digest,
+                                                    source_key, module_name, resolved)
         else:
             log.debug("%s: changed on disk, but its content matches cached build %s", source, key[:16])
     except OSError as exc:  # a read-only cache, a full disk: nothing was published, say what to do
@@ -402,10 +403,10 @@ def _check_or_build(cache: Cache, source: Path, info: DriverInfo, token: str, se
 
 
 def _publish_build(cache: Cache, info: DriverInfo, settings: Settings, source: Path, source_bytes: bytes,
-                   source_key: str, module_name: str, resolved: Resolved) -> tuple[str, Snapshot]:
+                   source_digest: str, source_key: str, module_name: str, resolved: Resolved) -> tuple[str, Snapshot]:
     driver = info.load()
     what = f"{source.name} with {os.path.basename(driver.toolchain().path)}"
-    _early.built(str(cache.root), source_bytes)  # its content, when seen again, is not compiled early
+    _early.built(str(cache.root), source_digest)  # its content, when seen again, is not compiled early
     with cache.staging() as staging, showing_progress(what, settings.progress, settings.verbose):
         # In the background (the default) the wrapper is compiled after publishing, by the loader's
         # complete_entry: a new module is imported in the compile's time, not the compile's and the wrapper's.

@@ -139,10 +139,11 @@ def _seen_path(root: str, digest: str) -> str:
     return os.path.join(root, "scratch", RECIPES, "seen", digest[:32])
 
 
-def built(root: str, source_bytes: bytes) -> None:
-    """A source with this content is being built in this cache (an empty file named by its digest), written
-    before it compiles: by the time its folder's recipe exists, a process importing it at once sees it."""
-    path = _seen_path(root, str(sha256(source_bytes).hexdigest()))
+def built(root: str, digest: str) -> None:
+    """A source with this content (``digest``: the sha256 of its bytes, hex) is being built in this cache (an
+    empty file named by the digest), written before it compiles: by the time its folder's recipe exists, a
+    process importing it at once sees it."""
+    path = _seen_path(root, digest)
     try:
         make_private_dirs(os.path.dirname(path))
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
