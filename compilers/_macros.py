@@ -30,16 +30,20 @@ import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Union
 
 from nativeimport.driver import log  # the package's logger: imports logging only when a message can go somewhere
 from nativeimport.errors import NativeImportError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: typing costs a new module's build ~2 ms
+    from typing import Any, Optional, Union
+
+    Value = Union[int, float, str]  # a constant's value
 
 __all__ = [
     "ConstantProbe", "macro_candidates", "may_define_constants", "probe_source", "read_probe_object", "unoptimized",
 ]
 
-Value = Union[int, float, str]
 
 # A line marker (`# 12 "file.h" 1 3`), a definition or an undefinition, as `cc -E -dD` prints them.
 _DIRECTIVE = re.compile(

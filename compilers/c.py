@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import shlex
@@ -10,7 +9,6 @@ import sys
 import sysconfig
 from collections.abc import Mapping
 from pathlib import Path
-from typing import ClassVar
 
 from nativeimport.driver import (
     BuildRequest,
@@ -28,7 +26,9 @@ from nativeimport.errors import CompileError, ToolchainNotFound
 from ._macros import ConstantProbe
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # imported while the compiler runs, not before it starts (its ~5 ms of dataclasses)
+if TYPE_CHECKING:  # annotations only: typing and the Interface model are imported while the compiler runs
+    from typing import ClassVar
+
     from nativeimport.interface import Constant, Interface
 
 __all__ = ["CDriver"]
@@ -125,9 +125,10 @@ class CDriver(Driver):
         if probe is not None:
             self._probes[library] = probe  # still running, while the caller checks the source and reads the DWARF
         source = request.source.resolve()
-        return BuildResult(
+        return BuildResult(  # only a file of the source's name can be the source (resolve() stats each part)
             library=library,
-            dependencies=tuple(dict.fromkeys(p for p in dependencies if p.resolve() != source)),
+            dependencies=tuple(dict.fromkeys(p for p in dependencies
+                                             if p.name != source.name or p.resolve() != source)),
             diagnostics=diagnostics,
         )
 
@@ -142,7 +143,9 @@ class CDriver(Driver):
             raise
         if probe is None:
             return interface
-        return dataclasses.replace(interface, constants=constants_for(interface, probe.result()))
+        from nativeimport.interface import replace
+
+        return replace(interface, constants=constants_for(interface, probe.result()))
 
     def _build(self, request: BuildRequest, compile_flags: list[str], env: dict[str, str] | None,
                what: str) -> tuple[str, list[Path]]:

@@ -18,11 +18,10 @@ C++ runtime and that message.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 
 from nativeimport.driver import BuildRequest, BuildResult
-from nativeimport.interface import Interface, Skipped
+from nativeimport.interface import Interface, Skipped, replace
 
 from .c import CDriver
 
@@ -66,7 +65,7 @@ class CppDriver(CDriver):
 
     def describe(self, request: BuildRequest, result: BuildResult) -> Interface:
         interface = super().describe(request, result)
-        return dataclasses.replace(interface, skipped=tuple(_cxx_skipped(interface.skipped)))
+        return replace(interface, skipped=tuple(_cxx_skipped(interface.skipped)))
 
 
 def _cxx_skipped(skipped: tuple[Skipped, ...]) -> list[Skipped]:

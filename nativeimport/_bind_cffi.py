@@ -10,14 +10,16 @@ text). It runs on any interpreter with cffi, so one entry serves them all.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import tempfile
 from collections.abc import Iterator
-from typing import Any
 
 from .errors import InterfaceError
-from .interface import CType, Function, Interface, Param, Struct, python_annotation, python_name, takes_bytes
+from .interface import CType, Function, Interface, Param, Struct, python_annotation, python_name, replace, takes_bytes
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: typing costs a new module's build ~2 ms
+    from typing import Any
 
 __all__ = ["generate"]
 
@@ -70,7 +72,7 @@ def _parsed_declarations(interface: Interface, where: str) -> tuple[Any, set[str
                 members = proxy_members(records[ctype.name], records)
                 if members:
                     proxies[ctype.name] = members
-    declared = dataclasses.replace(interface, functions=tuple(_proxied(f, proxies) for f in interface.functions))
+    declared = replace(interface, functions=tuple(_proxied(f, proxies) for f in interface.functions))
     stand_ins = "".join(f"struct _ni_v_{name} {{ {'; '.join(members)}; }};\n" for name, members in proxies.items())
     ffi = FFI()
     try:
@@ -208,7 +210,7 @@ def _proxied(function: Function, proxies: dict[str, tuple[str, ...]]) -> Functio
         return CType.struct(f"_ni_v_{ctype.name}") if ctype.is_record and ctype.name in proxies else ctype
 
     params = tuple(Param(p.name, swap(p.type)) for p in function.params)
-    return dataclasses.replace(function, result=swap(function.result), params=params)
+    return replace(function, result=swap(function.result), params=params)
 
 
 def _wrappers(interface: Interface, proxied: set[str]) -> Iterator[str]:

@@ -18,7 +18,6 @@ common cases skip a function call (``PyFloat_AS_DOUBLE``).
 
 from __future__ import annotations
 
-import logging
 import os
 import shlex
 import shutil
@@ -35,12 +34,13 @@ from ._entry import FAST_FILE, entry_file, note_fast_unavailable
 from ._fast_c import HEADER, helpers_source, prelude
 from ._fast_callbacks import CALLS_END, CALLS_START, Pools, callback_ok, convert_argument, release_held
 from ._fast_spelling import c_string, int_limits, scalar_c_type, to_python
+from ._log import QuietLogger
 from ._records import checksum, make_private_dirs, write_atomically
 from .interface import CType, Function, Interface, python_name, takes_bytes
 
 __all__ = ["FastBuild", "Prebuilt", "build_fast", "expressible", "light_binding", "missing_prerequisite"]
 
-log = logging.getLogger("nativeimport")
+log = QuietLogger("nativeimport")
 
 
 def light_binding(interface: Interface) -> str:

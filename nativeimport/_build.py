@@ -9,7 +9,6 @@ Interface and the binders, not the finder or the module being imported.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -17,7 +16,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Optional
 
 from . import _early, _tool_versions
 from ._build_settings import Resolved, config_of, resolve, table_digest
@@ -46,6 +44,8 @@ from .errors import CacheError, NativeImportWarning, SourceError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, Optional
+
     from ._records import Snapshot
     from ._registry import DriverInfo
     from .interface import Interface  # imported while the compiler runs (_LATER_MODULES import it)
@@ -176,8 +176,13 @@ def _compile_unraced(staging: Path, driver: Driver, cache: Cache, source: Path, 
     for attempt in range(1, BUILD_ATTEMPTS + 1):
         shutil.rmtree(output, ignore_errors=True)
         output.mkdir()
-        began = _clock(staging, after=latest)
-        before = {row[0]: row for row in snapshot(known)}
+        rows = snapshot(known)
+        before = {row[0]: row for row in rows}
+        if latest is None:  # a file saved just now: the next tick of the clock, rather than a second compile
+            newest = max((row[4] for row in rows if row[4] is not None), default=None)
+            began = _clock(staging, after=newest, patience=_early.CLOCK_PATIENCE)
+        else:
+            began = _clock(staging, after=latest)
         early = _early.clock_for(str(source)) if attempt == 1 else None
         if early is not None:  # a compiler run_tool may adopt started before these: their earlier values count
             began, before = min(began, early[0]), {row[0]: row for row in early[1]}
@@ -237,19 +242,22 @@ def _may_have_changed(row: list[Any], began: int, ended: int, before: Optional[l
 _CLOCK = ".clock"  # in the staging directory, removed before publishing
 
 
-def _clock(staging: Path, after: Optional[int]) -> int:
-    """Now, on the cache's file system clock (a file's ctime, in ns), later than ``after`` if given.
+def _clock(staging: Path, after: Optional[int], patience: float = 2.0) -> int:
+    """Now, on the cache's file system clock (a file's ctime, in ns), later than ``after`` if it can be
+    within ``patience`` seconds.
 
     Waiting for the clock to pass the newest input seen changing keeps a
     retry from failing again on the very same edit (a file system with
     one-second timestamps waits up to a second, and only after a race).
+    Before the first attempt it passes the inputs' own ctimes (see
+    :func:`nativeimport._early.clock_after`).
     """
     mark = staging / _CLOCK
     mark.touch()
     now = mark.stat().st_ctime_ns
-    deadline = time.monotonic() + 2.0
+    deadline = time.monotonic() + patience
     while after is not None and now <= after and time.monotonic() < deadline:
-        time.sleep(0.01)
+        time.sleep(0.0005 if patience < 1 else 0.01)
         os.utime(mark)
         now = mark.stat().st_ctime_ns
     return now
@@ -330,14 +338,14 @@ def _checked_interface(driver: Driver, request: BuildRequest, result: BuildResul
     from elftools.elf.elffile import ELFFile  # only a build reads the symbol table
 
     from .dwarf import exported_functions
-    from .interface import Skipped
+    from .interface import Skipped, replace
 
     with open(result.library, "rb") as stream:
         exported = exported_functions(ELFFile(stream))
     missing = [f.name for f in result.interface.functions if f.name not in exported]
     interface = result.interface.restricted_to(exported)
     skipped = tuple(Skipped(name, "the library does not export it") for name in missing)
-    return dataclasses.replace(interface, skipped=interface.skipped + skipped)  # constants and all kept
+    return replace(interface, skipped=interface.skipped + skipped)  # constants and all kept
 
 
 KEY_SCHEMA = "nativeimport-key-2"  # 2: interfaces bind handles, unions, callbacks; settings and search paths keyed

@@ -8,14 +8,12 @@ this module asks it. Only a miss and the CLI import it.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Optional
 
 from . import _locks
 from ._build_settings import config_of, table_digest
@@ -33,12 +31,15 @@ from ._entry import (
     staging_parent,
     toolchain_record,
 )
+from ._frozen import frozen
 from ._log import QuietLogger
 from ._records import ABSENT, make_private_dirs, read_record, sha256, snapshot, stats_match, write_record
 from .errors import LockTimeout
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, Optional
+
     from ._records import Snapshot
     from ._registry import DriverInfo
     from .settings import Settings
@@ -53,7 +54,7 @@ def digest_file(path: Path) -> str:
         return str(sha256(stream.read()).hexdigest())
 
 
-@dataclasses.dataclass(frozen=True)
+@frozen
 class Dependency:
     """A file a build read: its path (relative to the source's folder when inside it) and content digest."""
 

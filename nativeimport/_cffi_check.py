@@ -17,12 +17,14 @@ Importing this module imports cffi's parser; only builds do that.
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from collections.abc import Iterator
-from typing import Any
 
-from .interface import CType, Field, Function, Interface, Skipped, Struct
+from .interface import CType, Field, Function, Interface, Skipped, Struct, replace
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: typing costs a new module's build ~2 ms
+    from typing import Any
 
 __all__ = ["MODULE_ATTRIBUTES", "checked", "proxy_members"]
 
@@ -47,7 +49,7 @@ def checked(interface: Interface) -> Interface:
             skipped.append(Skipped(function.name, why))
         else:
             functions.append(function)
-    return dataclasses.replace(interface, functions=tuple(functions), skipped=tuple(skipped),
+    return replace(interface, functions=tuple(functions), skipped=tuple(skipped),
                                structs=tuple(records[s.name] for s in interface.structs))
 
 
@@ -60,7 +62,7 @@ def _cffi_reserved_tags() -> dict[str, str]:
 
 
 def _opaque(record: Struct, why: str) -> Struct:
-    return dataclasses.replace(record, fields=None, opaque=why, packed=False)
+    return replace(record, fields=None, opaque=why, packed=False)
 
 
 def _why_left_out(function: Function, records: dict[str, Struct]) -> str:
@@ -181,7 +183,7 @@ def _fix_layouts(records: dict[str, Struct]) -> None:
                 records[name] = _opaque(records[name], why)
             elif name not in unpacked_difference:
                 unpacked_difference[name] = why
-                records[name] = dataclasses.replace(records[name], packed=True)
+                records[name] = replace(records[name], packed=True)
             else:  # packed did not fit either: say how the layout as written differs
                 why = unpacked_difference[name]
                 records[name] = _opaque(records[name], f"cffi lays it out unlike the compiler ({why})")
@@ -196,7 +198,7 @@ def _propagate(records: dict[str, Struct]) -> None:
         changed = False
         for name, record in list(records.items()):
             for field in record.fields or ():
-                inner = [r for r in _by_value(dataclasses.replace(field.type, length=0, dims=()), records)
+                inner = [r for r in _by_value(replace(field.type, length=0, dims=()), records)
                          if records[r].fields is None]
                 if inner:
                     label = repr(field.name) if field.name else "an anonymous member"

@@ -12,7 +12,10 @@ resort handler prints them).
 from __future__ import annotations
 
 import sys
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: typing costs a new module's build ~2 ms
+    from typing import Any
 
 __all__ = ["QuietLogger"]
 

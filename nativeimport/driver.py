@@ -19,7 +19,6 @@ party driver needs nothing private.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shlex
 import shutil
@@ -27,16 +26,18 @@ import signal
 import subprocess
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import ClassVar, Optional
 
 from . import _early, _tool_versions
 from ._child import child_setup, compiler_started
 from ._doc_comments import doc_comment_above
+from ._frozen import frozen
 from ._log import QuietLogger
 from .errors import CompileError, ToolchainNotFound
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # imported while the compiler runs, not before it starts (its ~5 ms of dataclasses)
+if TYPE_CHECKING:  # annotations only: typing (~2 ms) and the Interface model are imported while the compiler runs
+    from typing import ClassVar, Optional
+
     from .interface import Interface
 
 __all__ = [
@@ -73,7 +74,7 @@ C_SEARCH_ENVIRONMENT = ("CPATH", "C_INCLUDE_PATH", "CPLUS_INCLUDE_PATH", "OBJC_I
                         "GCC_EXEC_PREFIX", "COMPILER_PATH")
 
 
-@dataclasses.dataclass(frozen=True)
+@frozen
 class Toolchain:
     """A found compiler: the command prefix to run it and what it says it is."""
 
@@ -86,7 +87,7 @@ class Toolchain:
         return self.command[0]
 
 
-@dataclasses.dataclass(frozen=True)
+@frozen
 class BuildSettings:
     """A source's own build settings, from the ``nativeimport:`` comment at its top and its table in
     ``nativeimport.toml`` beside it; pkg-config's answers are already folded in.
@@ -123,7 +124,7 @@ class BuildSettings:
                 + list(self.link_flags))
 
 
-@dataclasses.dataclass(frozen=True)
+@frozen
 class BuildRequest:
     """What to build and where.
 
@@ -153,7 +154,7 @@ class BuildRequest:
         return self.module_name.rpartition(".")[2]
 
 
-@dataclasses.dataclass(frozen=True)
+@frozen
 class BuildResult:
     """What a build produced.
 

@@ -14,18 +14,18 @@ import; anything else by pyelftools, which only builds import.
 
 from __future__ import annotations
 
-import dataclasses
 import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Optional
 
 from . import _dwarf_lite
 from .errors import InterfaceError
-from .interface import VA_LIST_NAMES, CType, Enum, Field, Function, Interface, Param, Skipped, Struct
+from .interface import VA_LIST_NAMES, CType, Enum, Field, Function, Interface, Param, Skipped, Struct, replace
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # the reader takes pyelftools' objects or _dwarf_lite's, which have their shape
+    from typing import Any, Optional
+
     from elftools.dwarf.compileunit import CompileUnit
     from elftools.dwarf.die import DIE
     from elftools.dwarf.dwarfinfo import DWARFInfo
@@ -118,18 +118,18 @@ def read_interface(
         return reader.read(where)
 
 
-@dataclasses.dataclass
 class _Reader:
-    """Reads one library's interface (a docstring of its own: dataclasses would make one with inspect, ~3 ms)."""
+    """Reads one library's interface."""
 
-    dwarf: DWARFInfo
-    exports: dict[str, int]
-    doc_reader: DocReader
-    structs: dict[str, Struct] = dataclasses.field(default_factory=dict)
-    enums: dict[str, Enum] = dataclasses.field(default_factory=dict)
-    in_progress: set[str] = dataclasses.field(default_factory=set)
-    unnamed_field_type: str = ""  # the tag an untagged struct type of the field being read is given
-    aliases: dict[str, set[str]] = dataclasses.field(default_factory=dict)  # record -> its typedef names
+    def __init__(self, dwarf: DWARFInfo, exports: dict[str, int], doc_reader: DocReader) -> None:
+        self.dwarf = dwarf
+        self.exports = exports
+        self.doc_reader = doc_reader
+        self.structs: dict[str, Struct] = {}
+        self.enums: dict[str, Enum] = {}
+        self.in_progress: set[str] = set()
+        self.unnamed_field_type = ""  # the tag an untagged struct type of the field being read is given
+        self.aliases: dict[str, set[str]] = {}  # record -> its typedef names
 
     def read(self, where: str) -> Interface:
         addresses = set(self.exports.values())
@@ -161,7 +161,7 @@ class _Reader:
         ordered = sorted(found.values(), key=lambda f: f.name)
         return Interface(
             functions=tuple(ordered),
-            structs=tuple(dataclasses.replace(s, aliases=tuple(sorted(self.aliases.get(s.name, ()))))
+            structs=tuple(replace(s, aliases=tuple(sorted(self.aliases.get(s.name, ()))))
                           for s in sorted(self.structs.values(), key=lambda s: s.name)),
             enums=tuple(sorted(self.enums.values(), key=lambda e: e.name)),
             skipped=tuple(Skipped(n, r) for n, r in sorted(skipped.items()) if not _is_runtime_symbol(n)),
@@ -449,7 +449,7 @@ class _Reader:
             self._check_complete(element, "an array element")
         if element.kind == "char":
             element = CType.integer("int8_t", "char")
-        return dataclasses.replace(element, length=lengths[0] if lengths[0] > 0 else -1, dims=tuple(lengths[1:]))
+        return replace(element, length=lengths[0] if lengths[0] > 0 else -1, dims=tuple(lengths[1:]))
 
     def _array(self, die: DIE) -> tuple[CType, list[int]]:
         """An array type's element and its dimensions (-1: of unknown length, a flexible array member)."""
@@ -499,11 +499,13 @@ class _Reader:
         return CType.enum(name, representation, spelling or (f"enum {name}" if _lang_is_c(die.cu) else name))
 
 
-@dataclasses.dataclass(frozen=True)
 class _Attr:
     """A stand-in for an attribute the DIE lacks: its default value."""
 
-    value: Any
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
 
 
 def _name(die: DIE) -> str:

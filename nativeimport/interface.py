@@ -8,12 +8,16 @@ and ``.pyi`` stubs, and round-trips through JSON so a cache entry can keep it.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import keyword
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any, Optional, Union
+
+from ._frozen import frozen, replace
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: typing costs a new module's build ~2 ms
+    from typing import Any, Optional, Union
 
 __all__ = [
     "INTEGER_TYPES",
@@ -28,6 +32,7 @@ __all__ = [
     "Skipped",
     "Struct",
     "python_name",
+    "replace",
     "takes_bytes",
 ]
 
@@ -52,7 +57,7 @@ KINDS = ("void", "int", "float", "bool", "char", "pointer", "struct", "union", "
 VA_LIST_NAMES = frozenset({"va_list", "__gnuc_va_list", "__builtin_va_list", "__va_list_tag", "__va_list"})
 
 
-@dataclasses.dataclass(frozen=True)
+@frozen
 class CType:
     """One C type, reduced to what a binding needs.
 
@@ -175,7 +180,7 @@ class CType:
         if self.length:  # the array's brackets bind to the declarator, before any pointer or function
             first = "[]" if self.length < 0 else f"[{self.length}]"
             declarator += first + "".join(f"[{d}]" for d in self.dims)
-            return dataclasses.replace(self, length=0, dims=())._declare(declarator, canonical)
+            return replace(self, length=0, dims=())._declare(declarator, canonical)
         if self.kind == "pointer":
             assert self.pointee is not None
             if self.spelling and not canonical:
@@ -238,7 +243,7 @@ class CType:
         )
 
 
-@dataclasses.dataclass(frozen=True)
+@frozen
 class Param:
     """One parameter of a function."""
 
@@ -246,7 +251,7 @@ class Param:
     type: CType
 
 
-@dataclasses.dataclass(frozen=True)
+@frozen
 class Function:
     """One exported function. ``variadic``: it ends with ``...``."""
 
@@ -267,7 +272,7 @@ class Function:
         return self.result.cdecl(f"{self.name}({', '.join(params) or 'void'})") + ";"
 
 
-@dataclasses.dataclass(frozen=True)
+@frozen
 class Field:
     """One member of a struct or union.
 
@@ -290,7 +295,7 @@ class Field:
         return f"{self.type.cdecl(self.name)}{width};"
 
 
-@dataclasses.dataclass(frozen=True)
+@frozen
 class Struct:
     """A struct (or, with ``kind="union"``, a union) type.
 
@@ -327,7 +332,7 @@ class Struct:
         return tuple(f.name for f in _flat_fields(self, records))
 
 
-@dataclasses.dataclass(frozen=True)
+@frozen
 class Enum:
     """An enumeration. ``name`` is empty for an anonymous enum."""
 
@@ -337,7 +342,7 @@ class Enum:
     doc: str = ""
 
 
-@dataclasses.dataclass(frozen=True)
+@frozen
 class Constant:
     """A named constant (a C object-like ``#define``): its value as the compiler computed it."""
 
@@ -351,7 +356,7 @@ class Constant:
         return repr(self.value)
 
 
-@dataclasses.dataclass(frozen=True)
+@frozen
 class Skipped:
     """An export that was left out, and why."""
 
@@ -359,7 +364,7 @@ class Skipped:
     reason: str
 
 
-@dataclasses.dataclass(frozen=True)
+@frozen
 class Interface:
     """Everything a library exports that can be bound faithfully."""
 
@@ -520,7 +525,7 @@ class Interface:
     def restricted_to(self, exported: Iterable[str]) -> Interface:
         """Keep only the functions whose names are in ``exported``."""
         keep = set(exported)
-        return dataclasses.replace(self, functions=tuple(f for f in self.functions if f.name in keep))
+        return replace(self, functions=tuple(f for f in self.functions if f.name in keep))
 
 
 def _field_json(field: Field) -> dict[str, Any]:

@@ -20,7 +20,8 @@ ALLOWED: dict[str, set[str]] = {
     # leaves
     "_version": set(),
     "errors": set(),
-    "interface": set(),
+    "_frozen": set(),  # frozen value classes without dataclasses (a new module's build imports no dataclasses)
+    "interface": {"_frozen"},
     "_records": set(),
     "_locks": set(),
     "_doc_comments": set(),
@@ -36,12 +37,14 @@ ALLOWED: dict[str, set[str]] = {
     "_log": set(),
     "_early": {"_child", "_entry", "_records"},  # a new source's compiler started before the build is imported  # the package's logger, importing logging only when a message can go somewhere
     "_tool_versions": {"_records"},  # what tools print for --version, remembered during a build
-    "driver": {"_child", "_doc_comments", "_early", "_log", "_tool_versions", "dwarf", "errors", "interface"},
+    "driver": {"_child", "_doc_comments", "_early", "_frozen", "_log", "_tool_versions", "dwarf", "errors",
+               "interface"},
     # the cache: its layout, its stored artefacts, its contents
     "_root": {"_records", "errors"},  # the cache root: where, its mark, whether it is safe
     "_entry": {"_root", "_records", "errors"},
     "_stored": {"_entry", "_records"},
-    "_cache": {"_build_settings", "_entry", "_locks", "_log", "_records", "_registry", "errors", "settings"},
+    "_cache": {"_build_settings", "_entry", "_frozen", "_locks", "_log", "_records", "_registry", "errors",
+               "settings"},
     # a source's own build settings (its comment, nativeimport.toml), read by a build and by the finder
     "_build_settings": {"_records", "driver", "errors"},
     # drivers known without importing them
@@ -51,8 +54,8 @@ ALLOWED: dict[str, set[str]] = {
     "_bind_cffi": {"_cffi_check", "errors", "interface"},
     "_cffi_callbacks": set(),  # function pointers, imported by bindings that have them
     "_cffi_runtime": {"_cffi_callbacks", "_entry", "_fast_runtime", "_stored"},
-    "_bind_fast": {"_child", "_entry", "_fast_c", "_fast_callbacks", "_fast_records", "_fast_spelling", "_records",
-                   "interface"},
+    "_bind_fast": {"_child", "_entry", "_fast_c", "_fast_callbacks", "_fast_records", "_fast_spelling", "_log",
+                   "_records", "interface"},
     "_fast_runtime": {"_entry", "_stored"},
     # a miss
     "_build": {"_bind_cffi", "_bind_fast", "_cffi_check", "_build_settings", "_cache", "_child", "_early", "_entry", "_log", "_progress", "_records",

@@ -10,7 +10,9 @@ the fast wrapper's compile) by timing those functions in place.
 
 Cold edit: a small module (a few scalar functions), a fresh source each time in
 a cache already in use: built, bound and first call, in a fresh interpreter,
-against gcc alone on the same file. Prints figures; asserts nothing about time.
+against gcc alone on the same file. Edit in one interpreter: the same, the
+module saved and loaded again by the interpreter that loaded it before (a
+notebook's kernel). Prints figures; asserts nothing about time.
 """
 
 from __future__ import annotations
@@ -212,9 +214,46 @@ def cold_edit(work: Path, rounds: int, env: dict[str, str] | None = None) -> dic
             "gcc cpu": statistics.median(gcc_cpus), "import cpu": statistics.median(import_cpus)}
 
 
+# One interpreter (a Jupyter kernel, a long-lived script) editing one module: each round saves a new revision
+# and loads it at once, then gcc alone compiles the same file; the wrapper is waited for between rounds, untimed.
+IN_PROCESS_EDITS = """
+import json, statistics, subprocess, sys, time
+import nativeimport
+source, rounds, template = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+nativeimport.wait_for_wrapper(nativeimport.load(source))  # revision 0: the folder's recipe, the prebuilt parts
+time.sleep(1.0)
+loads, gccs = [], []
+for rev in range(1, rounds + 1):
+    with open(source, "w") as stream:
+        stream.write(template.format(rev=1000 + rev))
+    started = time.perf_counter()
+    module = nativeimport.load(source)
+    module.scale(2.0, 3.0)
+    loads.append(time.perf_counter() - started)
+    nativeimport.wait_for_wrapper(module)
+    started = time.perf_counter()
+    subprocess.run(["gcc", "-g", "-O2", "-shared", "-fPIC", "-o", source + ".so", source], check=True)
+    gccs.append(time.perf_counter() - started)
+    time.sleep(0.3)
+print(json.dumps({"import": statistics.median(loads), "gcc": statistics.median(gccs)}))
+"""
+
+
+def edits_in_process(work: Path, rounds: int, env: dict[str, str]) -> dict[str, float]:
+    """An edited module reloaded in the interpreter that imported it before (medians)."""
+    cache = work / f"edit-cache-{len(os.listdir(work))}"
+    source = work / "kernel_edit.c"
+    source.write_text(SMALL_SOURCE.format(rev=0), encoding="utf-8")
+    done = subprocess.run([sys.executable, "-c", IN_PROCESS_EDITS, str(source), str(rounds), SMALL_SOURCE],
+                          capture_output=True, text=True, check=True, cwd=tempfile.gettempdir(),
+                          env={**_with_bytecode(), "NATIVEIMPORT_CACHE_DIR": str(cache), **env})
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
 def measure(exports: list[int], edit_rounds: int, wrappers: list[str], profile: bool = False) -> dict[str, Any]:
     """Both measurements, for bench.py and for this script."""
-    results: dict[str, Any] = {"cold_edit": {}, "many_exports": {}}
+    results: dict[str, Any] = {"cold_edit": {}, "edit_in_process": {}, "many_exports": {}}
     with tempfile.TemporaryDirectory(prefix="ni-build-cost-") as scratch:
         work = Path(scratch)
         for wrapper in wrappers if edit_rounds else ():
@@ -222,6 +261,10 @@ def measure(exports: list[int], edit_rounds: int, wrappers: list[str], profile: 
             print(f"cold edit, wrapper={wrapper}: gcc {edit['gcc'] * 1000:.0f} ms, nativeimport import+call "
                   f"{edit['import'] * 1000:.0f} ms ({edit['import'] / edit['gcc']:.2f}x); CPU: gcc "
                   f"{edit['gcc cpu'] * 1000:.0f} ms, nativeimport {edit['import cpu'] * 1000:.0f} ms", flush=True)
+            results["edit_in_process"][wrapper] = edit = edits_in_process(work, edit_rounds,
+                                                                          {"NATIVEIMPORT_WRAPPER": wrapper})
+            print(f"edit in one interpreter, wrapper={wrapper}: gcc {edit['gcc'] * 1000:.0f} ms, nativeimport "
+                  f"load+call {edit['import'] * 1000:.0f} ms ({edit['import'] / edit['gcc']:.2f}x)", flush=True)
         for count in exports:
             for wrapper in wrappers:
                 row = many_exports(count, work, profile, wrapper)
@@ -241,6 +284,12 @@ def render(results: dict[str, Any]) -> str:
         lines.append(f"| {wrapper} | {edit['gcc'] * 1000:.0f} | {edit['import'] * 1000:.0f} | "
                      f"{edit['import'] / edit['gcc']:.2f}x | {edit['gcc cpu'] * 1000:.0f} | "
                      f"{edit['import cpu'] * 1000:.0f} ({edit['import cpu'] / edit['gcc cpu']:.2f}x) |")
+    lines += ["", "### An edited module loaded again in the interpreter that loaded it (a notebook's kernel), ms "
+              "(median)", "", "| NATIVEIMPORT_WRAPPER | gcc -g -O2 -shared alone | nativeimport | ratio |",
+              "| --- | --- | --- | --- |"]
+    for wrapper, edit in results.get("edit_in_process", {}).items():
+        lines.append(f"| {wrapper} | {edit['gcc'] * 1000:.0f} | {edit['import'] * 1000:.0f} | "
+                     f"{edit['import'] / edit['gcc']:.2f}x |")
     lines += ["", "### Many exports: `nativeimport.build`, s (steps: the compile, the interface read, the cffi "
               "binding, waiting for the fast wrapper)", "",
               "| exports | NATIVEIMPORT_WRAPPER | gcc -g -O2 -shared alone | nativeimport.build | ratio | compile | "
