@@ -254,13 +254,7 @@ def _clock(staging: Path, after: Optional[int], patience: float = 2.0) -> int:
     """
     mark = staging / _CLOCK
     mark.touch()
-    now = mark.stat().st_ctime_ns
-    deadline = time.monotonic() + patience
-    while after is not None and now <= after and time.monotonic() < deadline:
-        time.sleep(0.0005 if patience < 1 else 0.01)
-        os.utime(mark)
-        now = mark.stat().st_ctime_ns
-    return now
+    return _early.clock_after(str(mark), after, patience, step=0.0005 if patience < 1 else 0.01)
 
 
 _HEADER_SUFFIXES = frozenset({".h", ".hh", ".hpp", ".hxx", ".inc", ".inl"})

@@ -140,22 +140,23 @@ def start(root: str, driver_name: str, source: str, module_name: str) -> None:
 CLOCK_PATIENCE = 0.05
 
 
-def clock_after(mark: str, ctime: Optional[int]) -> int:
-    """The file system clock's present (``mark`` touched: its ctime in ns), later than ``ctime`` if it can be.
+def clock_after(mark: str, ctime: Optional[int], patience: float = CLOCK_PATIENCE, step: float = 0.0005) -> int:
+    """The file system clock's present (``mark`` touched: its ctime in ns), later than ``ctime`` if it can be
+    within ``patience`` seconds (looking again every ``step``).
 
     A source saved just before its import has the ctime a mark taken now
     gets (time stamps move by the kernel's tick): the build's race check
     could not tell it from an edit made while the compiler ran, and would
     compile it again (~a compile's time) where waiting for the next tick
-    costs a few milliseconds at most. Gives up after :data:`CLOCK_PATIENCE`:
-    the race check then decides, as before.
+    costs a few milliseconds at most. Gives up after ``patience``: the
+    race check then decides, as before.
     """
     import time
 
     now = os.stat(mark).st_ctime_ns
-    deadline = time.monotonic() + CLOCK_PATIENCE
+    deadline = time.monotonic() + patience
     while ctime is not None and now <= ctime and time.monotonic() < deadline:
-        time.sleep(0.0005)
+        time.sleep(step)
         os.utime(mark)
         now = os.stat(mark).st_ctime_ns
     return now
