@@ -10,7 +10,8 @@ generated source when its module is imported.
 :func:`frozen` gives these classes what the package and drivers use of a
 frozen dataclass: construction by position or keyword with defaults, ``==``
 and ``hash`` by fields, ``repr``, assignment refused, ``__post_init__``,
-``__match_args__``; :func:`replace` copies one with changes. ``dataclasses``'
+``__match_args__``; :func:`replace` (also ``copy.replace`` from Python 3.13)
+copies one with changes. ``dataclasses``'
 own functions (``replace``, ``fields``, ``asdict``, ``is_dataclass``) accept
 them too, since plugins written against earlier releases call
 ``dataclasses.replace``: the first look at ``__dataclass_fields__`` imports
@@ -98,6 +99,7 @@ def frozen(cls: type[T]) -> type[T]:
     for method in (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__):
         method.__qualname__ = f"{cls.__qualname__}.{method.__name__}"
         setattr(cls, method.__name__, method)
+    cls.__replace__ = replace  # type: ignore[attr-defined]  # copy.replace (Python 3.13+), as dataclasses give
     cls.__match_args__ = names  # type: ignore[attr-defined,misc]
     cls._frozen_fields = names  # type: ignore[attr-defined]
     cls.__dataclass_fields__ = _DataclassFields()  # type: ignore[attr-defined]

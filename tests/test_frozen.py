@@ -75,6 +75,8 @@ def test_replace_copies_with_changes() -> None:
     assert pair == Pair(1)
     with pytest.raises(TypeError, match="unexpected keyword argument 'third'"):
         replace(pair, third=3)
+    if hasattr(copy, "replace"):  # Python 3.13+
+        assert copy.replace(pair, first=5) == Pair(5)
 
 
 def test_dataclasses_functions_accept_them() -> None:
