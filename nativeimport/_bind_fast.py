@@ -2,7 +2,7 @@
 
 For every function whose parameters and result are integers, floats, bools,
 enums, ``const char *`` strings, pointers to scalars (taken through the
-buffer protocol) or callbacks of such scalars (generated trampolines:
+buffer protocol) or callbacks of scalars and pointers (generated trampolines:
 :mod:`nativeimport._fast_callbacks`), it writes C with ``METH_NOARGS`` /
 ``METH_O`` / ``METH_FASTCALL`` wrappers, compiles it against the running interpreter's
 headers and stores it in the cache entry under the interpreter's ABI tag
@@ -63,8 +63,8 @@ def light_binding(interface: Interface) -> str:
 
 
 def expressible(function: Function, opaque: frozenset[str] = frozenset(), served: frozenset[str] = frozenset()) -> bool:
-    """Whether the fast binder can call ``function`` (variadic ones, callbacks with pointers and records it
-    does not serve stay on cffi).
+    """Whether the fast binder can call ``function`` (variadic ones, callbacks taking or returning records by
+    value, and records it does not serve stay on cffi).
 
     ``opaque`` names the records pointers to which are handles: the wrapper takes and returns the cffi
     binding's own pointer objects, so it needs that binding loaded (a module using none does without).

@@ -8,20 +8,33 @@ and keeps it while it lives (C may store the pointer and call it later, as
 long as the caller keeps the function); a callable that cannot be weakly
 referenced has a slot for the call only. The semantics are those of the cffi
 binder (:mod:`nativeimport._cffi_callbacks`): C arguments reach Python as the
-fast binder returns results, the return value is converted like an argument,
-an exception is kept and raised again when the C function that took the
-callback returns (per thread), one raised outside any such call is reported as
-unraisable, and C receives zero. A trampoline whose callable has died raises
-``ReferenceError`` the same way; it never touches a dead object. The slot
-freed by a dead callable is reused as late as possible (the pool is scanned
-round-robin), so a stale pointer C kept calls nothing rather than a stranger
-for as long as the pool allows.
+fast binder returns results (pointers as cffi's own objects, below), the return
+value is converted like an argument, an exception is kept and raised again when
+the C function that took the callback returns (per thread), one raised outside
+any such call is reported as unraisable, and C receives zero. A trampoline
+whose callable has died raises ``ReferenceError`` the same way; it never
+touches a dead object. The slot freed by a dead callable is reused as late as
+possible (the pool is scanned round-robin), so a stale pointer C kept calls
+nothing rather than a stranger for as long as the pool allows.
 
 What the trampolines cannot serve goes to the cffi wrapper, whole call: a
 full pool, a native function (a cdata, a cffi wrapper, another module's fast
 function: cffi passes its C address; one of this module's own functions of the
-same type is passed directly), and callback types other than scalars and
-strings (those functions stay on cffi altogether).
+same type is passed directly), and callback types taking or returning records
+by value, or variadic ones (those functions stay on cffi altogether).
+
+Pointers cross as the cffi binder's callbacks give them: a pointer argument
+(``void *user``, ``const void *``, ``char **``, ``struct point *``) reaches
+Python as a cdata of the pointer's cffi type, None for NULL; a ``const char *``
+stays a str. A pointer result is converted by cffi's own rules (a cdata of a
+compatible pointer type; None is NULL, except for a ``const char *`` result, as
+with cffi). The conversions are the functions cffi exports to the modules it
+compiles (as for handles: :mod:`nativeimport._fast_c`), and the cffi types are
+the module's cffi binding's: ``ffi.typeof`` of the callback type, its ``args``
+and ``result``, exactly what cffi converts with. They are fetched from the
+binding the first time a pool serving pointers hands out a trampoline (so a
+module whose pointer callbacks are never used never loads cffi), and again
+once the module is bound anew (a reload makes another ffi).
 
 An exception a cffi callback raises while no cffi call is in progress (the
 pool was full when C stored it) goes to this thread's fast call taking
@@ -59,13 +72,32 @@ def pool_size(types: int) -> int:
 
 
 def callback_ok(ctype: CType) -> bool:
-    """Whether ``ctype`` is a function pointer whose calls the trampolines can convert both ways."""
+    """Whether ``ctype`` is a function pointer whose calls the trampolines can convert both ways
+    (numbers, bools, enums and pointers of any kind; records by value stay on cffi)."""
     function = ctype.pointee if ctype.is_function_pointer else None
     if function is None or function.variadic or function.pointee is None:
         return False
     result = function.pointee
-    return (result.kind in ("void", "int", "float", "bool", "enum")
-            and all(p.kind in ("int", "float", "bool", "enum") or p.is_string for p in function.params))
+    return ((result.kind in ("void", "int", "float", "bool", "enum") or _is_pointer(result))
+            and all(p.kind in ("int", "float", "bool", "enum") or _is_pointer(p) for p in function.params))
+
+
+def _is_pointer(ctype: CType) -> bool:
+    """A pointer the trampolines pass as cffi does (not an array: those are struct fields only)."""
+    return ctype.kind == "pointer" and not ctype.length
+
+
+def _as_cdata(ctype: CType) -> bool:
+    """A callback parameter reaching Python as a cdata (every pointer but a ``const char *``, a str)."""
+    return _is_pointer(ctype) and not ctype.is_string
+
+
+def _uses_cffi_types(ctype: CType) -> bool:
+    """Whether a callback type's trampolines convert pointers with its cffi types (a pointer parameter
+    other than a string, or a pointer result, strings included)."""
+    function = ctype.pointee
+    assert function is not None and function.pointee is not None
+    return _is_pointer(function.pointee) or any(_as_cdata(p) for p in function.params)
 
 
 def _key(ctype: CType) -> str:
@@ -102,14 +134,29 @@ class Pools:
 
 
 def _c_type(ctype: CType) -> str:
-    return "const char *" if ctype.is_string else scalar_c_type(ctype)
+    if ctype.is_string:
+        return "const char *"
+    return "void *" if _is_pointer(ctype) else scalar_c_type(ctype)
 
 
-def _from_python(ctype: CType) -> list[str]:
+def _to_python(ctype: CType, var: str, position: int) -> str:
+    """C argument ``var`` as the callable receives it; a pointer as a cdata of the type at ``position`` of
+    the pool's cffi types (``ni_handle_result`` gives None for NULL, as the cffi binder does)."""
+    if _as_cdata(ctype):
+        return f"ni_handle_result({var}, PyTuple_GET_ITEM(types, {position}))"
+    return to_python(ctype, var)
+
+
+def _from_python(ctype: CType, position: int) -> list[str]:
     """Statements converting ``back`` (the callable's return value) into ``r`` and clearing ``failed``
-    (``what`` names the value in errors)."""
+    (``what`` names the value in errors; a pointer's cffi type is at ``position`` of the pool's)."""
     if ctype.kind == "void":
         return ["failed = 0;"]
+    if _is_pointer(ctype):  # None is NULL but for a string, whose None cffi refuses too
+        none_is_null = 0 if ctype.is_string else 1
+        return ["void *v;",
+                f"if (ni_pointer_back(back, PyTuple_GET_ITEM(types, {position}), {none_is_null}, &v) == 0) "
+                f"{{ r = v; failed = 0; }}"]
     if ctype.kind == "float":
         return ["double v;", "if (ni_double(back, &v, what) == 0) { r = v; failed = 0; }"]
     if ctype.kind == "bool":
@@ -134,16 +181,21 @@ def pool_source(index: int, ctype: CType, natives: Sequence[int], size: int = PO
     names = "".join(f", x{i}" for i in range(len(params)))
     r_type = "void" if result.kind == "void" else _c_type(result)
     what = c_string(f"the result of a {ctype.cdecl()} callback")
+    typed_pool = _uses_cffi_types(ctype)
     lines = [f"static {r_type} ni_cb{index}(int slot{', ' + typed if typed else ''}) {{",
              "    PyGILState_STATE gil = PyGILState_Ensure();"]
     if result.kind != "void":
         lines.append(f"    {r_type} r = 0;")
     lines += [f"    PyObject *f = ni_callback_target(&ni_pool_{index}, slot);",
-              "    int failed = 1;",
-              "    if (f != NULL) {"]
+              "    int failed = 1;"]
+    if typed_pool:  # (parameter types..., result type), referenced for the call: a rebind may replace them
+        lines += [f"    PyObject *types = f == NULL ? NULL : ni_pool_types(&ni_pool_{index}, &ni_this);",
+                  "    if (types != NULL) {"]
+    else:
+        lines.append("    if (f != NULL) {")
     count = len(params)
     if count:
-        converted = ", ".join(to_python(p, f"x{i}") for i, p in enumerate(params))
+        converted = ", ".join(_to_python(p, f"x{i}", i) for i, p in enumerate(params))
         lines.append(f"        PyObject *a[{count}] = {{{converted}}};")
         ready = " && ".join(f"a[{i}]" for i in range(count))
         lines.append(f"        PyObject *back = {ready} ? PyObject_Vectorcall(f, a, {count}, NULL) : NULL;")
@@ -151,9 +203,10 @@ def pool_source(index: int, ctype: CType, natives: Sequence[int], size: int = PO
     else:
         lines.append("        PyObject *back = PyObject_CallNoArgs(f);")
     lines += ["        if (back != NULL) {", f"            const char *what = {what}; (void)what;"]
-    lines += [f"            {line}" for line in _from_python(result)]
+    lines += [f"            {line}" for line in _from_python(result, count)]
     lines += ["            Py_DECREF(back);", "        }", "    }",
               "    if (failed) ni_callback_failed(f);",
+              *(["    Py_XDECREF(types);"] if typed_pool else []),
               "    Py_XDECREF(f);",
               "    PyGILState_Release(gil);",
               "    return;" if result.kind == "void" else "    return r;",
@@ -163,13 +216,14 @@ def pool_source(index: int, ctype: CType, natives: Sequence[int], size: int = PO
         lines.append(f"static {r_type} ni_t{index}_{slot}({typed or 'void'}) {{ {call} }}")
     trampolines = ", ".join(f"(void *)ni_t{index}_{slot}" for slot in range(size))
     native_list = ", ".join(str(n) for n in (*natives, -1))
+    cdecl = c_string(ctype.cdecl()) if typed_pool else "NULL"
     lines += [f"static void *const ni_tramps_{index}[{size}] = {{{trampolines}}};",
               f"static const int ni_natives_{index}[] = {{{native_list}}};",
               f"static PyObject *ni_refs_{index}[{size}], *ni_ids_{index}[{size}];",
               f"static char ni_strong_{index}[{size}];",
               f"static NiPool ni_pool_{index} = {{{size}, 0, 0, ni_refs_{index}, ni_ids_{index}, ni_strong_{index}, "
               f"ni_tramps_{index}, "
-              f"ni_natives_{index}, NULL}};",
+              f"ni_natives_{index}, NULL, {cdecl}, NULL, NULL}};",
               ""]
     return "\n".join(lines)
 
@@ -207,6 +261,9 @@ typedef struct {
     void *const *trampolines;
     const int *natives;       /* this module's functions of this very type, by method index, -1 ending */
     PyObject *on_death;       /* the weak references' callback, freeing the slot */
+    const char *cdecl;        /* the callback type as cffi reads it, if pointers cross as cdata; else NULL */
+    PyObject *types;          /* then its cffi types: (parameter types..., result type) */
+    PyObject *typed_by;       /* the module's provider they came from (another after a rebind) */
 } NiPool;
 
 /* A call in progress that took Python callbacks, on this thread: the first exception they raised. */
@@ -229,6 +286,15 @@ static inline PyObject *ni_callback_target(NiPool *pool, int slot) {  /* on ever
 #endif
     return f;
 }
+
+NI_HELPER PyObject *ni_pool_load(NiPool *pool, NiModule *module);
+/* The pool's cffi types, referenced (on every call of a pool passing pointers: inlined). */
+static inline PyObject *ni_pool_types(NiPool *pool, NiModule *module) {
+    if (pool->typed_by != module->provider) return ni_pool_load(pool, module);
+    Py_INCREF(pool->types);
+    return pool->types;
+}
+NI_HELPER int ni_pointer_back(PyObject *o, PyObject *ctype, int none_is_null, void **out);
 
 NI_HELPER void ni_callback_failed(PyObject *f);
 NI_HELPER void ni_calls_begin(NiCalls *calls);
@@ -281,6 +347,12 @@ static PyMethodDef ni_callback_gone_def = {"callback_gone", ni_callback_gone, ME
 NI_HELPER int ni_callback(NiPool *pool, NiModule *module, PyObject *o, void **out, int *held, const char *what) {
     *held = -1;
     if (o == Py_None) { *out = NULL; return 0; }
+    if (pool->cdecl != NULL && pool->typed_by != module->provider) {
+        /* Now, on the calling thread, rather than in the first callback (maybe on a thread of C's own). */
+        PyObject *types = ni_pool_load(pool, module);
+        if (types == NULL) return -1;
+        Py_DECREF(types);
+    }
     int i = pool->last;
     if (pool->ids[i] != o) {
         for (i = 0; i < pool->size && pool->ids[i] != o; i++) {}
@@ -351,6 +423,58 @@ NI_HELPER void ni_callback_done(NiPool *pool, int slot) {
     pool->refs[slot] = NULL;
     pool->strong[slot] = 0;
     Py_XDECREF(o);
+}
+
+/* The cffi types pointers cross with, from the module's cffi binding (made now if need be): ffi.typeof of
+   the callback type, its args and result, exactly what cffi's own callbacks convert with. Kept with the
+   provider they came from: a module bound anew (a reload) has another ffi. Referenced, or NULL with an
+   error set. */
+NI_HELPER PyObject *ni_pool_load(NiPool *pool, NiModule *module) {
+    PyObject *provider = module->provider, *types = NULL;
+    if (ni_load_cffi_exports() < 0) return NULL;
+    Py_INCREF(provider);  /* the call below runs Python, which may bind the module anew */
+    PyObject *namespace = PyObject_CallNoArgs(provider);
+    PyObject *ffi = namespace == NULL ? NULL : PyMapping_GetItemString(namespace, "__ffi__");
+    Py_XDECREF(namespace);
+    PyObject *callback = ffi == NULL ? NULL : PyObject_CallMethod(ffi, "typeof", "s", pool->cdecl);
+    Py_XDECREF(ffi);
+    PyObject *args = callback == NULL ? NULL : PyObject_GetAttrString(callback, "args");
+    PyObject *result = args == NULL ? NULL : PyObject_GetAttrString(callback, "result");
+    Py_XDECREF(callback);
+    if (result != NULL && PyTuple_Check(args)) {
+        Py_ssize_t count = PyTuple_GET_SIZE(args);
+        types = PyTuple_New(count + 1);
+        for (Py_ssize_t i = 0; types != NULL && i < count; i++) {
+            PyObject *ctype = PyTuple_GET_ITEM(args, i);
+            Py_INCREF(ctype);
+            PyTuple_SET_ITEM(types, i, ctype);
+        }
+        if (types != NULL) {
+            Py_INCREF(result);
+            PyTuple_SET_ITEM(types, count, result);
+        }
+    } else if (result != NULL) {
+        PyErr_Format(PyExc_TypeError, "cffi's type %s has no parameter types", pool->cdecl);
+    }
+    Py_XDECREF(args);
+    Py_XDECREF(result);
+    if (types == NULL) { Py_DECREF(provider); return NULL; }
+    Py_XSETREF(pool->typed_by, provider);
+    Py_INCREF(types);
+    Py_XSETREF(pool->types, types);
+    return types;
+}
+
+/* A callback's pointer result, by cffi's own rules (the conversion cffi's callbacks use: a cdata of a
+   compatible pointer type, or an array); None is NULL where the cffi binder makes it so. 0, or -1 with
+   cffi's error set. */
+NI_HELPER int ni_pointer_back(PyObject *o, PyObject *ctype, int none_is_null, void **out) {
+    char *(*to_pointer)(PyObject *, PyObject *) = (char *(*)(PyObject *, PyObject *))ni_cffi_exports[11];
+    if (o == Py_None && none_is_null) { *out = NULL; return 0; }
+    char *p = to_pointer(o, ctype);
+    if (p == NULL && PyErr_Occurred()) return -1;  /* else a NULL cdata (ffi.NULL) */
+    *out = p;
+    return 0;
 }
 
 NI_HELPER PyObject *ni_callback_gone_error(void) {

@@ -229,6 +229,238 @@ def test_callbacks_with_the_gil_released_and_from_a_thread_of_c(runner: Runner, 
     assert out["threads"] == [{str(k): 2 * k for k in range(4)}, {str(k): True for k in range(4)}]
 
 
+POINTERS_C = r"""
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct point { int32_t x, y; };
+
+/* inih's handler: called per "name=value" line; zero stops the parse at that line. */
+typedef int (*ini_handler)(void *user, const char *section, const char *name, const char *value);
+
+/* "[section]" and "name=value" lines from a string; 0, or the number of the line the handler refused.
+   A line without '=' is passed with a NULL value. */
+int ini_parse_string(const char *text, ini_handler handler, void *user) {
+    char line[128], section[32] = "";
+    int number = 0;
+    while (*text) {
+        size_t n = strcspn(text, "\n");
+        size_t kept = n < sizeof line - 1 ? n : sizeof line - 1;
+        memcpy(line, text, kept);
+        line[kept] = 0;
+        text += n + (text[n] == '\n');
+        number++;
+        if (line[0] == '[') {
+            line[strcspn(line, "]")] = 0;
+            strncpy(section, line + 1, sizeof section - 1);
+            continue;
+        }
+        char *equals = strchr(line, '=');
+        if (equals != NULL) *equals = 0;
+        if (!handler(user, section, line, equals ? equals + 1 : NULL)) return number;
+    }
+    return 0;
+}
+
+/* libc's qsort with the caller's comparator, and one of this module's own. */
+void sort_with(int32_t *xs, size_t n, int (*compare)(const void *, const void *)) { qsort(xs, n, sizeof *xs, compare); }
+int compare_ints(const void *a, const void *b) {
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* sqlite3_exec's callback: a row's values (NULL for SQL NULL) and its column names; non-zero aborts. */
+typedef int (*row_fn)(void *user, int columns, char **values, char **names);
+int each_row(row_fn callback, void *user) {
+    static char *names[] = {"id", "name", "note"};
+    static char *rows[2][3] = {{"1", "ada", NULL}, {"2", "bob", "hi"}};
+    for (int i = 0; i < 2; i++)
+        if (callback(user, 3, rows[i], names)) return 4;  /* SQLITE_ABORT */
+    return 0;
+}
+int no_rows(row_fn callback) { return callback(NULL, 0, NULL, NULL); }
+
+/* The caller's allocator gives the memory C fills; a NULL result is refused. */
+int32_t fill_squares(void *(*allocate)(void *context, size_t size), void *context, int32_t n) {
+    int32_t *xs = allocate(context, n * sizeof *xs);
+    if (xs == NULL) return -1;
+    int32_t sum = 0;
+    for (int32_t i = 0; i < n; i++) sum += xs[i] = i * i;
+    return sum;
+}
+static void *(*job_allocate)(void *, size_t);
+static int32_t job_sum;
+static void *run_fill(void *unused) { (void)unused; job_sum = fill_squares(job_allocate, NULL, 3); return NULL; }
+/* The same from a thread of C's own, waited for. */
+int32_t fill_in_thread(void *(*allocate)(void *context, size_t size)) {
+    pthread_t thread;
+    job_allocate = allocate;
+    if (pthread_create(&thread, NULL, run_fill, NULL) != 0) return -2;
+    pthread_join(thread, NULL);
+    return job_sum;
+}
+int32_t point_sum(struct point *(*find)(int32_t), int32_t key) {
+    struct point *p = find(key);
+    return p == NULL ? -1 : p->x + p->y;
+}
+int32_t name_length(const char *(*name)(int32_t), int32_t key) {
+    const char *text = name(key);
+    return text == NULL ? -1 : (int32_t)strlen(text);
+}
+/* A pointer to C's own struct, which the callback moves. */
+int32_t moved(void (*move)(struct point *, int32_t), int32_t by) {
+    struct point p = {1, 2};
+    move(&p, by);
+    return 100 * p.x + p.y;
+}
+int32_t plain(int32_t v) { return v + 1; }
+"""
+
+POINTER_CALLS = """
+    import array, json, sys, nativeimport
+    nativeimport.install()
+    import pointers as p
+    functions = ("ini_parse_string", "sort_with", "each_row", "no_rows", "fill_squares", "fill_in_thread",
+                 "point_sum", "name_length", "moved")
+    out = {"served_by": sorted({type(getattr(p, name)).__name__ for name in functions})}
+    out["plain"] = p.plain(1)
+    out["cffi_before_a_pointer_callback"] = "_cffi_backend" in sys.modules
+    via = []  # per callback: called from cffi's callback machinery (else straight from the fast wrapper's C)
+
+    def called(result):
+        caller = sys._getframe(1).f_back  # the callback's caller; none when C calls from a thread of its own
+        via.append(caller is not None and caller.f_code.co_filename.endswith("_cffi_callbacks.py"))
+        return result
+
+    ffi = p.__ffi__
+
+    def kind(value):  # a cdata's type as cffi spells it
+        return ffi.getctype(ffi.typeof(value))
+
+    def cdata(value):  # how a value reached the callback, comparable across binders
+        return None if value is None else [kind(value), int(ffi.cast("uintptr_t", value))]
+
+    # inih: a void *user the handler writes through (a bytearray's memory), None when NULL
+    text = "top=1\\n[server]\\nhost=example.org\\nport = 80\\nflag\\n[empty]\\nlast=\\n"
+    seen, counts = [], bytearray(1)
+    def handler(user, section, name, value):
+        seen.append([cdata(user), section, name, value])
+        if user is not None:
+            ffi.cast("uint8_t *", user)[0] += 1
+        return called(name != "stop")
+    out["ini"] = [p.ini_parse_string(text, handler, counts), counts[0], p.ini_parse_string("a=1\\nstop\\nb=2", handler, None)]
+    address = int(ffi.cast("uintptr_t", ffi.from_buffer(counts)))
+    out["ini_seen"] = [[None if user is None else [user[0], user[1] == address], *rest] for user, *rest in seen]
+
+    # qsort: the comparator reads through its const void * arguments
+    xs = array.array("i", [5, -2, 9, 0, 3, 9, -7])
+    types = set()
+    def compare(a, b):
+        types.update([kind(a), kind(b)])
+        x, y = ffi.cast("int32_t *", a)[0], ffi.cast("int32_t *", b)[0]
+        return called((x > y) - (x < y))
+    p.sort_with(xs, len(xs), compare)
+    out["sorted"] = [list(xs), sorted(types)]
+    ys = array.array("i", [3, 1, 2])
+    p.sort_with(ys, len(ys), p.compare_ints)  # this module's own comparator: its C address, no Python
+    out["sorted_natively"] = list(ys)
+
+    # sqlite3_exec: char ** rows with NULL values; NULL arrays reach Python as None
+    rows = []
+    def row(user, columns, values, names):
+        rows.append([cdata(user), columns, [None if values[i] == ffi.NULL else ffi.string(values[i]).decode()
+                                            for i in range(columns)],
+                     [ffi.string(names[i]).decode() for i in range(columns)], kind(values)])
+        return called(0)
+    out["rows"] = [p.each_row(row, None), rows]
+    out["rows_abort"] = p.each_row(lambda user, columns, values, names: called(1), None)
+    out["no_rows"] = p.no_rows(lambda user, columns, values, names: called([user, columns, values, names] != [None, 0, None, None]))
+
+    # Pointer results: cffi's own rules, None (and ffi.NULL) as NULL, errors raised after the call
+    memory = ffi.new("int32_t[]", 4)
+    point = ffi.new("struct point *", {"x": 3, "y": 4})
+    out["allocate"] = [p.fill_squares(lambda context, size: called(memory), None, 4), list(memory)]
+    out["allocate_null"] = [p.fill_squares(lambda context, size: called(None), None, 4),
+                            p.fill_squares(lambda context, size: called(ffi.NULL), None, 4)]
+    other = ffi.new("int32_t[]", 3)
+    out["allocate_in_thread"] = [p.fill_in_thread(lambda context, size: called(other)), list(other)]
+    out["allocate_any_pointer"] = [p.fill_squares(lambda context, size: called(point), None, 2), point.x, point.y]
+    out["point"] = [p.point_sum(lambda key: called(point), 1), p.point_sum(lambda key: called(None), 1),
+                    p.point_sum(lambda key: called(ffi.cast("void *", point)), 1)]
+    keep = ffi.new("char[]", b"four")
+    out["name"] = [p.name_length(lambda key: called(keep), 1), p.name_length(lambda key: called(ffi.NULL), 1)]
+    errors = []
+    for function, result in ((p.fill_squares, 5), (p.fill_squares, b"bytes"), (p.point_sum, memory),
+                             (p.name_length, "text"), (p.name_length, None)):
+        arguments = (lambda *a: called(result), None, 4) if function is p.fill_squares else (lambda k: called(result), 1)
+        try:
+            function(*arguments)
+        except TypeError as exc:
+            errors.append(str(exc))
+    out["result_errors"] = errors
+
+    # A pointer into C's stack: the callback writes through the struct point * cdata
+    def move(q, by):
+        types.add(kind(q))
+        q.x += by
+        q.y *= by
+        called(None)
+    out["moved"] = [p.moved(move, 5), kind(point) in types]
+
+    # Reloaded: another cffi binding, whose types the callbacks' cdata have from then on
+    import importlib
+    before = ffi.typeof("struct point *")
+    importlib.reload(p)
+    now = p.__ffi__.typeof("struct point *")
+    reloaded = []
+    p.moved(lambda q, by: reloaded.append(p.__ffi__.typeof(q) is now) or called(None), 1)
+    out["reloaded"] = [now is not before, reloaded]
+    out["via_cffi"] = sorted(set(via))
+    print(json.dumps(out))
+"""
+
+
+def test_pointer_callbacks_get_and_give_what_cffi_callbacks_do(runner: Runner) -> None:
+    runner.write("pointers.c", POINTERS_C)
+    runner.run("import nativeimport; nativeimport.install(); import pointers")  # built: a hit below
+    cffi, fast = (runner.json(POINTER_CALLS, env=binder) for binder in ({"NATIVEIMPORT_BINDER": "cffi"}, {}))
+    # Served: the fast wrapper's own functions, the callables called straight from its trampolines, and
+    # cffi loaded only once a callback needed its pointer types.
+    assert cffi["served_by"] == ["function"] and cffi["via_cffi"] == [True]
+    assert fast["served_by"] == ["builtin_function_or_method"] and fast["via_cffi"] == [False]
+    assert fast["cffi_before_a_pointer_callback"] is False
+    for out in (cffi, fast):
+        del out["served_by"], out["via_cffi"], out["cffi_before_a_pointer_callback"]
+    assert fast == cffi  # everything else, to the error messages, as the cffi binder has it
+    assert cffi["ini"] == [0, 5, 2]
+    assert cffi["ini_seen"] == [
+        [["void *", True], "", "top", "1"], [["void *", True], "server", "host", "example.org"],
+        [["void *", True], "server", "port ", " 80"], [["void *", True], "server", "flag", None],
+        [["void *", True], "empty", "last", ""], [None, "", "a", "1"], [None, "", "stop", None]]
+    assert cffi["sorted"] == [[-7, -2, 0, 3, 5, 9, 9], ["void *"]]
+    assert cffi["sorted_natively"] == [1, 2, 3]
+    assert cffi["rows"] == [0, [[None, 3, ["1", "ada", None], ["id", "name", "note"], "char * *"],
+                                [None, 3, ["2", "bob", "hi"], ["id", "name", "note"], "char * *"]]]
+    assert cffi["rows_abort"] == 4 and cffi["no_rows"] == 0
+    assert cffi["allocate"] == [14, [0, 1, 4, 9]]
+    assert cffi["allocate_null"] == [-1, -1]
+    assert cffi["allocate_in_thread"] == [5, [0, 1, 4]]
+    assert cffi["allocate_any_pointer"] == [1, 0, 1]
+    assert cffi["point"] == [1, -1, 1]  # 3 + 4 at first; the struct is the allocator's then (0, 1)
+    assert cffi["name"] == [4, -1]
+    assert cffi["result_errors"] == [
+        "initializer for ctype 'void *' must be a cdata pointer, not int",
+        "initializer for ctype 'void *' must be a cdata pointer, not bytes",
+        "initializer for ctype 'struct point *' must be a pointer to same type, not cdata 'int32_t[]'",
+        "initializer for ctype 'char *' must be a cdata pointer, not str",
+        "initializer for ctype 'char *' must be a cdata pointer, not NoneType"]  # cffi's: a string's None too
+    assert cffi["moved"] == [600 + 10, True]
+    assert cffi["reloaded"] == [True, [True]]
+
+
 def test_which_callback_types_the_trampolines_serve() -> None:
     from nativeimport._fast_callbacks import POOL, callback_ok, pool_size
     from nativeimport.interface import CType
@@ -241,9 +473,12 @@ def test_which_callback_types_the_trampolines_serve() -> None:
 
     assert callback_ok(callback(CType.void(), text, color, CType.boolean()))
     assert callback_ok(callback(f64, f64)) and callback_ok(callback(CType.boolean())) and callback_ok(callback(color))
-    # pointers in or out (a void * context, a string result) and variadics stay on cffi
-    assert not callback_ok(callback(i32, CType.pointer(CType.void()), i32))
-    assert not callback_ok(callback(text, i32))
+    # pointers in and out: a void * context, char **, a pointer to a record, a string or pointer result
+    point = CType.struct("point")
+    assert callback_ok(callback(i32, CType.pointer(CType.void()), i32, CType.pointer(CType.pointer(CType.char()))))
+    assert callback_ok(callback(text, i32)) and callback_ok(callback(CType.pointer(point), CType.pointer(point)))
+    # records by value and variadics stay on cffi
+    assert not callback_ok(callback(i32, point)) and not callback_ok(callback(point, i32))
     assert not callback_ok(callback(i32, i32, variadic=True))
     assert not callback_ok(CType.pointer(i32))
     # many callback types share a bounded number of trampolines, never fewer than 8 a type
