@@ -352,10 +352,15 @@ def generate(functions: list[Function], module_name: str, shared: bool = False,
     handles = sorted({h for f in functions for t in (f.result, *(p.type for p in f.params))
                       if (h := _handle_cdecl(t, opaque))})
     plan = plan or records.RecordPlan([], {})
+    # The records' pointer fields take their cffi types from the same table, after the handles: fetched when
+    # a field is first read or written, not at bind.
+    fields = records.pointer_cdecls(plan)
+    types = handles + [c for c in fields if c not in handles]
     parts = [prelude(shared, bool(plan.records)),
              "static PyObject *ni_fall_back(int index, PyObject *const *args, Py_ssize_t nargs);",
-             f"static PyObject *ni_handle_types[{len(handles) or 1}];  /* filled at bind: the cffi binding's types */",
-             *records.declarations(plan)]
+             f"static PyObject *ni_handle_types[{len(types) or 1}];  /* the cffi binding's types, from bind or "
+             "first use */",
+             *records.declarations(plan, {c: types.index(c) for c in fields})]
     for index, function in enumerate(functions):
         parts.append(f"static {_c_result(function.result)} (*ni_f_{index})({_c_params(function)});")
     handle_index = {h: i for i, h in enumerate(handles)}
@@ -363,7 +368,7 @@ def generate(functions: list[Function], module_name: str, shared: bool = False,
     parts.extend(pools.source())
     for index, function in enumerate(functions):
         parts.extend(_wrapper(index, function, opaque, handle_index, pools, plan.names))
-    parts.append(_module(functions, handles, len(plan.typed())))
+    parts.append(_module(functions, types, len(plan.typed()), len(handles)))
     return "\n".join(parts) + "\n"
 
 
@@ -525,7 +530,9 @@ def _convert_result(ctype: CType) -> str:
     return "Py_RETURN_NONE;" if ctype.kind == "void" else f"return {to_python(ctype, 'r')};"
 
 
-def _module(functions: list[Function], handles: list[str] | None = None, record_count: int = 0) -> str:
+def _module(functions: list[Function], types: list[str], record_count: int, handle_count: int) -> str:
+    """The method table, the module's state and its init; ``types``: the cffi types of its handles (the first
+    ``handle_count``, fetched at bind) and of its records' pointer fields (fetched when first used)."""
     takers = "".join("1" if any(p.type.is_function_pointer for p in f.params) else "0" for f in functions)
     rows = []
     for index, function in enumerate(functions):
@@ -548,9 +555,10 @@ static PyMethodDef ni_methods[] = {{
 
 static const char *ni_symbols[] = {{{symbols}}};
 static void **ni_slots[] = {{{slots}}};
-static const char *ni_handle_cdecls[] = {{{", ".join(c_string(h) for h in handles or ()) or "NULL"}}};
+static const char *ni_handle_cdecls[] = {{{", ".join(c_string(t) for t in types) or "NULL"}}};
 static NiModule ni_this = {{ni_methods, ni_symbols, ni_slots, {len(functions)}, NULL, NULL, ni_handle_cdecls,
-                           ni_handle_types, {len(handles or ())}, ni_records, {record_count}, {c_string(takers)}}};
+                           ni_handle_types, {handle_count}, ni_records, {record_count}, {c_string(takers)},
+                           {len(types)}}};
 
 static PyObject *ni_fall_back(int index, PyObject *const *args, Py_ssize_t nargs) {{
     return ni_call_fallback(&ni_this, index, args, nargs);

@@ -31,12 +31,14 @@ typedef struct {
     int count;
     PyObject *provider;    /* returns the cffi namespace, for arguments only cffi understands */
     PyObject *fallbacks;   /* the cffi wrappers by position, fetched the first time one is needed */
-    const char **handle_cdecls;  /* the cffi type of each handle its functions take or return */
+    const char **handle_cdecls;  /* the cffi type of each handle its functions take or return, then of each
+                                    pointer field of its records */
     PyObject **handle_types;     /* those types, from the cffi binding's ffi: handles are the same objects */
-    int handle_count;
+    int handle_count;            /* the handles' types, fetched at bind */
     struct NiRecordSpec **records;  /* the struct and union types it makes (_fast_records) */
     int record_count;
     const char *takes_callbacks;  /* '1' per function taking callbacks: it releases the GIL unless keep_gil */
+    int type_count;              /* all of handle_cdecls: the pointer fields' types are fetched when first used */
 } NiModule;
 
 NI_HELPER int ni_int_error(PyObject *o, const char *what, const char *ctype);
@@ -49,6 +51,9 @@ NI_HELPER PyObject *ni_call_fallback(NiModule *module, int index, PyObject *cons
 NI_HELPER PyObject *ni_bind_module(NiModule *module, PyObject *self, PyObject *args);
 NI_HELPER void *ni_handle(PyObject *o, PyObject *ctype);
 NI_HELPER PyObject *ni_handle_result(void *p, PyObject *ctype);
+NI_HELPER PyObject *ni_lazy_type(NiModule *module, int index);
+NI_HELPER int ni_to_pointer(PyObject *o, PyObject *ctype, void **out, const char *what);
+NI_HELPER PyObject *ni_pointer_object(void *p, PyObject *ctype);
 """
 
 _HELPERS = r"""
@@ -195,13 +200,21 @@ static int ni_load_cffi_exports(void) {
     return 0;
 }
 
-/* The handle types, from the cffi namespace the provider returns (the cffi binding loads for them). */
-static int ni_bind_handles(NiModule *module) {
-    if (ni_load_cffi_exports() < 0) return -1;
+/* The ffi of the cffi namespace the provider returns (the cffi binding loads for it). */
+static PyObject *ni_module_ffi(NiModule *module) {
     PyObject *namespace = PyObject_CallNoArgs(module->provider);
-    if (namespace == NULL) return -1;
+    if (namespace == NULL) return NULL;
     PyObject *ffi = PyMapping_GetItemString(namespace, "__ffi__");
     Py_DECREF(namespace);
+    return ffi;
+}
+
+/* The handle types, at bind; the pointer fields' types are forgotten, to be fetched from this binding. */
+static int ni_bind_handles(NiModule *module) {
+    for (int i = module->handle_count; i < module->type_count; i++) Py_CLEAR(module->handle_types[i]);
+    if (module->handle_count == 0) return 0;
+    if (ni_load_cffi_exports() < 0) return -1;
+    PyObject *ffi = ni_module_ffi(module);
     if (ffi == NULL) return -1;
     for (int i = 0; i < module->handle_count; i++) {
         PyObject *ctype = PyObject_CallMethod(ffi, "typeof", "s", module->handle_cdecls[i]);
@@ -224,6 +237,54 @@ NI_HELPER void *ni_handle(PyObject *o, PyObject *ctype) {
 NI_HELPER PyObject *ni_handle_result(void *p, PyObject *ctype) {
     PyObject *(*from_pointer)(char *, PyObject *) = (PyObject *(*)(char *, PyObject *))ni_cffi_exports[10];
     if (p == NULL) Py_RETURN_NONE;
+    return from_pointer((char *)p, ctype);
+}
+
+/* Type ``index`` of the module's table, fetched from its cffi binding the first time it is needed: a record's
+   pointer field loads cffi only once Python reads or writes one. A new reference (a rebind may replace the
+   table's); NULL with an error set. */
+NI_HELPER PyObject *ni_lazy_type(NiModule *module, int index) {
+    PyObject *known = module->handle_types[index];
+    if (known != NULL) { Py_INCREF(known); return known; }
+    if (ni_load_cffi_exports() < 0) return NULL;
+    PyObject *ffi = ni_module_ffi(module);
+    if (ffi == NULL) return NULL;
+    PyObject *ctype = PyObject_CallMethod(ffi, "typeof", "s", module->handle_cdecls[index]);
+    Py_DECREF(ffi);
+    if (ctype == NULL) return NULL;
+    Py_INCREF(ctype);
+    Py_XSETREF(module->handle_types[index], ctype);
+    return ctype;
+}
+
+/* A pointer field's new value, converted by cffi as its own field assignment converts it (the same rules and
+   message, after ``what``): 0 with *out set (NULL for ffi.NULL), or -1 with an error set. */
+NI_HELPER int ni_to_pointer(PyObject *o, PyObject *ctype, void **out, const char *what) {
+    char *(*to_pointer)(PyObject *, PyObject *) = (char *(*)(PyObject *, PyObject *))ni_cffi_exports[11];
+    char *p = to_pointer(o, ctype);
+    if (p == NULL && PyErr_Occurred()) {
+#if PY_VERSION_HEX >= 0x030C0000
+        PyObject *raised = PyErr_GetRaisedException();
+        PyErr_Format((PyObject *)Py_TYPE(raised), "%s: %S", what, raised);
+        Py_DECREF(raised);
+#else
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        PyErr_NormalizeException(&type, &value, &traceback);
+        PyErr_Format(type, "%s: %S", what, value);
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(traceback);
+#endif
+        return -1;
+    }
+    *out = p;
+    return 0;
+}
+
+/* A pointer field's value as cffi reads it: a cdata of its type, a NULL one for NULL (not None). */
+NI_HELPER PyObject *ni_pointer_object(void *p, PyObject *ctype) {
+    PyObject *(*from_pointer)(char *, PyObject *) = (PyObject *(*)(char *, PyObject *))ni_cffi_exports[10];
     return from_pointer((char *)p, ctype);
 }
 
@@ -251,7 +312,7 @@ NI_HELPER PyObject *ni_bind_module(NiModule *module, PyObject *self, PyObject *a
     module->provider = provider;
     Py_XDECREF(previous);
     Py_CLEAR(module->fallbacks);
-    if (module->handle_count > 0 && ni_bind_handles(module) < 0) return NULL;
+    if (ni_bind_handles(module) < 0) return NULL;
     PyObject *kept = PyDict_New(), *released = PyDict_New(), *keeping = NULL;
     if (kept == NULL || released == NULL) goto fail;
     if (ni_bind_records(module->records, module->record_count, module_name, kept) < 0) goto fail;

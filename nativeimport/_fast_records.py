@@ -13,9 +13,22 @@ protocol, pickling, making the type at bind) is in :data:`RECORD_HELPERS`,
 compiled once with the rest of :mod:`nativeimport._fast_c`.
 
 A record is served when every field is a scalar (integer, float, bool, enum),
-a one-dimensional array of scalars (read as a memoryview writing through) or
-a served record; one with pointers, function pointers, bit-fields or other
-arrays stays on cffi with every function using it (its instances are cffi's).
+a one-dimensional array of scalars (read as a memoryview writing through), a
+served record or a data pointer; one with function pointers, bit-fields or
+other arrays stays on cffi with every function using it (its instances are cffi's).
+
+A pointer field (``char *name``, ``void *data``, ``struct node *next``, a
+handle) reads and writes exactly as the cffi binder's field does, because it
+is cffi that converts it: a read gives a cdata of the field's pointer type
+(a NULL cdata, not None, for NULL), a write takes what cffi's field takes
+(a cdata of a compatible pointer type, ``ffi.NULL``; not None, bytes or an
+int), through the functions cffi exports (:mod:`nativeimport._fast_c`'s
+``ni_lazy_type``). An instance of the pointed-to record's type (any record's
+for ``void *``) is taken as its address, as the cffi binder's instances are
+(cdata pointers): like cffi, the field then keeps no reference to it. The
+pointer types come from the module's cffi binding the first time such a field
+is read or written, so a module whose pointer fields Python never touches
+does not load cffi.
 """
 
 from __future__ import annotations
@@ -25,7 +38,8 @@ from collections.abc import Iterator, Mapping
 from ._fast_spelling import c_string, scalar_c_type
 from .interface import CType, Field, Interface, Struct, python_name
 
-__all__ = ["RECORD_DECLARATIONS", "RECORD_HELPERS", "RecordPlan", "record_c_type", "served_records"]
+__all__ = ["RECORD_DECLARATIONS", "RECORD_HELPERS", "RecordPlan", "pointer_cdecls", "pointer_field", "record_c_type",
+           "served_records"]
 
 
 class RecordPlan:
@@ -63,7 +77,9 @@ def served_records(interface: Interface) -> RecordPlan:
             ctype = field.type
             scalar = ctype.kind in ("int", "float", "bool", "enum")
             array = ctype.length > 0 and not ctype.dims and scalar  # one dimension of scalars
-            if field.bits or (ctype.length and not array) or not (scalar or (ctype.is_record and servable(ctype.name))):
+            if field.bits or (ctype.length and not array):
+                return False
+            if not (scalar or pointer_field(ctype, records) or (ctype.is_record and servable(ctype.name))):
                 return False
         verdict[name] = True
         ordered.append(struct)
@@ -74,16 +90,44 @@ def served_records(interface: Interface) -> RecordPlan:
     return RecordPlan(ordered, records)
 
 
+def pointer_field(ctype: CType, records: Mapping[str, Struct]) -> bool:
+    """Whether a field of this type is a data pointer the wrapper serves as cffi reads it: not a function
+    pointer (a callback stays on cffi), and pointing (through any pointers) to what the cffi binding
+    declares under that name (not to an unnamed member's record, which it writes in place)."""
+    if ctype.kind != "pointer" or ctype.length or ctype.is_function_pointer:
+        return False
+    target = ctype.pointee
+    while target is not None and target.kind == "pointer" and not target.length:
+        target = target.pointee
+    if target is None or target.length:  # a pointer to an array: not something the cdef spells (T (*)[n])
+        return False
+    if target.is_record:
+        record = records.get(target.name)
+        return record is not None and not record.anonymous
+    return True
+
+
+def pointer_cdecls(plan: RecordPlan) -> list[str]:
+    """The cffi types of the served records' pointer fields, as the cffi binding declares them (once each)."""
+    found = (field.type.cdecl() for struct in plan.typed() for field, _ in _flat(struct, plan.all_records, "")
+             if field.type.kind == "pointer")
+    return list(dict.fromkeys(found))
+
+
 def record_c_type(ctype: CType) -> str:
     """The wrapper's own name for a record type (its tag prefixed: no clash with what Python.h declares)."""
     return f"{ctype.kind} ni_r_{ctype.name}"
 
 
 def _field_c_type(ctype: CType) -> str:
+    if ctype.kind == "pointer":
+        return "void *"
     return record_c_type(ctype) if ctype.is_record else scalar_c_type(ctype)
 
 
 def _kind(ctype: CType) -> str:
+    if ctype.kind == "pointer":  # 'v': a void pointer, which takes any record's instance, as in cffi
+        return "v" if ctype.pointee is not None and ctype.pointee.kind == "void" else "p"
     if ctype.kind == "float":
         return "f"
     if ctype.kind == "bool":
@@ -106,8 +150,13 @@ def _flat(struct: Struct, records: Mapping[str, Struct], base: str) -> Iterator[
             yield field, offset
 
 
-def declarations(plan: RecordPlan) -> Iterator[str]:
-    """Each served record's C declaration, field table and constructor; ``ni_t_<name>`` is its type."""
+def declarations(plan: RecordPlan, types: Mapping[str, int]) -> Iterator[str]:
+    """Each served record's C declaration, field table and constructor; ``ni_t_<name>`` is its type.
+
+    ``types``: where each pointer field's cffi type is in the module's table (``ni_handle_types``).
+    """
+    if types:
+        yield "static NiModule ni_this;  /* defined at the end: pointer fields find their cffi types there */"
     for struct in plan.records:
         tag = record_c_type(CType(struct.kind, struct.name))
         members = " ".join(f"{_field_c_type(f.type)} m{i}{f'[{f.type.length}]' if f.type.length else ''};"
@@ -128,12 +177,20 @@ def declarations(plan: RecordPlan) -> Iterator[str]:
         name = struct.name
         rows = []
         for field, offset in _flat(struct, plan.all_records, ""):
-            nested = f"&ni_spec_{field.type.name}" if field.type.is_record else "NULL"
-            size = f"sizeof({_field_c_type(field.type)})"
-            what = c_string(f"{name}.{field.name} ({field.type.spell().replace(' [', '[')})")
-            kind = _kind(field.type)
-            array = f", {field.type.length}, \"{_FORMATS[kind, field.type.size]}\"" if field.type.length else ""
-            rows.append(f"    {{{c_string(field.name)}, {offset}, '{kind}', {size}, {what}, {nested}{array}}},")
+            ctype = field.type
+            target = ctype.pointee if ctype.kind == "pointer" else ctype  # a record held, or pointed to
+            nested = "NULL"
+            if target is not None and target.is_record and target.name in plan.names:
+                nested = f"&ni_spec_{target.name}"
+            size = f"sizeof({_field_c_type(ctype)})"
+            what = c_string(f"{name}.{field.name} ({ctype.spell().replace(' [', '[')})")
+            kind = _kind(ctype)
+            extra = ""
+            if ctype.length:
+                extra = f", {ctype.length}, \"{_FORMATS[kind, ctype.size]}\""
+            elif ctype.kind == "pointer":
+                extra = f", 0, NULL, &ni_this, {types[ctype.cdecl()]}"
+            rows.append(f"    {{{c_string(field.name)}, {offset}, '{kind}', {size}, {what}, {nested}{extra}}},")
         exposed = dict.fromkeys(python_name(a) for a in (struct.name, *struct.aliases))  # keywords as cffi's: from_
         aliases = ", ".join(c_string(a) for a in exposed if a != struct.name)
         doc = c_string(_doc(struct, plan.all_records))
@@ -142,11 +199,25 @@ def declarations(plan: RecordPlan) -> Iterator[str]:
         yield (f"static PyObject *ni_new_{name}(PyObject *t, PyObject *const *a, size_t n, PyObject *k) "
                f"{{ return ni_record_call(&ni_spec_{name}, a, n, k); }}")
         tag = record_c_type(CType(struct.kind, struct.name))
+        inner = _pointer_path(struct, plan.all_records)
         yield (f"static NiRecordSpec ni_spec_{name} = {{{c_string(name)}, {doc}, sizeof({tag}), "
                f"{int(struct.kind == 'union')}, {len(rows)}, ni_fields_{name}, &ni_t_{name}, ni_new_{name}, "
-               f"ni_aliases_{name}, NULL}};")
+               f"ni_aliases_{name}, NULL, {c_string(inner) if inner else 'NULL'}}};")
     specs = ", ".join(f"&ni_spec_{s.name}" for s in typed) or "NULL"
     yield f"static NiRecordSpec *ni_records[] = {{{specs}}};"
+
+
+def _pointer_path(struct: Struct, records: Mapping[str, Struct]) -> str | None:
+    """The first field holding a pointer (``inner.next`` through a nested record), or None: pickling
+    refuses such a record, as :mod:`nativeimport._pickling` does the cffi binder's."""
+    for field, _ in _flat(struct, records, ""):
+        if field.type.kind == "pointer":
+            return field.name
+        if field.type.is_record and field.type.name in records:
+            inner = _pointer_path(records[field.type.name], records)
+            if inner is not None:
+                return f"{field.name}.{inner}"
+    return None
 
 
 # An array field's items as the struct module (and so memoryview) spells them.
@@ -217,12 +288,15 @@ typedef struct NiRecordSpec NiRecordSpec;
 typedef struct {
     const char *name;
     Py_ssize_t offset;
-    char kind;             /* 'i' signed, 'u' unsigned, 'f' floating, 'b' bool, 'r' a served record */
+    char kind;             /* 'i' signed, 'u' unsigned, 'f' floating, 'b' bool, 'r' a served record,
+                              'p' a pointer, 'v' a void pointer (read and written as cffi's cdata) */
     Py_ssize_t size;
     const char *what;      /* "Vec2.x (int32_t)": how errors name it */
-    NiRecordSpec *record;  /* 'r': the nested record */
+    NiRecordSpec *record;  /* 'r': the nested record; 'p': the record pointed to, if served (else NULL) */
     Py_ssize_t count;      /* > 0: an array of that many items of the kind and size above */
     const char *format;    /* an array's items for memoryview ("d") */
+    NiModule *module;      /* 'p', 'v': the wrapper whose table holds the pointer's cffi type ... */
+    int type_index;        /* ... at this index (ni_lazy_type) */
 } NiField;
 
 struct NiRecordSpec {
@@ -236,6 +310,7 @@ struct NiRecordSpec {
     vectorcallfunc call;       /* the constructor (one per type: it names its spec) */
     const char **aliases;      /* typedef names, NULL-terminated */
     PyObject *names;           /* the field names, interned, for keyword arguments */
+    const char *pointer_field; /* the first field holding a pointer ("inner.next"), which pickling refuses */
 };
 
 /* An instance: the C struct inline after this header, or a view into memory another object owns
@@ -316,6 +391,15 @@ static PyObject *ni_load(const char *p, NiField *f, PyObject *owner) {
         if (f->size == 4) { float v; memcpy(&v, p, 4); return PyFloat_FromDouble(v); }
         else { double v; memcpy(&v, p, 8); return PyFloat_FromDouble(v); }
     case 'b': return PyBool_FromLong(*(const unsigned char *)p != 0);
+    case 'p': case 'v': {  /* a cdata of the field's type, as cffi reads it (NULL too) */
+        PyObject *ctype = ni_lazy_type(f->module, f->type_index);
+        if (ctype == NULL) return NULL;
+        void *v;
+        memcpy(&v, p, sizeof v);
+        PyObject *made = ni_pointer_object(v, ctype);
+        Py_DECREF(ctype);
+        return made;
+    }
     case 'r': return ni_record_view(f->record, (void *)p, owner);
     case 'i':
         switch (f->size) {
@@ -351,6 +435,22 @@ static int ni_store(char *p, NiField *f, PyObject *value) {
         int v = PyObject_IsTrue(value);
         if (v < 0) return -1;
         *(unsigned char *)p = (unsigned char)v;
+        return 0;
+    }
+    case 'p': case 'v': {
+        void *v;
+        /* An instance of the record pointed to (any record's for void *): its address, as the cffi binder's
+           instance (a cdata pointer) gives; like cffi, nothing keeps it alive for the field. */
+        if (Py_TYPE(value)->tp_dealloc == ni_record_dealloc
+                && (f->kind == 'v' || (f->record != NULL && Py_TYPE(value) == *f->record->type))) {
+            v = ((NiRecord *)value)->data;
+        } else {  /* anything else as cffi's field takes it: cdata of a compatible pointer type, ffi.NULL */
+            PyObject *ctype = ni_lazy_type(f->module, f->type_index);
+            int failed = ctype == NULL || ni_to_pointer(value, ctype, &v, f->what);
+            Py_XDECREF(ctype);
+            if (failed) return -1;
+        }
+        memcpy(p, &v, sizeof v);
         return 0;
     }
     case 'r': {
@@ -584,13 +684,14 @@ static int ni_record_buffer(PyObject *self, Py_buffer *view, int flags) {
 }
 
 /* pickle: as the cffi binder's instances, by the bytes, through nativeimport._pickling (which refuses a
-   borrowed pointer: it means nothing in another process) */
+   borrowed pointer, and a record holding one: they mean nothing in another process) */
 static PyObject *ni_record_reduce(PyObject *self, PyObject *unused) {
     NiRecord *record = (NiRecord *)self;
     int borrowed = record->owner == NULL && record->data != (char *)self + NI_RECORD_INLINE;
     PyObject *pickling = PyImport_ImportModule("nativeimport._pickling");
     if (pickling == NULL) return NULL;
-    PyObject *made = PyObject_CallMethod(pickling, "reduce_record", "Oi", self, borrowed);
+    PyObject *made = PyObject_CallMethod(pickling, "reduce_record", "Oiz", self, borrowed,
+                                         record->spec->pointer_field);
     Py_DECREF(pickling);
     return made;
 }

@@ -268,10 +268,7 @@ def _reduce_cdata(value: Any) -> Any:
                 copy = f"{module.__name__}.{name}(" + ", ".join(f"p.{f}" for f in struct.fields) + ")"
                 raise TypeError(f"cannot pickle {value!r}: it points into this process's memory (a struct the "
                                 f"library returned by pointer); send a copy instead, {copy}, or its fields as a dict")
-            inner = _pointer_field(ffi, struct.value_type)
-            if inner is not None:
-                raise TypeError(f"cannot pickle a struct {struct.__name__}: its field {inner!r} is a pointer, which "
-                                "means nothing in another process; send the data it points to instead")
+            _refuse_pointer_field(struct.__name__, _pointer_field(ffi, struct.value_type))
             data = bytes(ffi.buffer(value if pointer else ffi.addressof(value)))
             return (struct_value, (reference_for(key, module), name, data))
     try:
@@ -302,6 +299,7 @@ def _record_cdata(key: str, module: Any, namespace: dict[str, Any], name: str, s
         copy = f"{module.__name__}.{name}(" + ", ".join(f"p.{f}" for f in fields) + ")"
         raise TypeError(f"cannot pickle {value!r}: it points into this process's memory (a struct the "
                         f"library returned by pointer); send a copy instead, {copy}, or its fields as a dict")
+    _refuse_pointer_field(struct.__name__, _pointer_field(ffi, ctype.item if pointer else ctype))
     data = bytes(ffi.buffer(value if pointer else ffi.addressof(value)))
     return (struct_value, (reference_for(key, module), name, data))
 
@@ -310,15 +308,22 @@ def _record_cdata(key: str, module: Any, namespace: dict[str, Any], name: str, s
 _OWNING = frozenset({"__CDataOwn", "__CDataOwnGC", "__CDataGCP"})
 
 
+def _refuse_pointer_field(name: str, field: Optional[str]) -> None:
+    """A record holding a pointer is not pickled: its bytes would carry an address into this process."""
+    if field is not None:
+        raise TypeError(f"cannot pickle a struct {name}: its field {field!r} is a pointer, which means nothing "
+                        "in another process; send the data it points to instead")
+
+
 def _pointer_field(ffi: Any, ctype: Any) -> Optional[str]:
-    """The first field (nested structs and arrays included) that holds a pointer, or None."""
+    """The first field (nested structs, unions and arrays included) that holds a pointer, or None."""
     for field_name, field in ctype.fields or ():
         inner = field.type
         while inner.kind == "array":
             inner = inner.item
         if inner.kind == "pointer" or inner.kind == "function":
             return str(field_name)
-        if inner.kind == "struct":
+        if inner.kind in ("struct", "union"):
             found = _pointer_field(ffi, inner)
             if found is not None:
                 return f"{field_name}.{found}"
@@ -452,9 +457,10 @@ def struct_value(module: Any, name: str, data: bytes) -> Any:
     return made
 
 
-def reduce_record(value: Any, borrowed: bool) -> Any:
+def reduce_record(value: Any, borrowed: bool, pointer_field: Optional[str] = None) -> Any:
     """What an instance of a fast binder's struct type pickles as: its bytes, as the cffi binder's instances
-    (so either binder's process unpickles it). ``borrowed``: a view of memory a function returned."""
+    (so either binder's process unpickles it). ``borrowed``: a view of memory a function returned;
+    ``pointer_field``: the first field holding a pointer, which makes it refused as the cffi binder's are."""
     kind = type(value)
     for (key, _), (module, namespace) in list(BOUND.items()):
         for name, struct in namespace.items():
@@ -465,5 +471,6 @@ def reduce_record(value: Any, borrowed: bool) -> Any:
                 raise TypeError(f"cannot pickle {value!r}: it points into this process's memory (a struct the "
                                 f"library returned by pointer); send a copy instead, {copy} or copy.copy(p), "
                                 "or its fields as a dict")
+            _refuse_pointer_field(kind.__name__, pointer_field)
             return (struct_value, (reference_for(key, module), name, bytes(memoryview(value))))
     raise TypeError(f"cannot pickle {value!r}: its type belongs to no module nativeimport bound in this process")

@@ -21,7 +21,8 @@ typedef struct { Vec2 pos; Vec2 vel; int32_t id; } Body;
 typedef struct { int8_t a; uint16_t b; int32_t c; uint64_t d; float f; bool flag; Color col; } Mixed;
 typedef union { int32_t i; float f; } Num;
 typedef struct { int32_t tag; union { int32_t i; double d; }; } Tagged;
-typedef struct { const char *name; int32_t n; } Named;  /* a pointer field: stays on cffi */
+typedef struct { const char *name; int32_t n; } Named;  /* a pointer field: served, as cffi reads it */
+typedef struct { uint32_t low : 4, high : 4; } Nibbles;  /* a bit-field: stays on cffi */
 
 double vlen(Vec2 v) { return sqrt(v.x * v.x + v.y * v.y); }
 void vnorm(Vec2 *v) { double l = vlen(*v); if (l > 0) { v->x /= l; v->y /= l; } }
@@ -39,6 +40,7 @@ float num_f(Num n) { return n.f; }
 Num num_i(int32_t i) { Num n; n.i = i; return n; }
 double tagged(Tagged t) { return t.tag ? t.d : t.i; }
 int32_t named_n(Named n) { return n.n; }
+int32_t nibbles_low(const Nibbles *n) { return n->low; }
 double vapply(Vec2 v, double (*f)(double)) { return f(v.x) + f(v.y); }  /* a record and a callback */
 typedef struct { int32_t n; double xs[4]; uint8_t flags[3]; } Poly;
 double poly_sum(const Poly *p) { double s = 0; for (int i = 0; i < p->n; i++) s += p->xs[i]; return s + p->flags[0]; }
@@ -153,7 +155,7 @@ def test_both_binders_give_the_same_results(geom: Runner) -> None:
     assert fast["normalised"] == {"x": 0.6, "y": 0.8}
 
 
-def test_the_wrapper_serves_records_and_leaves_pointer_fields_to_cffi(geom: Runner) -> None:
+def test_the_wrapper_serves_records_and_leaves_bit_fields_to_cffi(geom: Runner) -> None:
     served = geom.json("""
         import json, nativeimport
         nativeimport.install()
@@ -161,8 +163,8 @@ def test_the_wrapper_serves_records_and_leaves_pointer_fields_to_cffi(geom: Runn
         builtin = type(len)
         print(json.dumps({
             "functions": sorted(n for n in ("vlen", "vnorm", "vadd", "vdot", "the_body", "mixsum", "num_i", "tagged",
-                                            "named_n", "vsum", "vapply") if type(getattr(g, n)) is builtin),
-            "types": sorted(n for n in ("Vec2", "Body", "Mixed", "Num", "Tagged", "Named", "Poly")
+                                            "named_n", "vsum", "vapply", "nibbles_low") if type(getattr(g, n)) is builtin),
+            "types": sorted(n for n in ("Vec2", "Body", "Mixed", "Num", "Tagged", "Named", "Poly", "Nibbles")
                             if isinstance(getattr(g, n), type)),
             "isinstance": [isinstance(g.Vec2(), g.Vec2), isinstance(g.vadd(g.Vec2(), g.Vec2()), g.Vec2),
                            isinstance(g.the_body(), g.Body), isinstance(g.Vec2(), g.Body)],
@@ -172,8 +174,9 @@ def test_the_wrapper_serves_records_and_leaves_pointer_fields_to_cffi(geom: Runn
                          type(g.vadd) is builtin],
         }))
     """)
-    assert served["functions"] == ["mixsum", "num_i", "tagged", "the_body", "vadd", "vapply", "vdot", "vlen", "vnorm"]
-    assert served["types"] == ["Body", "Mixed", "Num", "Poly", "Tagged", "Vec2"]  # Named holds a pointer: cffi's
+    assert served["functions"] == ["mixsum", "named_n", "num_i", "tagged", "the_body", "vadd", "vapply", "vdot", "vlen",
+                                   "vnorm"]
+    assert served["types"] == ["Body", "Mixed", "Named", "Num", "Poly", "Tagged", "Vec2"]  # Nibbles: cffi's
     assert served["isinstance"] == [True, True, True, False]
     assert served["released"] == [None, "Vec2(x=4.0, y=6.0)", True]
     assert served["module"] and served["doc"] == "struct Body { Vec2 pos; Vec2 vel; int32_t id; }"
@@ -369,3 +372,253 @@ def test_a_warm_import_leaves_cffi_out(runner: Runner) -> None:
     """
     runner.run(code)  # builds
     assert runner.json(code) == [4.0, 3.0, True, []]
+
+
+# Records holding pointers: a linked list, a name, a data pointer, a handle, z_stream's shape.
+LISTS = r"""
+#include <ctype.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+struct node { int32_t value; struct node *next; };
+struct hidden;  /* never defined: pointers to it are handles */
+typedef struct { const char *name; int32_t id; void *data; } Item;
+typedef struct { int32_t count; Item first; } Bag;
+/* z_stream's shape: buffers as a pointer and a size each way, a message, an opaque state */
+typedef struct {
+    const uint8_t *next_in; uint32_t avail_in; uint64_t total_in;
+    uint8_t *next_out; uint32_t avail_out; uint64_t total_out;
+    const char *msg; struct hidden *state;
+} Stream;
+
+struct node *node_push(struct node *head, int32_t value) {
+    struct node *n = malloc(sizeof *n);
+    n->value = value;
+    n->next = head;
+    return n;
+}
+int32_t node_sum(const struct node *n) { int32_t s = 0; for (; n; n = n->next) s += n->value; return s; }
+void node_free(struct node *n) { while (n) { struct node *next = n->next; free(n); n = next; } }
+
+static const char *NAMES[] = {"zero", "one", "two"};
+Item item_named(int32_t id) { Item it = {id >= 0 ? NAMES[id % 3] : 0, id, 0}; return it; }
+const char *item_label(const Item *it) { return it->name; }
+int32_t item_peek(const Item *it) { return it->data ? *(const int32_t *)it->data : -1; }
+void item_point(Item *it, int32_t *target) { it->data = target; }
+int32_t bag_id(Bag b) { return b.first.id + b.count; }
+
+struct hidden *hidden_make(int32_t v) { int32_t *p = malloc(sizeof *p); *p = v; return (struct hidden *)p; }
+int32_t hidden_get(const struct hidden *h) { return h ? *(const int32_t *)h : -1; }
+
+int32_t stream_upper(Stream *s) {
+    if (!s->next_in || !s->next_out) { s->msg = "missing buffer"; return -2; }
+    uint32_t n = s->avail_in < s->avail_out ? s->avail_in : s->avail_out;
+    for (uint32_t i = 0; i < n; i++) s->next_out[i] = (uint8_t)toupper(s->next_in[i]);
+    s->next_in += n; s->avail_in -= n; s->total_in += n;
+    s->next_out += n; s->avail_out -= n; s->total_out += n;
+    s->msg = s->avail_in ? "output full" : 0;
+    return s->avail_in ? 1 : 0;
+}
+int32_t stream_state(const Stream *s) { return hidden_get(s->state); }
+uint32_t stream_avail(const Stream *s) { return s->avail_in + s->avail_out; }
+"""
+
+LIST_CALLS = r"""
+import array, json, pickle
+import lists as g
+
+ffi = g.__ffi__
+
+def pointer(p):
+    return [ffi.typeof(p).cname, p == ffi.NULL]
+
+def walk(p):  # from Python: a node (an instance, or the cdata a field holds) and those after it
+    values = []
+    while p:
+        values.append(p.value)
+        p = p.next
+    return values
+
+def attempt(make):
+    try:
+        return ["ok", make()]
+    except Exception as exc:
+        return ["raised", type(exc).__name__, str(exc)]
+
+out = {}
+head = None
+for value in (1, 2, 3, 4):
+    head = g.node_push(head, value)  # built by C
+out["c list"] = [g.node_sum(head), walk(head), g.node_sum(head.next), pointer(head.next),
+                 pointer(head.next.next.next.next), head.next.next.value]
+a, b, c = g.node(1), g.node(2), g.node(3)  # built by Python
+a.next = b
+b.next = c
+out["python list"] = [g.node_sum(a), walk(a), pointer(c.next), pointer(a.next), a.next.value, a.next.next.value]
+c.next = head  # the C list after the Python one
+out["joined"] = [g.node_sum(a), walk(a)]
+c.next = ffi.NULL
+b.next = ffi.cast("struct node *", 0)
+out["cut"] = [g.node_sum(a), walk(a), g.node_sum(g.node(7, head.next))]
+out["node errors"] = [attempt(lambda: setattr(a, "next", value)) for value in (None, 0, b"x", ffi.new("int *"))]
+out["node wrong record"] = attempt(lambda: setattr(a, "next", g.Item()))[:2]
+g.node_free(head)
+
+item = g.item_named(1)  # its name set by C
+out["item"] = [ffi.string(item.name).decode(), g.item_label(item), item.id, pointer(item.name), pointer(item.data),
+               g.item_peek(item)]
+label = ffi.new("char[]", b"custom")
+item.name = label
+box = ffi.new("int32_t *", 42)
+item.data = box
+out["item set"] = [g.item_label(item), ffi.string(item.name).decode(), g.item_peek(item),
+                   ffi.cast("int32_t *", item.data)[0], item.data == box]
+target = array.array("i", [7])
+g.item_point(item, target)  # C stores a pointer to the array's memory
+out["item from C"] = [g.item_peek(item), ffi.cast("int32_t *", item.data)[0], pointer(item.data)]
+keep = g.node(9)
+item.data = keep  # a record instance in a void *: its address
+out["item record"] = [ffi.cast("struct node *", item.data).value]
+item.data = ffi.NULL
+item.name = ffi.NULL
+out["item cleared"] = [g.item_peek(item), g.item_label(item), pointer(item.name), g.item_label(g.item_named(-1))]
+out["item made"] = [g.item_label(g.Item(label, 5)), g.item_label(g.Item(name=label, id=5, data=box)),
+                    g.item_peek(g.Item(data=box))]
+out["item errors"] = [attempt(lambda: setattr(item, field, value))
+                      for field, value in (("name", b"text"), ("name", "text"), ("name", None), ("data", None),
+                                           ("data", bytearray(4)), ("name", box))]
+out["item made errors"] = [attempt(lambda: g.Item(name=b"text")), attempt(lambda: g.Item(data=None))]
+
+bag = g.Bag(count=2, first=g.item_named(2))
+out["bag"] = [ffi.string(bag.first.name).decode(), g.bag_id(bag), g.bag_id({"count": 1, "first": {"id": 5}}),
+              g.item_label(bag.first)]
+bag.first.name = label  # through the nested record
+out["bag set"] = [g.item_label(bag.first), ffi.string(bag.first.name).decode()]
+
+source, first, second = b"hello, world", bytearray(5), bytearray(16)
+stream = g.Stream()
+incoming = ffi.from_buffer("uint8_t[]", source)
+stream.next_in, stream.avail_in = incoming, len(source)
+stream.next_out, stream.avail_out = ffi.from_buffer("uint8_t[]", first), len(first)
+stream.state = g.hidden_make(11)
+done = g.stream_upper(stream)
+out["stream"] = [done, bytes(first).decode(), stream.avail_in, stream.total_in, stream.total_out,
+                 ffi.string(stream.msg).decode(), stream.next_in - incoming, g.stream_state(stream),
+                 g.hidden_get(stream.state), g.stream_avail(stream)]
+stream.next_out, stream.avail_out = ffi.from_buffer("uint8_t[]", second), len(second)
+done = g.stream_upper(stream)
+out["stream again"] = [done, bytes(second[:7]).decode(), stream.total_in, stream.total_out, pointer(stream.msg),
+                       stream.next_in - incoming]
+empty = g.Stream()
+out["stream empty"] = [g.stream_upper(empty), ffi.string(empty.msg).decode(), pointer(empty.next_in),
+                       pointer(empty.state), g.stream_state(empty)]
+
+out["pickle"] = [attempt(lambda: pickle.dumps(value)) for value in (g.node(1), item, bag, stream)]
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture
+def lists(runner: Runner) -> Runner:
+    runner.write("lists.c", LISTS)
+    return runner
+
+
+def _list_calls(runner: Runner, binder: str) -> dict[str, object]:
+    found: dict[str, object] = runner.json("import nativeimport\nnativeimport.install()\n" + LIST_CALLS,
+                                           env={"NATIVEIMPORT_BINDER": binder})
+    return found
+
+
+def test_pointer_fields_read_and_write_as_in_the_cffi_binder(lists: Runner) -> None:
+    fast, cffi = _list_calls(lists, "auto"), _list_calls(lists, "cffi")
+    # Errors name the field in the fast binder, before cffi's own words: the rest must be the same.
+    for key in ("node errors", "item errors", "item made errors"):
+        fast_errors, cffi_errors = fast.pop(key), cffi.pop(key)
+        assert isinstance(fast_errors, list) and isinstance(cffi_errors, list)
+        for mine, theirs in zip(fast_errors, cffi_errors):
+            assert mine[:2] == theirs[:2] == ["raised", "TypeError"] and mine[2].endswith(": " + theirs[2])
+        assert fast_errors[0][2] == ("node.next (node *): initializer for ctype 'struct node *' must be a cdata "
+                                     "pointer, not NoneType") if key == "node errors" else True
+    assert fast == cffi
+    assert fast["c list"] == [10, [4, 3, 2, 1], 6, ["struct node *", False], ["struct node *", True], 2]
+    assert fast["python list"] == [6, [1, 2, 3], ["struct node *", True], ["struct node *", False], 2, 3]
+    assert fast["joined"] == [16, [1, 2, 3, 4, 3, 2, 1]] and fast["cut"] == [3, [1, 2], 13]
+    assert fast["node wrong record"] == ["raised", "TypeError"]
+    assert fast["item"] == ["one", "one", 1, ["char *", False], ["void *", True], -1]
+    assert fast["item set"] == ["custom", "custom", 42, 42, True]
+    assert fast["item from C"] == [7, 7, ["void *", False]] and fast["item record"] == [9]
+    assert fast["item cleared"] == [-1, None, ["char *", True], None]
+    assert fast["item made"] == ["custom", "custom", 42]
+    assert fast["bag"] == ["two", 4, 6, "two"] and fast["bag set"] == ["custom", "custom"]
+    assert fast["stream"] == [1, "HELLO", 7, 5, 5, "output full", 5, 11, 11, 7]
+    assert fast["stream again"] == [0, ", WORLD", 12, 12, ["char *", True], 12]
+    assert fast["stream empty"] == [-2, "missing buffer", ["uint8_t *", True], ["struct hidden *", True], -1]
+    refused = "cannot pickle a struct {}: its field {!r} is a pointer, which means nothing in another process; " \
+              "send the data it points to instead"
+    assert fast["pickle"] == [["raised", "TypeError", refused.format(name, field)]
+                              for name, field in (("node", "next"), ("Item", "name"), ("Bag", "first.name"),
+                                                  ("Stream", "next_in"))]
+
+
+def test_the_wrapper_serves_records_holding_pointers(lists: Runner) -> None:
+    served = lists.json("""
+        import json, nativeimport
+        nativeimport.install()
+        import lists as g
+        builtin = type(len)
+        functions = ("node_push", "node_sum", "node_free", "item_named", "item_label", "item_peek", "item_point",
+                     "bag_id", "hidden_make", "hidden_get", "stream_upper", "stream_state", "stream_avail")
+        print(json.dumps([sorted(n for n in functions if type(getattr(g, n)) is not builtin),
+                          sorted(n for n in ("node", "Item", "Bag", "Stream") if not isinstance(getattr(g, n), type)),
+                          isinstance(g.node_push(None, 1), g.node), g.Stream.__doc__.splitlines()[0]]))
+    """)
+    assert served == [[], [], True, "struct Stream { const uint8_t *next_in; uint32_t avail_in; uint64_t total_in; "
+                      "uint8_t *next_out; uint32_t avail_out; uint64_t total_out; const char *msg; struct hidden *state; }"]
+
+
+def test_pointer_fields_load_cffi_only_when_used(runner: Runner) -> None:
+    runner.write("chain.c", """
+        #include <stdint.h>
+        #include <stdlib.h>
+        struct link { int32_t value; struct link *next; const char *tag; };
+        struct link *link_push(struct link *head, int32_t value) {
+            struct link *n = calloc(1, sizeof *n);
+            n->value = value;
+            n->next = head;
+            n->tag = value % 2 ? "odd" : "even";
+            return n;
+        }
+        int32_t link_sum(const struct link *n) { int32_t s = 0; for (; n; n = n->next) s += n->value; return s; }
+    """)
+    code = """
+        import copy, importlib, json, pickle, sys, nativeimport
+        nativeimport.install()
+        import chain
+        head = chain.link_push(chain.link_push(None, 1), 2)
+        local = chain.link(5)
+        before = [chain.link_sum(head), head.value, local.value, local == chain.link(5), "_cffi_backend" in sys.modules]
+        tail = head.next  # the first pointer field read loads the cffi binding
+        ffi = chain.__ffi__
+        same = copy.copy(local)
+        local.next = tail
+        after = [tail.value, ffi.string(head.tag).decode(), ffi.typeof(tail) is ffi.typeof("struct link *"),
+                 repr(chain.link(3)), repr(head).startswith("link(value=2, next=<cdata 'struct link *' 0x"),
+                 local == same, same == chain.link(5), copy.copy(local) == local, chain.link_sum(local)]
+        try:
+            pickle.dumps(ffi.new("struct link *"))  # cffi's own instance of a record the wrapper serves
+        except TypeError as exc:
+            after.append(str(exc))
+        importlib.reload(chain)  # a new cffi binding: fields now read as its types
+        again = chain.__ffi__
+        after += [again.typeof("struct link *") is not ffi.typeof("struct link *"),
+                  again.typeof(head.next) is again.typeof("struct link *"), chain.link_sum(head)]
+        print(json.dumps([before, after]))
+    """
+    runner.run(code)  # builds (which imports cffi)
+    before, after = runner.json(code)
+    assert before == [3, 2, 5, True, False]
+    assert after == [1, "even", True, "link(value=3, next=<cdata 'struct link *' NULL>, tag=<cdata 'char *' NULL>)",
+                     True, False, True, True, 6,
+                     "cannot pickle a struct link: its field 'next' is a pointer, which means nothing in another "
+                     "process; send the data it points to instead", True, True, 3]
