@@ -49,6 +49,18 @@ NI_HELPER PyObject *ni_call_fallback(NiModule *module, int index, PyObject *cons
 NI_HELPER PyObject *ni_bind_module(NiModule *module, PyObject *self, PyObject *args);
 NI_HELPER void *ni_handle(PyObject *o, PyObject *ctype);
 NI_HELPER PyObject *ni_handle_result(void *p, PyObject *ctype);
+NI_HELPER PyObject *ni_typeof(PyObject *provider, const char *cdecl);
+
+/* A data-pointer parameter (double *xs, void *user) given a cffi cdata: its cffi type, from the module's cffi
+   binding the first time a cdata comes for it (a module never given one never loads cffi), again once the
+   module is bound anew (a reload makes another ffi). One per distinct type a wrapper's functions take. */
+typedef struct {
+    const char *cdecl;   /* the parameter's type as cffi reads it */
+    PyObject *type;      /* ffi.typeof(cdecl), or NULL until a cdata comes */
+    PyObject *typed_by;  /* the module's provider it came from */
+} NiPointerType;
+
+NI_HELPER int ni_cdata_pointer(NiPointerType *t, NiModule *module, PyObject *o, void **out);
 """
 
 _HELPERS = r"""
@@ -195,6 +207,18 @@ static int ni_load_cffi_exports(void) {
     return 0;
 }
 
+/* ffi.typeof(cdecl) in the cffi binding the provider returns (loaded for it, with cffi's exports): referenced,
+   or NULL with an error set. */
+NI_HELPER PyObject *ni_typeof(PyObject *provider, const char *cdecl) {
+    if (ni_load_cffi_exports() < 0) return NULL;
+    PyObject *namespace = PyObject_CallNoArgs(provider);
+    PyObject *ffi = namespace == NULL ? NULL : PyMapping_GetItemString(namespace, "__ffi__");
+    Py_XDECREF(namespace);
+    PyObject *ctype = ffi == NULL ? NULL : PyObject_CallMethod(ffi, "typeof", "s", cdecl);
+    Py_XDECREF(ffi);
+    return ctype;
+}
+
 /* The handle types, from the cffi namespace the provider returns (the cffi binding loads for them). */
 static int ni_bind_handles(NiModule *module) {
     if (ni_load_cffi_exports() < 0) return -1;
@@ -225,6 +249,32 @@ NI_HELPER PyObject *ni_handle_result(void *p, PyObject *ctype) {
     PyObject *(*from_pointer)(char *, PyObject *) = (PyObject *(*)(char *, PyObject *))ni_cffi_exports[10];
     if (p == NULL) Py_RETURN_NONE;
     return from_pointer((char *)p, ctype);
+}
+
+/* A cdata argument for a data-pointer parameter, converted as cffi converts it (a compatible pointer or
+   array; ffi.NULL is NULL): 0 with *out set, or -1 with no error set, whatever went wrong (another type, the
+   binding failing to load): the caller hands the call to the cffi wrapper, which says it in cffi's words. */
+NI_HELPER int ni_cdata_pointer(NiPointerType *t, NiModule *module, PyObject *o, void **out) {
+    if (t->typed_by != module->provider) {
+        PyObject *provider = module->provider;
+        Py_INCREF(provider);  /* the call below runs Python, which may bind the module anew */
+        PyObject *ctype = ni_typeof(provider, t->cdecl);
+        if (ctype == NULL) {
+            Py_DECREF(provider);
+            PyErr_Clear();
+            return -1;
+        }
+        Py_XSETREF(t->type, ctype);
+        Py_XSETREF(t->typed_by, provider);
+    }
+    char *(*to_pointer)(PyObject *, PyObject *) = (char *(*)(PyObject *, PyObject *))ni_cffi_exports[11];
+    char *p = to_pointer(o, t->type);
+    if (p == NULL && PyErr_Occurred()) {
+        PyErr_Clear();
+        return -1;
+    }
+    *out = p;
+    return 0;
 }
 
 /* bind(library_path, module_name, provider) -> (functions, functions releasing the GIL);
