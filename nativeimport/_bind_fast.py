@@ -7,8 +7,12 @@ buffer protocol) or callbacks of scalars and pointers (generated trampolines:
 ``METH_O`` / ``METH_FASTCALL`` wrappers, compiles it against the running interpreter's
 headers and stores it in the cache entry under the interpreter's ABI tag
 (``fast.cpython-311-x86_64-linux-gnu.so``). Other interpreters add their own.
-Functions it cannot express, and arguments it does not recognise (a cffi
-pointer where a buffer was expected), go to the cffi binder's wrapper.
+Functions it cannot express, and arguments it does not recognise, go to the
+cffi binder's wrapper. A cffi pointer (cdata) given for a data pointer is
+converted by cffi's own exported function with the parameter's cffi type,
+fetched from the module's cffi binding when a cdata first comes for it (so a
+module never given one never loads cffi); one cffi refuses goes to the cffi
+wrapper, which raises cffi's error.
 
 The conversions and errors mirror :mod:`nativeimport._cffi_runtime` so users
 see the same rules whichever binder serves a call. The full (not limited) C
@@ -364,10 +368,16 @@ def generate(functions: list[Function], module_name: str, shared: bool = False,
     for index, function in enumerate(functions):
         parts.append(f"static {_c_result(function.result)} (*ni_f_{index})({_c_params(function)});")
     handle_index = {h: i for i, h in enumerate(handles)}
+    # the cffi type of each data-pointer parameter, for a cdata passed to it (fetched when one first is)
+    pointers = sorted({p.type.cdecl() for f in functions for p in f.params if _param_kind(p.type) in _DATA_POINTERS})
+    parts.append("static NiModule ni_this;  /* defined at the end: pools and cdata arguments refer to it */")
+    parts.append(f"static NiPointerType ni_pointer_types[{len(pointers) or 1}] = "
+                 f"{{{', '.join(f'{{{c_string(c)}, NULL, NULL}}' for c in pointers) or '{NULL, NULL, NULL}'}}};")
+    pointer_index = {c: i for i, c in enumerate(pointers)}
     pools = Pools(functions)
     parts.extend(pools.source())
     for index, function in enumerate(functions):
-        parts.extend(_wrapper(index, function, opaque, handle_index, pools, plan.names))
+        parts.extend(_wrapper(index, function, opaque, handle_index, pools, plan.names, pointer_index))
     parts.append(_module(functions, types, len(plan.typed()), len(handles)))
     return "\n".join(parts) + "\n"
 
@@ -388,9 +398,13 @@ def _c_params(function: Function) -> str:
     return ", ".join(_c_type(p.type) for p in function.params) or "void"
 
 
+# The parameters taking buffers (and bytes), whose cffi cdata the wrapper converts as cffi does.
+_DATA_POINTERS = ("buffer", "bytes")
+
+
 def _wrapper(index: int, function: Function, opaque: frozenset[str] = frozenset(),
              handles: dict[str, int] | None = None, pools: Pools | None = None,
-             served: frozenset[str] = frozenset()) -> Iterator[str]:
+             served: frozenset[str] = frozenset(), pointers: dict[str, int] | None = None) -> Iterator[str]:
     # One wrapper serves both variants: bound with self == NULL it keeps the GIL,
     # with self != NULL it releases it around the call (one predictable branch);
     # a function taking callbacks always releases it.
@@ -404,7 +418,7 @@ def _wrapper(index: int, function: Function, opaque: frozenset[str] = frozenset(
     else:
         yield f"static PyObject *{name}(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {{"
         yield f"    if (nargs != {count}) return ni_count_error({c_string(function.name)}, {count}, nargs);"
-    buffers = [i for i, p in enumerate(function.params) if _param_kind(p.type) in ("buffer", "bytes")]
+    buffers = [i for i, p in enumerate(function.params) if _param_kind(p.type) in _DATA_POINTERS]
     for position in buffers:  # before any goto fail, which releases them
         yield f"    Py_buffer v{position}; v{position}.obj = NULL;"
     # the pool of each callback argument; h<position>: the slot held for this call only, if any
@@ -458,20 +472,28 @@ def _wrapper(index: int, function: Function, opaque: frozenset[str] = frozenset(
         as_bytes = _param_kind(param.type) == "bytes"
         yield f"    {'const void' if as_bytes else 'void'} *a{position};"
         foreign = "ni_foreign_bytes" if as_bytes else "ni_foreign"
-        yield f"    if ({foreign}(args[{position}])) {{ /* e.g. a cffi pointer: the cffi wrapper knows it */"
+        # A cffi pointer (ffi.new_handle(state), ffi.new("double[]", ...)) converted here as cffi would; one
+        # cffi refuses, and anything else not a buffer, to the cffi wrapper, which converts or explains it.
+        assert pointers is not None
+        types = f"&ni_pointer_types[{pointers[param.type.cdecl()]}]"
+        arg = f"args[{position}]"
+        yield f"    if ({foreign}({arg})) {{"
+        yield "        void *c;"
+        yield f"        if (!ni_cdata({arg}) || ni_cdata_pointer({types}, &ni_this, {arg}, &c)) {{"
         for earlier in buffers[: buffers.index(position)]:
-            yield f"        ni_release(&v{earlier});"
+            yield f"            ni_release(&v{earlier});"
         if held:
-            yield f"        {release_held(held)}"
-        yield f"        return ni_fall_back({index}, args, {count});"
-        yield "    }"
+            yield f"            {release_held(held)}"
+        yield f"            return ni_fall_back({index}, args, {count});"
+        yield "        }"
+        yield f"        a{position} = c;"
         if as_bytes:
-            yield f"    if (ni_bytes(args[{position}], &v{position}, &a{position}, {what})) goto fail;"
+            yield f"    }} else if (ni_bytes(args[{position}], &v{position}, &a{position}, {what})) goto fail;"
             continue
         kind, size = _buffer_kind(pointee)
         writable = 0 if param.type.const else 1
         buffer_args = f"&v{position}, &a{position}, {kind}, {size}, {writable}, {what}"
-        yield f"    if (ni_buffer(args[{position}], {buffer_args})) goto fail;"
+        yield f"    }} else if (ni_buffer(args[{position}], {buffer_args})) goto fail;"
     call_args = ", ".join(records.call_arg(p.type, i) or f"({_c_type(p.type)})a{i}"
                           for i, p in enumerate(function.params))
     call = f"ni_f_{index}({call_args})"

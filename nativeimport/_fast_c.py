@@ -54,6 +54,18 @@ NI_HELPER PyObject *ni_handle_result(void *p, PyObject *ctype);
 NI_HELPER PyObject *ni_lazy_type(NiModule *module, int index);
 NI_HELPER int ni_to_pointer(PyObject *o, PyObject *ctype, void **out, const char *what);
 NI_HELPER PyObject *ni_pointer_object(void *p, PyObject *ctype);
+NI_HELPER PyObject *ni_typeof(PyObject *provider, const char *cdecl);
+
+/* A data-pointer parameter (double *xs, void *user) given a cffi cdata: its cffi type, from the module's cffi
+   binding the first time a cdata comes for it (a module never given one never loads cffi), again once the
+   module is bound anew (a reload makes another ffi). One per distinct type a wrapper's functions take. */
+typedef struct {
+    const char *cdecl;   /* the parameter's type as cffi reads it */
+    PyObject *type;      /* ffi.typeof(cdecl), or NULL until a cdata comes */
+    PyObject *typed_by;  /* the module's provider it came from */
+} NiPointerType;
+
+NI_HELPER int ni_cdata_pointer(NiPointerType *t, NiModule *module, PyObject *o, void **out);
 """
 
 _HELPERS = r"""
@@ -200,13 +212,26 @@ static int ni_load_cffi_exports(void) {
     return 0;
 }
 
-/* The ffi of the cffi namespace the provider returns (the cffi binding loads for it). */
-static PyObject *ni_module_ffi(NiModule *module) {
-    PyObject *namespace = PyObject_CallNoArgs(module->provider);
+/* The ffi of the cffi namespace a provider returns (the cffi binding loads for it): referenced, or NULL with an
+   error set. */
+static PyObject *ni_provider_ffi(PyObject *provider) {
+    PyObject *namespace = PyObject_CallNoArgs(provider);
     if (namespace == NULL) return NULL;
     PyObject *ffi = PyMapping_GetItemString(namespace, "__ffi__");
     Py_DECREF(namespace);
     return ffi;
+}
+
+static PyObject *ni_module_ffi(NiModule *module) { return ni_provider_ffi(module->provider); }
+
+/* ffi.typeof(cdecl) in the cffi binding the provider returns (loaded for it, with cffi's exports): referenced,
+   or NULL with an error set. */
+NI_HELPER PyObject *ni_typeof(PyObject *provider, const char *cdecl) {
+    if (ni_load_cffi_exports() < 0) return NULL;
+    PyObject *ffi = ni_provider_ffi(provider);
+    PyObject *ctype = ffi == NULL ? NULL : PyObject_CallMethod(ffi, "typeof", "s", cdecl);
+    Py_XDECREF(ffi);
+    return ctype;
 }
 
 /* The handle types, at bind; the pointer fields' types are forgotten, to be fetched from this binding. */
@@ -246,11 +271,10 @@ NI_HELPER PyObject *ni_handle_result(void *p, PyObject *ctype) {
 NI_HELPER PyObject *ni_lazy_type(NiModule *module, int index) {
     PyObject *known = module->handle_types[index];
     if (known != NULL) { Py_INCREF(known); return known; }
-    if (ni_load_cffi_exports() < 0) return NULL;
-    PyObject *ffi = ni_module_ffi(module);
-    if (ffi == NULL) return NULL;
-    PyObject *ctype = PyObject_CallMethod(ffi, "typeof", "s", module->handle_cdecls[index]);
-    Py_DECREF(ffi);
+    PyObject *provider = module->provider;
+    Py_INCREF(provider);  /* the call below runs Python, which may bind the module anew */
+    PyObject *ctype = ni_typeof(provider, module->handle_cdecls[index]);
+    Py_DECREF(provider);
     if (ctype == NULL) return NULL;
     Py_INCREF(ctype);
     Py_XSETREF(module->handle_types[index], ctype);
@@ -276,6 +300,32 @@ NI_HELPER int ni_to_pointer(PyObject *o, PyObject *ctype, void **out, const char
         Py_XDECREF(value);
         Py_XDECREF(traceback);
 #endif
+        return -1;
+    }
+    *out = p;
+    return 0;
+}
+
+/* A cdata argument for a data-pointer parameter, converted as cffi converts it (a compatible pointer or
+   array; ffi.NULL is NULL): 0 with *out set, or -1 with no error set, whatever went wrong (another type, the
+   binding failing to load): the caller hands the call to the cffi wrapper, which says it in cffi's words. */
+NI_HELPER int ni_cdata_pointer(NiPointerType *t, NiModule *module, PyObject *o, void **out) {
+    if (t->typed_by != module->provider) {
+        PyObject *provider = module->provider;
+        Py_INCREF(provider);  /* the call below runs Python, which may bind the module anew */
+        PyObject *ctype = ni_typeof(provider, t->cdecl);
+        if (ctype == NULL) {
+            Py_DECREF(provider);
+            PyErr_Clear();
+            return -1;
+        }
+        Py_XSETREF(t->type, ctype);
+        Py_XSETREF(t->typed_by, provider);
+    }
+    char *(*to_pointer)(PyObject *, PyObject *) = (char *(*)(PyObject *, PyObject *))ni_cffi_exports[11];
+    char *p = to_pointer(o, t->type);
+    if (p == NULL && PyErr_Occurred()) {
+        PyErr_Clear();
         return -1;
     }
     *out = p;

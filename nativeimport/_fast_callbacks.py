@@ -124,7 +124,6 @@ class Pools:
         """Every pool's C; a function of the wrapper whose own type is a pool's is passed as its address."""
         if not self.numbered:
             return
-        yield "static NiModule ni_this;  /* defined at the end: a pool passes this module's own functions */"
         yield from (f"static NiPool ni_pool_{index};" for index in self.numbered.values())  # trampolines use them
         own = [_key(CType.pointer(CType.function(f.result, tuple(p.type for p in f.params), f.variadic)))
                for f in self.functions]
@@ -431,13 +430,8 @@ NI_HELPER void ni_callback_done(NiPool *pool, int slot) {
    error set. */
 NI_HELPER PyObject *ni_pool_load(NiPool *pool, NiModule *module) {
     PyObject *provider = module->provider, *types = NULL;
-    if (ni_load_cffi_exports() < 0) return NULL;
     Py_INCREF(provider);  /* the call below runs Python, which may bind the module anew */
-    PyObject *namespace = PyObject_CallNoArgs(provider);
-    PyObject *ffi = namespace == NULL ? NULL : PyMapping_GetItemString(namespace, "__ffi__");
-    Py_XDECREF(namespace);
-    PyObject *callback = ffi == NULL ? NULL : PyObject_CallMethod(ffi, "typeof", "s", pool->cdecl);
-    Py_XDECREF(ffi);
+    PyObject *callback = ni_typeof(provider, pool->cdecl);
     PyObject *args = callback == NULL ? NULL : PyObject_GetAttrString(callback, "args");
     PyObject *result = args == NULL ? NULL : PyObject_GetAttrString(callback, "result");
     Py_XDECREF(callback);

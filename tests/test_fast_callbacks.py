@@ -483,3 +483,99 @@ def test_which_callback_types_the_trampolines_serve() -> None:
     assert not callback_ok(CType.pointer(i32))
     # many callback types share a bounded number of trampolines, never fewer than 8 a type
     assert pool_size(1) == POOL and pool_size(16) == POOL and pool_size(32) == 16 and pool_size(1000) == 8
+
+
+CDATA_C = r"""
+#include <stddef.h>
+
+/* inih's and sqlite3_exec's shape: C hands the caller's context back to each callback. */
+int visit(int (*cb)(void *user, int), void *user, int n) {
+    int total = 0;
+    for (int i = 0; i < n; i++) total += cb(user, i);
+    return total;
+}
+double total(const double *xs, int n) { double s = 0; for (int i = 0; i < n; i++) s += xs[i]; return s; }
+void scale(double *xs, int n, double by) { for (int i = 0; i < n; i++) xs[i] *= by; }
+int is_null(void *p) { return p == NULL; }
+void add_into(double *out, const double *xs, int n) { for (int i = 0; i < n; i++) out[i] += xs[i]; }
+size_t length(const char *text) { size_t n = 0; while (text[n]) n++; return n; }
+"""
+
+CDATA_CALLS = """
+    import array, gc, json, sys, nativeimport
+    nativeimport.install()
+    import cdata_args as m
+    out = {"served_by": sorted({type(getattr(m, name)).__name__ for name in ("visit", "total", "scale", "is_null")})}
+    xs = array.array("d", [1.5, 2.5])
+    out["buffers"] = [m.total(xs, 2), m.is_null(None), m.length("four")]
+    out["cffi_before_a_cdata"] = "_cffi_backend" in sys.modules  # (a void * callback would load it)
+    ffi = m.__ffi__
+    via = []  # per callback: called from cffi's callback machinery (else straight from the fast wrapper's C)
+
+    class State:
+        def __init__(self):
+            self.seen = []
+
+    def callback(user, i):
+        caller = sys._getframe(1)
+        via.append(caller.f_code.co_filename.endswith("_cffi_callbacks.py"))
+        state = ffi.from_handle(user)
+        state.seen.append(i)
+        return i * i
+
+    state = State()
+    out["handle"] = [m.visit(callback, ffi.new_handle(state), 5), list(state.seen)]
+    ys = ffi.new("double[]", [1.0, 2.0, 4.0])
+    m.scale(ys, 3, 0.5)
+    out["doubles"] = [m.total(ys, 3), list(ys), m.total(ffi.cast("double *", ys), 3)]
+    sums = array.array("d", [10.0, 20.0, 30.0])
+    m.add_into(sums, ys, 3)  # a buffer, then a cdata
+    m.add_into(ys, sums, 3)  # a cdata, then a buffer
+    out["mixed"] = [list(sums), list(ys)]
+    out["null"] = [m.is_null(ffi.NULL), m.is_null(ffi.new("int *")), m.length(ffi.new("char[]", b"four"))]
+    errors = []
+    for function, arguments in ((m.total, (ffi.new("int *"), 1)), (m.scale, (ffi.new("float[]", 2), 2, 1.0)),
+                                (m.total, (ffi.cast("int", 3), 1)), (m.length, (ffi.new("int[]", 2),)),
+                                (m.add_into, (sums, ffi.new("int[]", 3), 3))):  # the buffer given back
+        try:
+            function(*arguments)
+        except TypeError as exc:
+            errors.append(str(exc))
+    gc.collect()  # cffi's from_buffer (the refused call's fallback) keeps the buffer until then: a cycle
+    sums.append(0.0)  # a BufferError if the fast wrapper kept it, refusing the call
+    out["errors"] = errors
+    # Reloaded: another cffi binding, whose types the cdata arguments are converted with from then on
+    import importlib
+    importlib.reload(m)
+    zs = m.__ffi__.new("double[]", [1.0, 2.0])
+    out["reloaded"] = [m.total(zs, 2), m.total(ys, 3), m.visit(callback, m.__ffi__.new_handle(state), 2)]
+    out["via_cffi"] = sorted(set(via))
+    print(json.dumps(out))
+"""
+
+
+def test_cdata_arguments_for_data_pointers_are_converted_as_cffi_does(runner: Runner) -> None:
+    runner.write("cdata_args.c", CDATA_C)
+    runner.run("import nativeimport; nativeimport.install(); import cdata_args")  # built: a hit below
+    cffi, fast = (runner.json(CDATA_CALLS, env=binder) for binder in ({"NATIVEIMPORT_BINDER": "cffi"}, {}))
+    # Served: the fast wrapper's functions took the cdata themselves, so the callbacks ran from its
+    # trampolines, not cffi's; and cffi was not loaded before a cdata came.
+    assert cffi["served_by"] == ["function"] and cffi["via_cffi"] == [True]
+    assert fast["served_by"] == ["builtin_function_or_method"] and fast["via_cffi"] == [False]
+    assert fast["cffi_before_a_cdata"] is False
+    for out in (cffi, fast):
+        del out["served_by"], out["via_cffi"], out["cffi_before_a_cdata"]
+    assert fast == cffi  # everything else, to the error messages, as the cffi binder has it
+    assert cffi["buffers"] == [4.0, 1, 4]
+    assert cffi["handle"] == [0 + 1 + 4 + 9 + 16, [0, 1, 2, 3, 4]]
+    assert cffi["doubles"] == [3.5, [0.5, 1.0, 2.0], 3.5]
+    assert cffi["null"] == [1, 0, 4]
+    assert cffi["errors"] == [
+        "initializer for ctype 'double *' must be a pointer to same type, not cdata 'int *'",
+        "initializer for ctype 'double *' must be a pointer to same type, not cdata 'float[]'",
+        "initializer for ctype 'double *' must be a pointer or array, not cdata 'int'",
+        "implicit cast to 'char *' from a different pointer type.(check that the types are as you expect; use an "
+        "explicit ffi.cast() if they are correct)",
+        "initializer for ctype 'double *' must be a pointer to same type, not cdata 'int[]'"]
+    assert cffi["mixed"] == [[10.5, 21.0, 32.0], [11.0, 22.0, 34.0]]
+    assert cffi["reloaded"] == [3.0, 67.0, 1]
