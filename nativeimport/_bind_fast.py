@@ -115,6 +115,8 @@ def _param_kind(ctype: CType, opaque: frozenset[str] = frozenset(), served: froz
         pointee = ctype.pointee
         if pointee.kind in ("void", "char") or pointee.is_scalar:
             return "buffer"
+        if pointee.kind == "pointer":  # T **: None, or a cffi cdata (sqlite3_open's sqlite3 **, char **argv)
+            return "pointer"
     return None
 
 
@@ -369,7 +371,8 @@ def generate(functions: list[Function], module_name: str, shared: bool = False,
         parts.append(f"static {_c_result(function.result)} (*ni_f_{index})({_c_params(function)});")
     handle_index = {h: i for i, h in enumerate(handles)}
     # the cffi type of each data-pointer parameter, for a cdata passed to it (fetched when one first is)
-    pointers = sorted({p.type.cdecl() for f in functions for p in f.params if _param_kind(p.type) in _DATA_POINTERS})
+    pointers = sorted({p.type.cdecl() for f in functions for p in f.params
+                       if _param_kind(p.type) in (*_DATA_POINTERS, "pointer")})
     parts.append("static NiModule ni_this;  /* defined at the end: pools and cdata arguments refer to it */")
     parts.append(f"static NiPointerType ni_pointer_types[{len(pointers) or 1}] = "
                  f"{{{', '.join(f'{{{c_string(c)}, NULL, NULL}}' for c in pointers) or '{NULL, NULL, NULL}'}}};")
@@ -459,6 +462,13 @@ def _wrapper(index: int, function: Function, opaque: frozenset[str] = frozenset(
             yield "        PyErr_Clear();"
             yield f"        return ni_fall_back({index}, args, {count});"
             yield "    }"
+        elif kind == "pointer":  # None is NULL; a cdata as cffi converts it; anything else (a list cffi makes an
+            assert pointers is not None  # array of, a wrong type) to the cffi wrapper, which converts or explains
+            types = f"&ni_pointer_types[{pointers[param.type.cdecl()]}]"
+            yield f"    void *{var} = NULL;"
+            converted = f"ni_cdata_pointer({types}, &ni_this, {arg}, &{var})"
+            yield f"    if ({arg} != Py_None && (!ni_cdata({arg}) || {converted}))"
+            yield f"        return ni_fall_back({index}, args, {count});"
     for position, pool in held.items():  # after the scalars, which may hand the call to cffi holding nothing
         what = c_string(f"{function.name}() argument {function.params[position].name!r} "
                          f"({function.params[position].type.spell()})")

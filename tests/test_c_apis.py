@@ -190,6 +190,13 @@ DATABASE_CALLS = """
     out["prepared"] = m.minidb_prepare(db, "SELECT 1", slot)
     out["step_out_param"] = m.minidb_step(slot[0])
     m.minidb_finalize(slot[0])
+    listed = [m.__ffi__.NULL]  # a list: cffi makes a temporary array of it (the call goes to cffi)
+    out["prepared_into_list"] = [m.minidb_prepare(db, "SELECT 2", listed), listed[0] == m.__ffi__.NULL]
+    for wrong in (m.__ffi__.new("struct minidb **"), 7):
+        try:
+            m.minidb_prepare(db, "SELECT 3", wrong)
+        except TypeError as exc:
+            out.setdefault("wrong_out_param", []).append(str(exc))
     try:
         m.minidb_step(db)
     except TypeError as exc:
@@ -211,7 +218,8 @@ DATABASE_CALLS = """
     import peer
     out["other_module"] = [peer.peer_has(db), peer.peer_has(None)]
     out["close"] = m.minidb_close(db)
-    out["served_by"] = [type(m.minidb_step).__name__, type(m.minidb_exec).__name__]
+    out["served_by"] = [type(m.minidb_step).__name__, type(m.minidb_exec).__name__,
+                        type(m.minidb_prepare).__name__]
     print(json.dumps(out))
 """
 
@@ -222,6 +230,12 @@ def check_database(out: dict[str, object]) -> None:
     assert out["finalize"] == 0
     assert out["prepare"] == [1, True, "syntax error near DROP it"]
     assert out["prepared"] == 0 and out["step_out_param"] == 100
+    assert out["prepared_into_list"] == [0, True]  # the temporary array got the pointer, not the list
+    assert out["wrong_out_param"] == [
+        "minidb_prepare() argument 'out' (minidb_stmt **): initializer for ctype 'struct minidb_stmt * *' must be "
+        "a pointer to same type, not cdata 'struct minidb * *'",
+        "minidb_prepare() argument 'out' (minidb_stmt **): initializer for ctype 'struct minidb_stmt * *' must be "
+        "a cdata pointer, not int"]
     assert "minidb_step() argument 'stmt' (minidb_stmt *): expected a 'struct minidb_stmt *' handle" in str(
         out["wrong_handle"])
     assert "<cdata 'struct minidb *'>" in str(out["wrong_handle"])
@@ -242,8 +256,9 @@ def test_a_database_style_handle_api(runner: Runner, binder: dict[str, str]) -> 
     out = __import__("json").loads(done.stdout.strip().splitlines()[-1])
     check_database(out)
     # By default the fast wrapper serves the handle functions (taking and returning cffi's own pointer
-    # objects) and the one taking a callback with a void * context (cffi's cdata too, None here).
-    assert out["served_by"] == (["function"] * 2 if binder else ["builtin_function_or_method"] * 2)
+    # objects), the one taking a callback with a void * context (cffi's cdata too, None here) and the one
+    # with an out-parameter (struct minidb_stmt **: a cdata converted as cffi converts it).
+    assert out["served_by"] == (["function"] * 3 if binder else ["builtin_function_or_method"] * 3)
     # The callback's later exceptions (rows 2 and 3) were reported, not lost.
     assert "KeyError: 'row 2'" in done.stderr and "KeyError: 'row 3'" in done.stderr
 
