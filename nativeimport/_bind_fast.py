@@ -94,7 +94,13 @@ def _handle_cdecl(ctype: CType, opaque: frozenset[str]) -> str | None:
 
 def _result_ok(ctype: CType, opaque: frozenset[str] = frozenset(), served: frozenset[str] = frozenset()) -> bool:
     return ctype.kind in ("void", "int", "float", "bool", "enum") or ctype.is_string or bool(
-        _handle_cdecl(ctype, opaque)) or records.result_ok(ctype, served)
+        _handle_cdecl(ctype, opaque)) or records.result_ok(ctype, served) or _cdata_result(ctype)
+
+
+def _cdata_result(ctype: CType) -> bool:
+    """A pointer result the cffi binder gives as a cdata (``void *``, ``const double *``, ``char **``, a record
+    pointer: what no other rule above takes), None for NULL; a function pointer's stays cffi's (a callable)."""
+    return ctype.kind == "pointer" and not ctype.is_function_pointer and not ctype.is_string
 
 
 def _param_kind(ctype: CType, opaque: frozenset[str] = frozenset(), served: frozenset[str] = frozenset()) -> str | None:
@@ -372,7 +378,8 @@ def generate(functions: list[Function], module_name: str, shared: bool = False,
     handle_index = {h: i for i, h in enumerate(handles)}
     # the cffi type of each data-pointer parameter, for a cdata passed to it (fetched when one first is)
     pointers = sorted({p.type.cdecl() for f in functions for p in f.params
-                       if _param_kind(p.type) in (*_DATA_POINTERS, "pointer")})
+                       if _param_kind(p.type) in (*_DATA_POINTERS, "pointer")}
+                      | {f.result.cdecl() for f in functions if _is_cdata_result(f.result, opaque, plan.names)})
     parts.append("static NiModule ni_this;  /* defined at the end: pools and cdata arguments refer to it */")
     parts.append(f"static NiPointerType ni_pointer_types[{len(pointers) or 1}] = "
                  f"{{{', '.join(f'{{{c_string(c)}, NULL, NULL}}' for c in pointers) or '{NULL, NULL, NULL}'}}};")
@@ -399,6 +406,11 @@ def _c_result(ctype: CType) -> str:
 
 def _c_params(function: Function) -> str:
     return ", ".join(_c_type(p.type) for p in function.params) or "void"
+
+
+def _is_cdata_result(ctype: CType, opaque: frozenset[str], served: frozenset[str]) -> bool:
+    """Whether a function's result goes back as a cdata of its cffi type (no handle, string or served record)."""
+    return (_cdata_result(ctype) and not _handle_cdecl(ctype, opaque) and not records.result_ok(ctype, served))
 
 
 # The parameters taking buffers (and bytes), whose cffi cdata the wrapper converts as cffi does.
@@ -534,6 +546,9 @@ def _wrapper(index: int, function: Function, opaque: frozenset[str] = frozenset(
         yield f"    return ni_handle_result((void *)r, ni_handle_types[{handles[handle]}]);"
     elif records.result_ok(result, served):
         yield f"    {records.convert_result(result)}"
+    elif _is_cdata_result(result, opaque, served):
+        assert pointers is not None
+        yield f"    return ni_pointer_result(&ni_pointer_types[{pointers[result.cdecl()]}], &ni_this, (void *)r);"
     else:
         yield f"    {_convert_result(result)}"
     yield "fail:"

@@ -66,6 +66,7 @@ typedef struct {
 } NiPointerType;
 
 NI_HELPER int ni_cdata_pointer(NiPointerType *t, NiModule *module, PyObject *o, void **out);
+NI_HELPER PyObject *ni_pointer_result(NiPointerType *t, NiModule *module, void *p);
 """
 
 _HELPERS = r"""
@@ -306,21 +307,38 @@ NI_HELPER int ni_to_pointer(PyObject *o, PyObject *ctype, void **out, const char
     return 0;
 }
 
-/* A cdata argument for a data-pointer parameter, converted as cffi converts it (a compatible pointer or
-   array; ffi.NULL is NULL): 0 with *out set, or -1 with no error set, whatever went wrong (another type, the
-   binding failing to load): the caller hands the call to the cffi wrapper, which says it in cffi's words. */
-NI_HELPER int ni_cdata_pointer(NiPointerType *t, NiModule *module, PyObject *o, void **out) {
+/* The cffi type of ``t``, fetched from the module's cffi binding if it has not been from this one: borrowed (it
+   stays in ``t`` until the module is bound anew, which runs no C of ours meanwhile), or NULL with an error set. */
+static PyObject *ni_pointer_ctype(NiPointerType *t, NiModule *module) {
     if (t->typed_by != module->provider) {
         PyObject *provider = module->provider;
         Py_INCREF(provider);  /* the call below runs Python, which may bind the module anew */
         PyObject *ctype = ni_typeof(provider, t->cdecl);
         if (ctype == NULL) {
             Py_DECREF(provider);
-            PyErr_Clear();
-            return -1;
+            return NULL;
         }
         Py_XSETREF(t->type, ctype);
         Py_XSETREF(t->typed_by, provider);
+    }
+    return t->type;
+}
+
+/* A pointer result the cffi binder gives as a cdata of its type (void *, const double *, char **): None for
+   NULL (cffi not loaded for it), else a cdata of the type as the cffi binding declares it. */
+NI_HELPER PyObject *ni_pointer_result(NiPointerType *t, NiModule *module, void *p) {
+    if (p == NULL) Py_RETURN_NONE;
+    PyObject *ctype = ni_pointer_ctype(t, module);
+    return ctype == NULL ? NULL : ni_handle_result(p, ctype);
+}
+
+/* A cdata argument for a data-pointer parameter, converted as cffi converts it (a compatible pointer or
+   array; ffi.NULL is NULL): 0 with *out set, or -1 with no error set, whatever went wrong (another type, the
+   binding failing to load): the caller hands the call to the cffi wrapper, which says it in cffi's words. */
+NI_HELPER int ni_cdata_pointer(NiPointerType *t, NiModule *module, PyObject *o, void **out) {
+    if (ni_pointer_ctype(t, module) == NULL) {
+        PyErr_Clear();
+        return -1;
     }
     char *(*to_pointer)(PyObject *, PyObject *) = (char *(*)(PyObject *, PyObject *))ni_cffi_exports[11];
     char *p = to_pointer(o, t->type);

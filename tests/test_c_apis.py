@@ -515,3 +515,47 @@ def test_a_pointer_to_a_rust_type_that_is_not_repr_c_is_a_handle(runner: Runner,
         print(json.dumps(out))
     """, env=binder)
     assert out == [True, False, 2, 0]
+
+
+POINTER_RESULTS_C = """
+#include <stddef.h>
+static const double table[3] = {1.5, 2.5, 3.5};
+static char *words[] = {"alpha", "beta", NULL};
+static int counter = 41;
+void *counter_address(void) { return &counter; }
+const double *table_at(int i) { return i < 0 ? NULL : table + i; }
+char **word_list(void) { return words; }
+void *nothing(void) { return NULL; }
+char *mutable_word(int i) { return words[i]; }
+"""
+
+POINTER_RESULTS_CALLS = """
+    import json, sys, nativeimport
+    nativeimport.install()
+    import results as r
+    out = {"null": [r.nothing(), r.table_at(-1)], "cffi_after_nulls": "_cffi_backend" in sys.modules}
+    ffi = r.__ffi__
+    def shown(p):
+        return [ffi.typeof(p).cname, p == ffi.NULL]
+    c, t, w, m = r.counter_address(), r.table_at(1), r.word_list(), r.mutable_word(1)
+    out["types"] = [shown(p) for p in (c, t, w, m)]
+    out["values"] = [ffi.cast("int *", c)[0], t[0], t[1], ffi.string(w[0]).decode(), w[2] == ffi.NULL,
+                     ffi.string(m).decode()]
+    out["served_by"] = sorted({type(getattr(r, n)).__name__ for n in ("counter_address", "table_at", "word_list",
+                                                                        "nothing", "mutable_word")})
+    print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("binder", BINDERS)
+def test_pointer_results_are_cdata_of_their_type(runner: Runner, binder: dict[str, str]) -> None:
+    """void *, const double *, char **: a cdata of the cffi binding's type, None for NULL, from either binder;
+    the fast wrapper loads cffi for the first non-NULL one only."""
+    runner.write("results.c", POINTER_RESULTS_C)
+    runner.run("import nativeimport; nativeimport.install(); import results")  # built: the calls below hit
+    out = runner.json(POINTER_RESULTS_CALLS, env=binder)
+    assert out["null"] == [None, None]
+    assert out["types"] == [["void *", False], ["double *", False], ["char * *", False], ["char *", False]]
+    assert out["values"] == [41, 2.5, 3.5, "alpha", True, "beta"]
+    assert out["served_by"] == (["function"] if binder else ["builtin_function_or_method"])
+    assert out["cffi_after_nulls"] is bool(binder)
