@@ -372,6 +372,7 @@ def generate(functions: list[Function], module_name: str, shared: bool = False,
              "static PyObject *ni_fall_back(int index, PyObject *const *args, Py_ssize_t nargs);",
              f"static PyObject *ni_handle_types[{len(types) or 1}];  /* the cffi binding's types, from bind or "
              "first use */",
+             "static NiModule ni_this;  /* defined at the end: record fields, pools and cdata arguments refer to it */",
              *records.declarations(plan, {c: types.index(c) for c in fields})]
     for index, function in enumerate(functions):
         parts.append(f"static {_c_result(function.result)} (*ni_f_{index})({_c_params(function)});")
@@ -380,7 +381,6 @@ def generate(functions: list[Function], module_name: str, shared: bool = False,
     pointers = sorted({p.type.cdecl() for f in functions for p in f.params
                        if _param_kind(p.type) in (*_DATA_POINTERS, "pointer")}
                       | {f.result.cdecl() for f in functions if _is_cdata_result(f.result, opaque, plan.names)})
-    parts.append("static NiModule ni_this;  /* defined at the end: pools and cdata arguments refer to it */")
     parts.append(f"static NiPointerType ni_pointer_types[{len(pointers) or 1}] = "
                  f"{{{', '.join(f'{{{c_string(c)}, NULL, NULL}}' for c in pointers) or '{NULL, NULL, NULL}'}}};")
     pointer_index = {c: i for i, c in enumerate(pointers)}

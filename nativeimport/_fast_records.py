@@ -153,10 +153,9 @@ def _flat(struct: Struct, records: Mapping[str, Struct], base: str) -> Iterator[
 def declarations(plan: RecordPlan, types: Mapping[str, int]) -> Iterator[str]:
     """Each served record's C declaration, field table and constructor; ``ni_t_<name>`` is its type.
 
-    ``types``: where each pointer field's cffi type is in the module's table (``ni_handle_types``).
+    ``types``: where each pointer field's cffi type is in the module's table (``ni_handle_types``); the
+    generated code refers to the wrapper's ``ni_this``, declared before these.
     """
-    if types:
-        yield "static NiModule ni_this;  /* defined at the end: pointer fields find their cffi types there */"
     for struct in plan.records:
         tag = record_c_type(CType(struct.kind, struct.name))
         members = " ".join(f"{_field_c_type(f.type)} m{i}{f'[{f.type.length}]' if f.type.length else ''};"
