@@ -423,18 +423,24 @@ POINTER_CALLS = """
 """
 
 
-def test_pointer_callbacks_get_and_give_what_cffi_callbacks_do(runner: Runner) -> None:
-    runner.write("pointers.c", POINTERS_C)
-    runner.run("import nativeimport; nativeimport.install(); import pointers")  # built: a hit below
-    cffi, fast = (runner.json(POINTER_CALLS, env=binder) for binder in ({"NATIVEIMPORT_BINDER": "cffi"}, {}))
-    # Served: the fast wrapper's own functions, the callables called straight from its trampolines, and
-    # cffi loaded only once a callback needed its pointer types.
+def _same_through_both_binders(runner: Runner, module: str, source: str, calls: str, lazy: str) -> dict[str, object]:
+    """Build ``module`` from ``source``, run ``calls`` with each binder, and check the fast binder served it
+    all (its own functions; the callables called from its trampolines, not cffi's; cffi not loaded before
+    the moment ``lazy`` names) and gave the same results, to the error messages; the cffi binder's output."""
+    runner.write(f"{module}.c", source)
+    runner.run(f"import nativeimport; nativeimport.install(); import {module}")  # built: a hit below
+    cffi, fast = (runner.json(calls, env=binder) for binder in ({"NATIVEIMPORT_BINDER": "cffi"}, {}))
     assert cffi["served_by"] == ["function"] and cffi["via_cffi"] == [True]
     assert fast["served_by"] == ["builtin_function_or_method"] and fast["via_cffi"] == [False]
-    assert fast["cffi_before_a_pointer_callback"] is False
+    assert fast[lazy] is False
     for out in (cffi, fast):
-        del out["served_by"], out["via_cffi"], out["cffi_before_a_pointer_callback"]
-    assert fast == cffi  # everything else, to the error messages, as the cffi binder has it
+        del out["served_by"], out["via_cffi"], out[lazy]
+    assert fast == cffi
+    return cffi
+
+
+def test_pointer_callbacks_get_and_give_what_cffi_callbacks_do(runner: Runner) -> None:
+    cffi = _same_through_both_binders(runner, "pointers", POINTERS_C, POINTER_CALLS, "cffi_before_a_pointer_callback")
     assert cffi["ini"] == [0, 5, 2]
     assert cffi["ini_seen"] == [
         [["void *", True], "", "top", "1"], [["void *", True], "server", "host", "example.org"],
@@ -555,17 +561,8 @@ CDATA_CALLS = """
 
 
 def test_cdata_arguments_for_data_pointers_are_converted_as_cffi_does(runner: Runner) -> None:
-    runner.write("cdata_args.c", CDATA_C)
-    runner.run("import nativeimport; nativeimport.install(); import cdata_args")  # built: a hit below
-    cffi, fast = (runner.json(CDATA_CALLS, env=binder) for binder in ({"NATIVEIMPORT_BINDER": "cffi"}, {}))
-    # Served: the fast wrapper's functions took the cdata themselves, so the callbacks ran from its
-    # trampolines, not cffi's; and cffi was not loaded before a cdata came.
-    assert cffi["served_by"] == ["function"] and cffi["via_cffi"] == [True]
-    assert fast["served_by"] == ["builtin_function_or_method"] and fast["via_cffi"] == [False]
-    assert fast["cffi_before_a_cdata"] is False
-    for out in (cffi, fast):
-        del out["served_by"], out["via_cffi"], out["cffi_before_a_cdata"]
-    assert fast == cffi  # everything else, to the error messages, as the cffi binder has it
+    # The fast wrapper's functions take the cdata themselves, so the callbacks run from its trampolines.
+    cffi = _same_through_both_binders(runner, "cdata_args", CDATA_C, CDATA_CALLS, "cffi_before_a_cdata")
     assert cffi["buffers"] == [4.0, 1, 4]
     assert cffi["handle"] == [0 + 1 + 4 + 9 + 16, [0, 1, 2, 3, 4]]
     assert cffi["doubles"] == [3.5, [0.5, 1.0, 2.0], 3.5]

@@ -125,8 +125,9 @@ def geom(runner: Runner) -> Runner:
     return runner
 
 
-def _calls(runner: Runner, binder: str) -> dict[str, object]:
-    found: dict[str, object] = runner.json("import nativeimport\nnativeimport.install()\n" + CALLS,
+def _calls(runner: Runner, binder: str, calls: str = CALLS) -> dict[str, object]:
+    """What the script ``calls`` prints with the hook installed and ``binder`` chosen."""
+    found: dict[str, object] = runner.json("import nativeimport\nnativeimport.install()\n" + calls,
                                            env={"NATIVEIMPORT_BINDER": binder})
     return found
 
@@ -524,14 +525,8 @@ def lists(runner: Runner) -> Runner:
     return runner
 
 
-def _list_calls(runner: Runner, binder: str) -> dict[str, object]:
-    found: dict[str, object] = runner.json("import nativeimport\nnativeimport.install()\n" + LIST_CALLS,
-                                           env={"NATIVEIMPORT_BINDER": binder})
-    return found
-
-
 def test_pointer_fields_read_and_write_as_in_the_cffi_binder(lists: Runner) -> None:
-    fast, cffi = _list_calls(lists, "auto"), _list_calls(lists, "cffi")
+    fast, cffi = _calls(lists, "auto", LIST_CALLS), _calls(lists, "cffi", LIST_CALLS)
     # Errors name the field in the fast binder, before cffi's own words: the rest must be the same.
     for key in ("node errors", "item errors", "item made errors"):
         fast_errors, cffi_errors = fast.pop(key), cffi.pop(key)
