@@ -33,12 +33,12 @@ typedef struct {
     PyObject *fallbacks;   /* the cffi wrappers by position, fetched the first time one is needed */
     const char **handle_cdecls;  /* the cffi type of each handle its functions take or return, then of each
                                     pointer field of its records */
-    PyObject **handle_types;     /* those types, from the cffi binding's ffi: handles are the same objects */
-    int handle_count;            /* the handles' types, fetched at bind */
+    PyObject **handle_types;     /* those types, from the cffi binding's ffi: handles are the same objects;
+                                    each fetched when first needed (ni_lazy_type), forgotten at a rebind */
     struct NiRecordSpec **records;  /* the struct and union types it makes (_fast_records) */
     int record_count;
     const char *takes_callbacks;  /* '1' per function taking callbacks: it releases the GIL unless keep_gil */
-    int type_count;              /* all of handle_cdecls: the pointer fields' types are fetched when first used */
+    int type_count;              /* the entries of handle_cdecls */
 } NiModule;
 
 NI_HELPER int ni_int_error(PyObject *o, const char *what, const char *ctype);
@@ -67,6 +67,23 @@ typedef struct {
 
 NI_HELPER int ni_cdata_pointer(NiPointerType *t, NiModule *module, PyObject *o, void **out);
 NI_HELPER PyObject *ni_pointer_result(NiPointerType *t, NiModule *module, void *p);
+
+/* Type ``index`` of the module's table, borrowed (the table keeps it until a rebind, which runs no C of ours
+   meanwhile): fetched now if need be, or NULL with an error set. Inlined where a handle crosses. */
+static inline PyObject *ni_type_at(NiModule *module, int index) {
+    PyObject *known = module->handle_types[index];
+    if (known != NULL) return known;
+    PyObject *fetched = ni_lazy_type(module, index);
+    Py_XDECREF(fetched);  /* the table holds it */
+    return fetched;
+}
+
+/* A handle result: None for NULL (cffi not loaded for it), else a cdata of the handle's type. */
+static inline PyObject *ni_handle_back(NiModule *module, int index, void *p) {
+    if (p == NULL) Py_RETURN_NONE;
+    PyObject *ctype = ni_type_at(module, index);
+    return ctype == NULL ? NULL : ni_handle_result(p, ctype);
+}
 """
 
 _HELPERS = r"""
@@ -223,8 +240,6 @@ static PyObject *ni_provider_ffi(PyObject *provider) {
     return ffi;
 }
 
-static PyObject *ni_module_ffi(NiModule *module) { return ni_provider_ffi(module->provider); }
-
 /* ffi.typeof(cdecl) in the cffi binding the provider returns (loaded for it, with cffi's exports): referenced,
    or NULL with an error set. */
 NI_HELPER PyObject *ni_typeof(PyObject *provider, const char *cdecl) {
@@ -235,21 +250,12 @@ NI_HELPER PyObject *ni_typeof(PyObject *provider, const char *cdecl) {
     return ctype;
 }
 
-/* The handle types, at bind; the pointer fields' types are forgotten, to be fetched from this binding. */
-static int ni_bind_handles(NiModule *module) {
-    for (int i = module->handle_count; i < module->type_count; i++) Py_CLEAR(module->handle_types[i]);
-    if (module->handle_count == 0) return 0;
-    if (ni_load_cffi_exports() < 0) return -1;
-    PyObject *ffi = ni_module_ffi(module);
-    if (ffi == NULL) return -1;
-    for (int i = 0; i < module->handle_count; i++) {
-        PyObject *ctype = PyObject_CallMethod(ffi, "typeof", "s", module->handle_cdecls[i]);
-        if (ctype == NULL) { Py_DECREF(ffi); return -1; }
-        Py_XSETREF(module->handle_types[i], ctype);
-    }
-    Py_DECREF(ffi);
-    return 0;
+/* At a bind: the types fetched from the previous binding are forgotten, to be fetched from this one. */
+static void ni_forget_types(NiModule *module) {
+    for (int i = 0; i < module->type_count; i++) Py_CLEAR(module->handle_types[i]);
 }
+
+
 
 /* A handle argument (not None): its address, or NULL with an error set (the caller hands the call to cffi). */
 NI_HELPER void *ni_handle(PyObject *o, PyObject *ctype) {
@@ -380,7 +386,7 @@ NI_HELPER PyObject *ni_bind_module(NiModule *module, PyObject *self, PyObject *a
     module->provider = provider;
     Py_XDECREF(previous);
     Py_CLEAR(module->fallbacks);
-    if (ni_bind_handles(module) < 0) return NULL;
+    ni_forget_types(module);
     PyObject *kept = PyDict_New(), *released = PyDict_New(), *keeping = NULL;
     if (kept == NULL || released == NULL) goto fail;
     if (ni_bind_records(module->records, module->record_count, module_name, kept) < 0) goto fail;

@@ -559,3 +559,30 @@ def test_pointer_results_are_cdata_of_their_type(runner: Runner, binder: dict[st
     assert out["values"] == [41, 2.5, 3.5, "alpha", True, "beta"]
     assert out["served_by"] == (["function"] if binder else ["builtin_function_or_method"])
     assert out["cffi_after_nulls"] is bool(binder)
+
+
+def test_a_module_of_handles_imports_without_cffi_until_a_handle_crosses(runner: Runner, tmp_path: Path) -> None:
+    """Handles are cffi's pointer objects, but their type is fetched from the cffi binding only when the first
+    one crosses: the import and a NULL result (None) load no cffi; the first real handle does."""
+    runner.write("logfile.c", """
+        #include <stdio.h>
+        FILE *log_open(const char *path) { return fopen(path, "w"); }
+        int log_line(FILE *f, const char *line) { return fprintf(f, "%s\\n", line); }
+        int log_close(FILE *f) { return fclose(f); }
+    """)
+    runner.run("import nativeimport; nativeimport.install(); import logfile")  # built: a hit below
+    target = tmp_path / "log.txt"
+    out = runner.json(f"""
+        import json, sys, nativeimport
+        nativeimport.install()
+        import logfile
+        loaded = ["_cffi_backend" in sys.modules]
+        missing = logfile.log_open({str(tmp_path / "no" / "such" / "dir")!r})
+        loaded.append("_cffi_backend" in sys.modules)
+        f = logfile.log_open({str(target)!r})
+        loaded.append("_cffi_backend" in sys.modules)
+        print(json.dumps([loaded, missing, type(logfile.log_line).__name__, logfile.__ffi__.typeof(f).cname,
+                          logfile.log_line(f, "hello"), logfile.log_close(f)]))
+    """)
+    assert out == [[False, False, True], None, "builtin_function_or_method", "FILE *", 6, 0]
+    assert target.read_text() == "hello\n"
