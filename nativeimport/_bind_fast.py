@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from . import _fast_records as records
-from ._child import child_setup
+from ._child import how_to_start
 from ._entry import FAST_FILE, entry_file, note_fast_unavailable
 from ._fast_c import HEADER, helpers_source, prelude
 from ._fast_callbacks import CALLS_END, CALLS_START, Pools, callback_ok, convert_argument, release_held
@@ -277,8 +277,9 @@ class FastBuild:
                    f"-I{sysconfig.get_paths()['include']}", "-o", str(self.built), str(c_file),
                    *([str(helpers)] if helpers is not None else []), "-ldl"]
         log.debug("running %s", shlex.join(command))
-        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=child_setup())
+        started, options = how_to_start(command)
+        self.process = subprocess.Popen(started, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, start_new_session=True, **options)
 
     def cancel(self) -> None:
         """Stop the compiler: the build this wrapper belonged to failed."""

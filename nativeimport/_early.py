@@ -25,7 +25,7 @@ import os
 import sys
 import threading
 
-from ._child import child_setup
+from ._child import how_to_start
 from ._entry import STAGING_PREFIX, scratch_dir, staging_parent
 from ._records import content_digest, make_private_dirs, sha256, snapshot
 
@@ -127,8 +127,9 @@ def start(root: str, driver_name: str, source: str, module_name: str) -> None:
         os.close(os.open(mark, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
         before = snapshot([source])
         began = clock_after(mark, before[0][4])
-        process = subprocess.Popen(command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=child_setup())
+        started, options = how_to_start(command, cwd)
+        process = subprocess.Popen(started, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, start_new_session=True, **options)
     except (OSError, ValueError, subprocess.SubprocessError):
         _remove(directory)
         return

@@ -215,7 +215,7 @@ def _switch_when_built(module: types.ModuleType, entry: str, settings: Settings,
     and callbacks made before the switch are accepted after it; a name fetched before it (``f = mod.f``)
     keeps the cffi function. Nothing switches if the module was reloaded meanwhile.
     """
-    import threading
+    import _thread
 
     key = os.path.basename(entry)
 
@@ -241,7 +241,9 @@ def _switch_when_built(module: types.ModuleType, entry: str, settings: Settings,
         for hook in BIND_HOOKS:
             hook(module, namespace)
 
-    threading.Thread(target=switch, name=f"nativeimport-wrapper-{module.__name__}", daemon=True).start()
+    # Not threading.Thread: its start() waits until the new thread runs, which took the import 2-4 ms while
+    # the wrapper's compile (just started) and the new thread competed for the cores.
+    _thread.start_new_thread(switch, ())
 
 
 def is_stale(module: types.ModuleType) -> bool:

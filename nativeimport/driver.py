@@ -28,7 +28,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from . import _early, _tool_versions
-from ._child import child_setup, compiler_started
+from ._child import compiler_started, how_to_start
 from ._doc_comments import doc_comment_above
 from ._frozen import frozen
 from ._log import QuietLogger
@@ -355,16 +355,13 @@ def run_tool(
     if early is not None:
         log.debug("adopted the compiler started early for %s", early.source)
     try:
-        process = early.process if early is not None else subprocess.Popen(
-            list(command),
-            cwd=cwd,
-            env=None if env is None else dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=child_setup(),
-        )
+        if early is not None:
+            process = early.process
+        else:
+            started, options = how_to_start(command, None if cwd is None else str(cwd), env)
+            process = subprocess.Popen(started, cwd=cwd, env=None if env is None else dict(env),
+                                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                       start_new_session=True, **options)
     except FileNotFoundError as exc:
         raise ToolchainNotFound(f"cannot run {command[0]}: {exc.strerror}") from None
     compiler_started()  # what a build does meanwhile (its imports for later) starts now

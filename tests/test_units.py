@@ -172,6 +172,40 @@ def test_a_compiler_started_by_a_build_is_set_to_die_with_it() -> None:
     assert done.stdout.split() == [str(int(signal.SIGKILL)), "0o77"]
 
 
+def test_a_compiler_is_started_to_die_with_us_without_a_fork_where_setpriv_can() -> None:
+    """how_to_start: through util-linux's setpriv (vfork, no Python in the child) where it takes --pdeathsig,
+    else child_setup; either way the child has the parent-death signal and a private umask. A program
+    that is not there raises FileNotFoundError, as Popen would."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import pytest
+
+    from nativeimport._child import _find_setpriv, how_to_start
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("PR_SET_PDEATHSIG is Linux's")
+    code = ("import ctypes, os; value = ctypes.c_int(); "
+            "ctypes.CDLL(None).prctl(2, ctypes.byref(value), 0, 0, 0); "
+            "print(value.value, oct(os.umask(0)))")
+    command, options = how_to_start([sys.executable, "-c", code])
+    setpriv = _find_setpriv()
+    assert (command[0] == setpriv and options == {"umask": 0o077}) if setpriv else "preexec_fn" in options
+    old_umask = os.umask(0o022)
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, check=True, timeout=60, **options)
+    finally:
+        os.umask(old_umask)
+    assert done.stdout.split() == [str(int(signal.SIGKILL)), "0o77"]
+    if setpriv:  # (without it, Popen raises the same itself)
+        with pytest.raises(FileNotFoundError):
+            how_to_start(["no-such-compiler-here", "--version"], env={"PATH": "/nonexistent"})
+        with pytest.raises(FileNotFoundError):
+            how_to_start(["./no-such-compiler-here"], cwd="/")
+
+
 def test_the_package_logger_imports_logging_only_when_a_message_can_go_somewhere() -> None:
     """Debug and info messages before anything imported logging are dropped without importing it (nothing
     could have set a handler or level); a warning goes through logging's last resort; once logging is
