@@ -367,10 +367,14 @@ def generate(functions: list[Function], module_name: str, shared: bool = False,
     handles = sorted({h for f in functions for t in (f.result, *(p.type for p in f.params))
                       if (h := _handle_cdecl(t, opaque))})
     plan = plan or records.RecordPlan([], {})
-    # The records' pointer fields take their cffi types from the same table, after the handles: fetched when
-    # a field is first read or written, not at bind.
+    # One table of cffi types, each fetched from the cffi binding when first needed (not at bind): the
+    # handles', then the records' pointer fields', then those of the data pointers a function may be given as
+    # a cdata or return as one.
     fields = records.pointer_cdecls(plan)
-    types = handles + [c for c in fields if c not in handles]
+    pointers = sorted({p.type.cdecl() for f in functions for p in f.params
+                       if _param_kind(p.type) in (*_DATA_POINTERS, "pointer")}
+                      | {f.result.cdecl() for f in functions if _is_cdata_result(f.result, opaque, plan.names)})
+    types = list(dict.fromkeys(handles + fields + pointers))
     parts = [prelude(shared, bool(plan.records)),
              "static PyObject *ni_fall_back(int index, PyObject *const *args, Py_ssize_t nargs);",
              f"static PyObject *ni_handle_types[{len(types) or 1}];  /* the cffi binding's types, from bind or "
@@ -380,13 +384,7 @@ def generate(functions: list[Function], module_name: str, shared: bool = False,
     for index, function in enumerate(functions):
         parts.append(f"static {_c_result(function.result)} (*ni_f_{index})({_c_params(function)});")
     handle_index = {h: i for i, h in enumerate(handles)}
-    # the cffi type of each data-pointer parameter, for a cdata passed to it (fetched when one first is)
-    pointers = sorted({p.type.cdecl() for f in functions for p in f.params
-                       if _param_kind(p.type) in (*_DATA_POINTERS, "pointer")}
-                      | {f.result.cdecl() for f in functions if _is_cdata_result(f.result, opaque, plan.names)})
-    parts.append(f"static NiPointerType ni_pointer_types[{len(pointers) or 1}] = "
-                 f"{{{', '.join(f'{{{c_string(c)}, NULL, NULL}}' for c in pointers) or '{NULL, NULL, NULL}'}}};")
-    pointer_index = {c: i for i, c in enumerate(pointers)}
+    pointer_index = {c: types.index(c) for c in pointers}
     pools = Pools(functions)
     parts.extend(pools.source())
     for index, function in enumerate(functions):
@@ -483,9 +481,8 @@ def _wrapper(index: int, function: Function, opaque: frozenset[str] = frozenset(
             yield "    }"
         elif kind == "pointer":  # None is NULL; a cdata as cffi converts it; anything else (a list cffi makes an
             assert pointers is not None  # array of, a wrong type) to the cffi wrapper, which converts or explains
-            types = f"&ni_pointer_types[{pointers[param.type.cdecl()]}]"
             yield f"    void *{var} = NULL;"
-            converted = f"ni_cdata_pointer({types}, &ni_this, {arg}, &{var})"
+            converted = f"ni_cdata_pointer(&ni_this, {pointers[param.type.cdecl()]}, {arg}, &{var})"
             yield f"    if ({arg} != Py_None && (!ni_cdata({arg}) || {converted}))"
             yield f"        return ni_fall_back({index}, args, {count});"
     for position, pool in held.items():  # after the scalars, which may hand the call to cffi holding nothing
@@ -504,11 +501,11 @@ def _wrapper(index: int, function: Function, opaque: frozenset[str] = frozenset(
         # A cffi pointer (ffi.new_handle(state), ffi.new("double[]", ...)) converted here as cffi would; one
         # cffi refuses, and anything else not a buffer, to the cffi wrapper, which converts or explains it.
         assert pointers is not None
-        types = f"&ni_pointer_types[{pointers[param.type.cdecl()]}]"
         arg = f"args[{position}]"
         yield f"    if ({foreign}({arg})) {{"
         yield "        void *c;"
-        yield f"        if (!ni_cdata({arg}) || ni_cdata_pointer({types}, &ni_this, {arg}, &c)) {{"
+        converted = f"ni_cdata_pointer(&ni_this, {pointers[param.type.cdecl()]}, {arg}, &c)"
+        yield f"        if (!ni_cdata({arg}) || {converted}) {{"
         for earlier in buffers[: buffers.index(position)]:
             yield f"            ni_release(&v{earlier});"
         if held:
@@ -555,7 +552,7 @@ def _wrapper(index: int, function: Function, opaque: frozenset[str] = frozenset(
         yield f"    {records.convert_result(result)}"
     elif _is_cdata_result(result, opaque, served):
         assert pointers is not None
-        yield f"    return ni_pointer_result(&ni_pointer_types[{pointers[result.cdecl()]}], &ni_this, (void *)r);"
+        yield f"    return ni_handle_back(&ni_this, {pointers[result.cdecl()]}, (void *)r);"
     else:
         yield f"    {_convert_result(result)}"
     yield "fail:"

@@ -32,7 +32,8 @@ typedef struct {
     PyObject *provider;    /* returns the cffi namespace, for arguments only cffi understands */
     PyObject *fallbacks;   /* the cffi wrappers by position, fetched the first time one is needed */
     const char **handle_cdecls;  /* the cffi type of each handle its functions take or return, then of each
-                                    pointer field of its records */
+                                    pointer field of its records, then of each data pointer its functions
+                                    take as a cdata or return (each type once) */
     PyObject **handle_types;     /* those types, from the cffi binding's ffi: handles are the same objects;
                                     each fetched when first needed (ni_lazy_type), forgotten at a rebind */
     struct NiRecordSpec **records;  /* the struct and union types it makes (_fast_records) */
@@ -56,17 +57,7 @@ NI_HELPER int ni_to_pointer(PyObject *o, PyObject *ctype, void **out, const char
 NI_HELPER PyObject *ni_pointer_object(void *p, PyObject *ctype);
 NI_HELPER PyObject *ni_typeof(PyObject *provider, const char *cdecl);
 
-/* A data-pointer parameter (double *xs, void *user) given a cffi cdata: its cffi type, from the module's cffi
-   binding the first time a cdata comes for it (a module never given one never loads cffi), again once the
-   module is bound anew (a reload makes another ffi). One per distinct type a wrapper's functions take. */
-typedef struct {
-    const char *cdecl;   /* the parameter's type as cffi reads it */
-    PyObject *type;      /* ffi.typeof(cdecl), or NULL until a cdata comes */
-    PyObject *typed_by;  /* the module's provider it came from */
-} NiPointerType;
-
-NI_HELPER int ni_cdata_pointer(NiPointerType *t, NiModule *module, PyObject *o, void **out);
-NI_HELPER PyObject *ni_pointer_result(NiPointerType *t, NiModule *module, void *p);
+NI_HELPER int ni_cdata_pointer(NiModule *module, int index, PyObject *o, void **out);
 
 /* Type ``index`` of the module's table, borrowed (the table keeps it until a rebind, which runs no C of ours
    meanwhile): fetched now if need be, or NULL with an error set. Inlined where a handle crosses. */
@@ -78,7 +69,8 @@ static inline PyObject *ni_type_at(NiModule *module, int index) {
     return fetched;
 }
 
-/* A handle result: None for NULL (cffi not loaded for it), else a cdata of the handle's type. */
+/* A handle result, or another pointer result the cffi binder gives as a cdata (void *, const double *,
+   char **): None for NULL (cffi not loaded for it), else a cdata of type ``index`` of the module's table. */
 static inline PyObject *ni_handle_back(NiModule *module, int index, void *p) {
     if (p == NULL) Py_RETURN_NONE;
     PyObject *ctype = ni_type_at(module, index);
@@ -272,9 +264,9 @@ NI_HELPER PyObject *ni_handle_result(void *p, PyObject *ctype) {
     return from_pointer((char *)p, ctype);
 }
 
-/* Type ``index`` of the module's table, fetched from its cffi binding the first time it is needed: a record's
-   pointer field loads cffi only once Python reads or writes one. A new reference (a rebind may replace the
-   table's); NULL with an error set. */
+/* Type ``index`` of the module's table, fetched from its cffi binding the first time it is needed: a handle,
+   a record's pointer field or a cdata argument loads cffi only once one crosses. A new reference (a rebind
+   may replace the table's); NULL with an error set. */
 NI_HELPER PyObject *ni_lazy_type(NiModule *module, int index) {
     PyObject *known = module->handle_types[index];
     if (known != NULL) { Py_INCREF(known); return known; }
@@ -313,41 +305,18 @@ NI_HELPER int ni_to_pointer(PyObject *o, PyObject *ctype, void **out, const char
     return 0;
 }
 
-/* The cffi type of ``t``, fetched from the module's cffi binding if it has not been from this one: borrowed (it
-   stays in ``t`` until the module is bound anew, which runs no C of ours meanwhile), or NULL with an error set. */
-static PyObject *ni_pointer_ctype(NiPointerType *t, NiModule *module) {
-    if (t->typed_by != module->provider) {
-        PyObject *provider = module->provider;
-        Py_INCREF(provider);  /* the call below runs Python, which may bind the module anew */
-        PyObject *ctype = ni_typeof(provider, t->cdecl);
-        if (ctype == NULL) {
-            Py_DECREF(provider);
-            return NULL;
-        }
-        Py_XSETREF(t->type, ctype);
-        Py_XSETREF(t->typed_by, provider);
-    }
-    return t->type;
-}
-
-/* A pointer result the cffi binder gives as a cdata of its type (void *, const double *, char **): None for
-   NULL (cffi not loaded for it), else a cdata of the type as the cffi binding declares it. */
-NI_HELPER PyObject *ni_pointer_result(NiPointerType *t, NiModule *module, void *p) {
-    if (p == NULL) Py_RETURN_NONE;
-    PyObject *ctype = ni_pointer_ctype(t, module);
-    return ctype == NULL ? NULL : ni_handle_result(p, ctype);
-}
-
 /* A cdata argument for a data-pointer parameter, converted as cffi converts it (a compatible pointer or
    array; ffi.NULL is NULL): 0 with *out set, or -1 with no error set, whatever went wrong (another type, the
-   binding failing to load): the caller hands the call to the cffi wrapper, which says it in cffi's words. */
-NI_HELPER int ni_cdata_pointer(NiPointerType *t, NiModule *module, PyObject *o, void **out) {
-    if (ni_pointer_ctype(t, module) == NULL) {
+   binding failing to load): the caller hands the call to the cffi wrapper, which says it in cffi's words.
+   ``index``: the parameter's type in the module's table, fetched the first time a cdata comes for it. */
+NI_HELPER int ni_cdata_pointer(NiModule *module, int index, PyObject *o, void **out) {
+    PyObject *ctype = ni_type_at(module, index);
+    if (ctype == NULL) {
         PyErr_Clear();
         return -1;
     }
     char *(*to_pointer)(PyObject *, PyObject *) = (char *(*)(PyObject *, PyObject *))ni_cffi_exports[11];
-    char *p = to_pointer(o, t->type);
+    char *p = to_pointer(o, ctype);
     if (p == NULL && PyErr_Occurred()) {
         PyErr_Clear();
         return -1;
