@@ -1,6 +1,6 @@
 """A new module's compiler started before the build's own modules are imported.
 
-Importing what a build needs (the driver, the cache, then ~25 ms) used to
+Importing what a build needs (the driver, the cache: ~25 ms at the time) used to
 happen before the compiler started. On a miss the loader calls :func:`start`
 first: when an earlier build of a source in the same folder with the same
 driver ran one compiler command, that command's recipe (its arguments with the
