@@ -11,16 +11,29 @@ it asks the same.
 from __future__ import annotations
 
 import os
-import signal
 import sys
-from collections.abc import Callable
+
+# _signal, not signal: signal imports enum (~1.5 ms), before a new source's compiler starts (see spawn)
+from _signal import SIGKILL, SIGPIPE, SIGXFSZ  # type: ignore[import-not-found]  # no stubs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: typing (~2 ms) is not imported before a new source's compiler starts
-    from collections.abc import Mapping, Sequence
-    from typing import Any, Optional
+    from collections.abc import Callable, Mapping, Sequence
+    from typing import Any, Optional, Protocol
 
-__all__ = ["child_setup", "compiler_started", "how_to_start", "when_a_compiler_starts"]
+    class Process(Protocol):
+        """What a build does with a compiler's process: ``subprocess.Popen`` or :class:`Spawned`."""
+
+        pid: int
+        returncode: Optional[int]
+
+        def communicate(self, input: None = None, timeout: Optional[float] = None) -> tuple[bytes, Any]: ...
+
+        def wait(self, timeout: Optional[float] = None) -> int: ...
+
+        def kill(self) -> None: ...
+
+__all__ = ["Spawned", "child_setup", "compiler_started", "how_to_start", "spawn", "when_a_compiler_starts"]
 
 _PR_SET_PDEATHSIG = 1
 _prctl: list[Any] = []  # found once per process: the child must not load a library between fork and exec
@@ -80,6 +93,159 @@ def _runnable(program: str, cwd: Optional[str], env: Optional[Mapping[str, str]]
     if os.sep in program:
         return os.access(os.path.join(cwd or "", program), os.X_OK)
     return any(os.access(os.path.join(directory, program), os.X_OK) for directory in os.get_exec_path(env))
+
+
+def spawn(command: Sequence[str], cwd: str) -> Optional[Spawned]:
+    """Start ``command`` in ``cwd`` as :func:`nativeimport.driver.run_tool` starts compilers (its own session,
+    stdin from /dev/null, stdout and stderr into one pipe, SIGKILL when this process dies, none of this
+    process's descriptors) without importing ``subprocess``; None where that cannot be done here (no
+    ``posix_spawn``, no setpriv that takes ``--pdeathsig``, no ``/proc/self/fd``, the program not found,
+    this process's standard descriptors closed): the caller then uses ``subprocess``.
+
+    For the compiler a new source's import starts first (``_early``): ``subprocess`` and what it imports
+    (threading, signal with enum, locale with re, selectors: ~5 ms) are needed by the build anyway, but
+    imported after the compiler started they run beside it on the other core instead of before it.
+    posix_spawn starts the child as vfork does. It cannot change directory: when ``cwd`` is not this
+    process's, ``/bin/sh`` does it before setpriv (one exec more, ~0.8 ms in the child). Nor can it set a
+    umask: the files the compiler writes keep this process's, and whoever moves them into the cache makes
+    them private (:func:`make_private`); until then they are in a private directory.
+    """
+    setpriv = _find_setpriv()
+    if setpriv is None or not hasattr(os, "posix_spawn") or not os.path.isdir(cwd):
+        return None
+    if not _runnable(command[0], cwd, None):
+        return None
+    argv = [setpriv, "--pdeathsig", "KILL", "--", *command]
+    if not _is_working_directory(cwd):
+        argv = ["/bin/sh", "-c", 'cd -P -- "$1" && shift && exec "$@"', "sh", cwd, *argv]
+    try:
+        inheritable = [int(name) for name in os.listdir("/proc/self/fd") if int(name) > 2]
+    except (OSError, ValueError):
+        return None
+    reader, writer = os.pipe()  # neither inheritable: the child keeps only the copies made below
+    closes = []
+    for descriptor in inheritable:  # the ones exec would hand the compiler (subprocess's close_fds)
+        try:
+            if descriptor not in (reader, writer) and os.get_inheritable(descriptor):
+                closes.append((os.POSIX_SPAWN_CLOSE, descriptor))
+        except OSError:  # closed meanwhile, or listdir's own
+            pass
+    try:
+        if min(reader, writer) <= 2:  # a standard descriptor was closed: subprocess handles the shuffle
+            raise OSError("standard descriptors closed")
+        pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=[
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_DUP2, writer, 1), (os.POSIX_SPAWN_DUP2, writer, 2), *closes],
+            setsid=True, setsigdef=(SIGPIPE, SIGXFSZ))  # ignored here (Python's choice), not in a compiler
+    except (OSError, NotImplementedError, TypeError):
+        os.close(reader)
+        return None
+    finally:
+        os.close(writer)
+    return Spawned(list(command), pid, reader)
+
+
+def _is_working_directory(path: str) -> bool:
+    try:
+        return os.path.samestat(os.stat(path), os.stat("."))
+    except OSError:
+        return False
+
+
+def make_private(path: str) -> None:
+    """Take group's and others' permissions from ``path``, a file or folder a :func:`spawn` compiler wrote
+    (and from what the folder holds)."""
+    if os.path.islink(path):
+        return
+    os.chmod(path, os.lstat(path).st_mode & 0o700)
+    if os.path.isdir(path):
+        for folder, folders, files in os.walk(path):
+            for name in [*folders, *files]:
+                inside = os.path.join(folder, name)
+                if not os.path.islink(inside):
+                    os.chmod(inside, os.lstat(inside).st_mode & 0o700)
+
+
+class Spawned:
+    """A process :func:`spawn` started: the part of ``subprocess.Popen``'s interface a build uses
+    (``pid``, ``returncode``, ``communicate``, ``wait``, ``kill``), with the same meanings: a timeout
+    raises ``subprocess.TimeoutExpired``, a signal's end is its negative number."""
+
+    __slots__ = ("_output", "_reader", "args", "pid", "returncode")
+
+    def __init__(self, args: list[str], pid: int, reader: int) -> None:
+        self.args = args
+        self.pid = pid
+        self.returncode: Optional[int] = None
+        self._reader: Optional[int] = reader
+        self._output = bytearray()
+
+    def communicate(self, input: None = None, timeout: Optional[float] = None) -> tuple[bytes, None]:
+        """Everything the process printed, once it ended."""
+        import select
+        import time
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._reader is not None:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                self._timed_out(timeout)
+            poller = select.poll()
+            poller.register(self._reader, select.POLLIN)
+            if poller.poll(None if remaining is None else max(1, int(remaining * 1000) + 1)):
+                chunk = os.read(self._reader, 1 << 16)
+                if chunk:
+                    self._output += chunk
+                else:
+                    os.close(self._reader)
+                    self._reader = None
+        self.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return bytes(self._output), None
+
+    def wait(self, timeout: Optional[float] = None) -> int:
+        """The exit status, once the process ended."""
+        if self.returncode is not None:
+            return self.returncode
+        if timeout is None:
+            _, status = os.waitpid(self.pid, 0)
+        else:
+            import time
+
+            deadline, pause = time.monotonic() + timeout, 0.0001
+            while True:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+                if pid:
+                    break
+                if time.monotonic() >= deadline:
+                    self._timed_out(timeout)
+                time.sleep(pause)
+                pause = min(pause * 2, 0.005)
+        self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.returncode is None:
+            try:
+                os.kill(self.pid, SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def _timed_out(self, timeout: Optional[float]) -> None:
+        import subprocess
+
+        raise subprocess.TimeoutExpired(self.args, timeout or 0.0, output=bytes(self._output))
+
+    def __del__(self) -> None:
+        if self._reader is not None:
+            os.close(self._reader)
+        if self.returncode is None:  # reaped if it has ended (Popen keeps a list for later; none is needed here)
+            try:
+                os.waitpid(self.pid, os.WNOHANG)
+            except OSError:
+                pass
+
+
+
 _waiting: list[Callable[[], None]] = []  # run by the next compiler_started()
 
 
@@ -94,9 +260,9 @@ def child_setup() -> Callable[[], None]:
     def setup() -> None:  # runs in the child, between fork and exec: no imports, no allocation of note
         os.umask(0o077)
         if prctl is not None:
-            prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+            prctl(_PR_SET_PDEATHSIG, int(SIGKILL), 0, 0, 0)
             if os.getppid() != parent:  # the parent died before the request took effect
-                os.kill(os.getpid(), signal.SIGKILL)
+                os.kill(os.getpid(), SIGKILL)
 
     return setup
 

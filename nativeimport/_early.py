@@ -23,18 +23,18 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
+from _thread import allocate_lock, get_ident  # threading imports functools and collections (~2 ms)
 
-from ._child import how_to_start
+from ._child import how_to_start, make_private, spawn
 from ._entry import STAGING_PREFIX, scratch_dir, staging_parent
 from ._records import content_digest, make_private_dirs, sha256, snapshot
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import subprocess
     from collections.abc import Mapping, Sequence
     from typing import Optional
 
+    from ._child import Process
     from ._records import Snapshot
 
 __all__ = ["Speculation", "Watch", "adopt", "built", "clock_after", "clock_for", "discard", "finish", "remember",
@@ -51,7 +51,7 @@ class Speculation:
     __slots__ = ("adopted_into", "before", "began", "command", "cwd", "directory", "process", "source")
 
     def __init__(self, source: str, directory: str, command: list[str], cwd: str, began: int,
-                 before: Snapshot, process: subprocess.Popen[bytes]) -> None:
+                 before: Snapshot, process: Process) -> None:
         self.source = source
         self.directory = directory
         self.command = command
@@ -76,7 +76,7 @@ class Watch:
 
 _pending: dict[str, Speculation] = {}  # source -> its speculation (one per import in progress)
 _watching: dict[int, Watch] = {}  # thread -> the compile it runs
-_lock = threading.Lock()  # adoption and discarding, across threads
+_lock = allocate_lock()  # adoption and discarding, across threads
 
 
 def _recipe_path(root: str, driver_name: str, source: str) -> str:
@@ -119,20 +119,26 @@ def start(root: str, driver_name: str, source: str, module_name: str) -> None:
         return text.replace(_SOURCE, source).replace(_OUTPUT, directory).replace(_LIBRARY, library)
 
     cwd, command = fill(recipe[0]), [fill(part) for part in recipe[1:]]
+    # The clock mark and the source's stat come before the compiler reads anything.
+    mark = os.path.join(directory, _CLOCK)
     try:
-        import subprocess
-
-        # The clock mark and the source's stat come before the compiler reads anything.
-        mark = os.path.join(directory, _CLOCK)
         os.close(os.open(mark, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
         before = snapshot([source])
         began = clock_after(mark, before[0][4])
-        started, options = how_to_start(command, cwd)
-        process = subprocess.Popen(started, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, start_new_session=True, **options)
-    except (OSError, ValueError, subprocess.SubprocessError):
+        process: Optional[Process] = spawn(command, cwd)
+    except OSError:
         _remove(directory)
         return
+    if process is None:  # where spawn cannot: subprocess, imported first (~5 ms more before the compiler)
+        import subprocess
+
+        try:
+            started, options = how_to_start(command, cwd)
+            process = subprocess.Popen(started, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                       stderr=subprocess.STDOUT, start_new_session=True, **options)
+        except (OSError, ValueError, subprocess.SubprocessError):
+            _remove(directory)
+            return
     _pending[source] = Speculation(source, directory, command, cwd, began, before, process)
 
 
@@ -187,18 +193,18 @@ def clock_for(source: str) -> Optional[tuple[int, Snapshot]]:
 
 def watch(source: str, output_dir: str) -> None:
     """This thread compiles ``source`` into ``output_dir`` now: run_tool may adopt its speculation."""
-    _watching[threading.get_ident()] = Watch(source, output_dir, _pending.get(source))
+    _watching[get_ident()] = Watch(source, output_dir, _pending.get(source))
 
 
 def stop_watching() -> Optional[Watch]:
     """The compile this thread ran since :func:`watch`."""
-    return _watching.pop(threading.get_ident(), None)
+    return _watching.pop(get_ident(), None)
 
 
 def adopt(command: Sequence[str], cwd: Optional[str], env: Optional[Mapping[str, str]]) -> Optional[Speculation]:
     """The speculation running exactly ``command`` (in ``cwd``, with the inherited environment) as the first
     command of this thread's compile, if any: its process is the caller's to wait for, then :func:`finish`."""
-    watched = _watching.get(threading.get_ident())
+    watched = _watching.get(get_ident())
     if watched is None:
         return None
     watched.ran.append((list(command), cwd, env is None))
@@ -221,7 +227,9 @@ def finish(speculation: Speculation) -> None:
         return
     for name in os.listdir(speculation.directory):
         if name != _CLOCK:
-            os.replace(os.path.join(speculation.directory, name), os.path.join(speculation.adopted_into, name))
+            path = os.path.join(speculation.directory, name)
+            make_private(path)  # written with this process's umask if spawn started the compiler
+            os.replace(path, os.path.join(speculation.adopted_into, name))
 
 
 def remember(root: str, driver_name: str, watched: Watch, module_name: str) -> None:
@@ -259,10 +267,10 @@ def discard(source: str) -> None:
     if speculation is None:
         return
     if speculation.adopted_into is None:
-        import signal
+        from _signal import SIGKILL  # type: ignore[import-not-found]  # signal's C half: no stubs
 
         try:
-            os.killpg(speculation.process.pid, signal.SIGKILL)
+            os.killpg(speculation.process.pid, SIGKILL)
         except OSError:
             pass
         speculation.process.communicate()

@@ -38,6 +38,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: typing (~2 ms) and the Interface model are imported while the compiler runs
     from typing import ClassVar, Optional
 
+    from ._child import Process
     from .interface import Interface
 
 __all__ = [
@@ -355,6 +356,7 @@ def run_tool(
     if early is not None:
         log.debug("adopted the compiler started early for %s", early.source)
     try:
+        process: Process
         if early is not None:
             process = early.process
         else:
@@ -382,17 +384,18 @@ def run_tool(
         process.wait()
         raise
     text = output.decode(errors="replace")
-    if process.returncode < 0:
-        signame = signal.Signals(-process.returncode).name
-        raise CompileError(f"{what} was killed by {signame}", command=command, returncode=process.returncode,
+    returncode = process.wait()  # ended: communicate waited
+    if returncode < 0:
+        signame = signal.Signals(-returncode).name
+        raise CompileError(f"{what} was killed by {signame}", command=command, returncode=returncode,
                            diagnostics=text)
-    if process.returncode != 0:
-        raise CompileError(f"{what} failed with exit code {process.returncode}", command=command,
-                           returncode=process.returncode, diagnostics=text)
+    if returncode != 0:
+        raise CompileError(f"{what} failed with exit code {returncode}", command=command,
+                           returncode=returncode, diagnostics=text)
     return text
 
 
-def _output_after_kill(process: subprocess.Popen[bytes]) -> bytes:
+def _output_after_kill(process: Process) -> bytes:
     """What the killed tool printed; bounded, since a descendant that left its group may hold the pipe open."""
     try:
         output, _ = process.communicate(timeout=5)
@@ -403,7 +406,7 @@ def _output_after_kill(process: subprocess.Popen[bytes]) -> bytes:
     return output
 
 
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
+def _kill_group(process: Process) -> None:
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:

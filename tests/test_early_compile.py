@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from helpers import Runner
 
 SOURCE = "int answer(void) {{ return {value}; }}\n"
@@ -103,3 +105,40 @@ def test_a_new_module_is_built_without_importing_what_only_annotations_and_debug
         print(json.dumps(sorted({{"dataclasses", "inspect", "typing", "logging"}} & set(sys.modules))))
     """
     assert runner.json(code) == []
+
+
+def test_the_early_compiler_starts_before_subprocess_is_imported_and_writes_private_files(runner: Runner) -> None:
+    """The compiler a new source's import starts first does not wait for subprocess and what it imports
+    (~5 ms; posix_spawn through setpriv instead, where there is one): an audit hook sees the process start
+    with subprocess not imported. posix_spawn cannot set a umask: under umask 0 the library and the
+    dependency file are still private once in the cache."""
+    from nativeimport._child import _find_setpriv
+
+    if _find_setpriv() is None:
+        pytest.skip("no setpriv that takes --pdeathsig: the early compiler starts through subprocess")
+    first, second = runner.project / "first.c", runner.project / "second.c"
+    first.write_text(SOURCE.format(value=1))
+    assert runner.json(LOAD.format(path=str(first))) == 1
+    second.write_text(SOURCE.format(value=2))
+    code = f"""
+        import json, os, stat, sys
+        os.umask(0)
+        started = []
+        sys.addaudithook(lambda event, args: event == "os.posix_spawn" and started.append("subprocess" in sys.modules))
+        import nativeimport
+        module = nativeimport.load({str(second)!r})
+        answer = module.answer()
+        nativeimport.wait_for_wrapper(module)  # its files too, once written
+        shared = []
+        for folder, _, files in os.walk({str(runner.cache)!r}):
+            for name in files:
+                try:
+                    if os.lstat(os.path.join(folder, name)).st_mode & 0o077:
+                        shared.append(name)
+                except FileNotFoundError:  # a temporary file renamed meanwhile
+                    pass
+        print(json.dumps([answer, started[:1], shared]))
+    """
+    done = runner.run(code, env={"NATIVEIMPORT_VERBOSE": "1"})
+    assert f"adopted the compiler started early for {second}" in done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [2, [False], []]

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import ast
+import os
+import signal
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from nativeimport.driver import doc_comment_above, parse_depfile
 from nativeimport.interface import CType, Field, Function, Interface, Param, Struct
@@ -204,6 +209,87 @@ def test_a_compiler_is_started_to_die_with_us_without_a_fork_where_setpriv_can()
             how_to_start(["no-such-compiler-here", "--version"], env={"PATH": "/nonexistent"})
         with pytest.raises(FileNotFoundError):
             how_to_start(["./no-such-compiler-here"], cwd="/")
+
+
+SPAWNED_REPORT = """
+import ctypes, json, os, sys
+value = ctypes.c_int()
+ctypes.CDLL(None).prctl(2, ctypes.byref(value), 0, 0, 0)
+print("to stderr", file=sys.stderr, flush=True)
+print(json.dumps({"pdeathsig": value.value, "session leader": os.getsid(0) == os.getpid(),
+                  "stdin": sys.stdin.read(), "cwd": os.getcwd(),
+                  "open": sorted(int(fd) for fd in os.listdir("/proc/self/fd"))}))
+"""
+
+
+def _spawn_or_skip(command: list[str], cwd: str) -> Any:
+    import sys
+
+    import pytest
+
+    from nativeimport._child import _find_setpriv, spawn
+
+    if not sys.platform.startswith("linux") or _find_setpriv() is None:
+        pytest.skip("spawn needs Linux and a setpriv that takes --pdeathsig")
+    process = spawn(command, cwd)
+    assert process is not None
+    return process
+
+
+@pytest.mark.parametrize("where", ["this process's directory", "another directory"])
+def test_a_spawned_compiler_is_started_as_run_tool_starts_one(tmp_path: Path, where: str) -> None:
+    """spawn (no subprocess import): the child has the parent-death signal, its own session, /dev/null for
+    stdin, the directory asked for (through /bin/sh where it is not ours), none of our descriptors, not
+    even inheritable ones, and SIGPIPE and SIGXFSZ back to their defaults (Python ignores them, and an
+    ignored signal stays ignored through exec: read from a program that does not change them, grep);
+    stdout and stderr arrive in one pipe."""
+    import json
+    import sys
+
+    cwd = os.getcwd() if where == "this process's directory" else str(tmp_path)
+    leaked_reader, leaked_writer = os.pipe()
+    os.set_inheritable(leaked_writer, True)  # what subprocess's close_fds keeps from a compiler
+    try:
+        process = _spawn_or_skip([sys.executable, "-c", SPAWNED_REPORT], cwd)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        os.close(leaked_reader)
+        os.close(leaked_writer)
+    assert process.returncode == 0 and process.wait() == 0
+    lines = output.decode().splitlines()
+    assert lines[0] == "to stderr"
+    report = json.loads(lines[1])
+    assert report["pdeathsig"] == int(signal.SIGKILL)
+    assert report["session leader"]
+    assert report["stdin"] == "" and os.path.samefile(report["cwd"], cwd)
+    assert leaked_writer not in report["open"] and report["open"][:3] == [0, 1, 2]
+    assert signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN  # ours, which the child must not keep
+    grep = _spawn_or_skip(["grep", "^SigIgn:", "/proc/self/status"], cwd)
+    ignored = int(grep.communicate(timeout=60)[0].split()[1], 16)
+    assert not ignored & (1 << (signal.SIGPIPE - 1) | 1 << (signal.SIGXFSZ - 1))
+
+
+def test_a_spawned_process_reports_its_end_and_its_timeout_as_popen_does(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    import pytest
+
+    from nativeimport._child import spawn
+
+    exits = _spawn_or_skip([sys.executable, "-c", "import sys; print('bye'); sys.exit(3)"], str(tmp_path))
+    assert exits.communicate(timeout=60) == (b"bye\n", None) and exits.returncode == 3
+    sleeper = _spawn_or_skip([sys.executable, "-c", "import time; print('started', flush=True); time.sleep(60)"],
+                             str(tmp_path))
+    with pytest.raises(subprocess.TimeoutExpired):
+        sleeper.communicate(timeout=0.5)
+    with pytest.raises(subprocess.TimeoutExpired):
+        sleeper.wait(timeout=0.1)
+    sleeper.kill()
+    output, _ = sleeper.communicate(timeout=60)
+    assert output == b"started\n" and sleeper.returncode == -signal.SIGKILL
+    assert spawn(["no-such-compiler-here"], str(tmp_path)) is None  # the caller's Popen raises then
+    assert spawn([sys.executable, "-c", "pass"], str(tmp_path / "missing")) is None
 
 
 def test_the_package_logger_imports_logging_only_when_a_message_can_go_somewhere() -> None:
