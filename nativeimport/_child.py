@@ -107,8 +107,8 @@ def spawn(command: Sequence[str], cwd: str) -> Optional[Spawned]:
     imported after the compiler started they run beside it on the other core instead of before it.
     posix_spawn starts the child as vfork does. It cannot change directory: when ``cwd`` is not this
     process's, ``/bin/sh`` does it before setpriv (one exec more, ~0.8 ms in the child). Nor can it set a
-    umask: the files the compiler writes keep this process's, and whoever moves them into the cache makes
-    them private (:func:`make_private`); until then they are in a private directory.
+    umask: the files the compiler writes get this process's, in the build's private directory, and the
+    cache takes group's and others' permissions from everything it files (``_cache._make_private``).
     """
     setpriv = _find_setpriv()
     if setpriv is None or not hasattr(os, "posix_spawn") or not os.path.isdir(cwd):
@@ -150,20 +150,6 @@ def _is_working_directory(path: str) -> bool:
         return os.path.samestat(os.stat(path), os.stat("."))
     except OSError:
         return False
-
-
-def make_private(path: str) -> None:
-    """Take group's and others' permissions from ``path``, a file or folder a :func:`spawn` compiler wrote
-    (and from what the folder holds)."""
-    if os.path.islink(path):
-        return
-    os.chmod(path, os.lstat(path).st_mode & 0o700)
-    if os.path.isdir(path):
-        for folder, folders, files in os.walk(path):
-            for name in [*folders, *files]:
-                inside = os.path.join(folder, name)
-                if not os.path.islink(inside):
-                    os.chmod(inside, os.lstat(inside).st_mode & 0o700)
 
 
 class Spawned:

@@ -25,7 +25,7 @@ import os
 import sys
 from _thread import allocate_lock, get_ident  # threading imports functools and collections (~2 ms)
 
-from ._child import how_to_start, make_private, spawn
+from ._child import how_to_start, spawn
 from ._entry import STAGING_PREFIX, scratch_dir, staging_parent
 from ._records import content_digest, make_private_dirs, sha256, snapshot
 
@@ -227,9 +227,7 @@ def finish(speculation: Speculation) -> None:
         return
     for name in os.listdir(speculation.directory):
         if name != _CLOCK:
-            path = os.path.join(speculation.directory, name)
-            make_private(path)  # written with this process's umask if spawn started the compiler
-            os.replace(path, os.path.join(speculation.adopted_into, name))
+            os.replace(os.path.join(speculation.directory, name), os.path.join(speculation.adopted_into, name))
 
 
 def remember(root: str, driver_name: str, watched: Watch, module_name: str) -> None:
