@@ -51,8 +51,8 @@ if TYPE_CHECKING:
     from .interface import Interface  # imported while the compiler runs (_LATER_MODULES import it)
     from .settings import Settings
 
-__all__ = ["Built", "add_fast_wrapper", "build_into", "check_or_build", "dependency_of", "evict",
-           "start_fast_wrapper", "wrapper_job"]
+__all__ = ["Built", "WrapperJob", "add_fast_wrapper", "build_into", "check_or_build", "claim_fast_wrapper",
+           "dependency_of", "evict", "wrapper_job"]
 
 log = QuietLogger("nativeimport")
 PREBUILT_SCRATCH = "fast-pch"  # the fast binder's precompiled header and helpers, under scratch/
@@ -282,7 +282,8 @@ def _shadows(files: list[Path], source_dir: Path) -> list[Path]:
 # the main thread never waits on an import the thread waits on.
 # The DWARF reader (~3 ms) and the cffi runtime the loader binds with (~0.5 ms) too: both only after it.
 _LATER_MODULES = ("nativeimport.dwarf", "nativeimport._cffi_check", "nativeimport._bind_cffi",
-                  "nativeimport._bind_fast", "cffi.recompiler", "cffi.commontypes", "nativeimport._cffi_runtime")
+                  "nativeimport._bind_fast", "cffi.recompiler", "cffi.commontypes", "nativeimport._cffi_runtime",
+                  "mmap")  # _dwarf_lite maps the library
 # Imported only while the compiler still runs (each checked before it starts), so they never compete for
 # the GIL with a small module's binding, which needs none of them: cffi's C parser (pycparser, ~20 ms),
 # for records and callbacks (_bind_cffi._scalar_declarations binds scalars without it).
@@ -314,8 +315,16 @@ def _import_in_background(names: tuple[str, ...], while_compiling: tuple[str, ..
     import importlib
 
     def work() -> None:
-        for name in names + while_compiling:
-            if name in while_compiling and compiled.is_set():
+        for name in names:
+            try:
+                importlib.import_module(name)
+            except Exception:
+                pass
+        # The interpreter's first compile() costs ~0.8 ms once (the parser's own start), which the binding
+        # of a new module would otherwise pay after the compile: paid here, beside it.
+        compile("", "<nativeimport>", "exec", dont_inherit=True)
+        for name in while_compiling:
+            if compiled.is_set():
                 return
             try:
                 importlib.import_module(name)
@@ -472,42 +481,68 @@ def add_fast_wrapper(entry: str, module_name: str, settings: Settings) -> None:
     build_fast(Path(entry), interface, module_name, settings.build_timeout, scratch)
 
 
-def start_fast_wrapper(entry: str, module_name: str, settings: Settings) -> bool:
-    """Compile this interpreter's wrapper into ``entry`` in a detached process; False if none could start.
+class WrapperJob:
+    """The compile of this interpreter's wrapper into an entry by a detached process, claimed
+    (:func:`claim_fast_wrapper`): :meth:`start` it, or :meth:`abandon` it (the claim released)."""
 
-    The process inherits the claim's lock (:func:`nativeimport._entry.claim_fast_build`) and holds it
-    until it exits, so others neither start a second compile nor wait for a dead one. The wrapper
-    appears by one rename (:class:`~nativeimport._bind_fast.FastBuild`), a failure leaves the note the
-    retry policy reads: exactly as when an import waits for it.
+    def __init__(self, entry: str, module_name: str, settings: Settings, claim: Optional[int]) -> None:
+        self.entry = entry
+        self.module_name = module_name
+        self.settings = settings
+        self._claim = claim  # the claim's lock, for the process to inherit; None: another process has it
+
+    def start(self) -> None:
+        """Start the process; where it cannot start, compile the wrapper here, then release the claim
+        (a module bound meanwhile switches to the wrapper then)."""
+        if self._claim is None:
+            return
+        import subprocess
+
+        package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        code = (f"import sys; sys.path.insert(0, {package_parent!r}); "
+                "from nativeimport._build import wrapper_job; wrapper_job(sys.argv[1:])")
+        try:
+            subprocess.Popen([sys.executable, "-c", code, self.entry, self.module_name,
+                              repr(self.settings.build_timeout)],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             pass_fds=(self._claim,), start_new_session=True, cwd="/")
+            log.debug("%s: compiling the fast wrapper in the background into %s", self.module_name, self.entry)
+        except OSError as exc:
+            log.debug("%s: cannot start the background wrapper compile (%s); compiling it now", self.module_name,
+                      exc)
+            add_fast_wrapper(self.entry, self.module_name, self.settings)
+        finally:
+            self.abandon()
+
+    def abandon(self) -> None:
+        """Release the claim without starting anything (the binding failed)."""
+        if self._claim is not None:
+            os.close(self._claim)
+            self._claim = None
+
+
+def claim_fast_wrapper(entry: str, module_name: str, settings: Settings) -> Optional[WrapperJob]:
+    """Claim the compile of this interpreter's wrapper into ``entry`` by a detached process, to start once
+    the module is bound (starting a process takes ~0.5 ms a new module's first call need not wait for);
+    None where no process can compile it (the caller compiles it).
+
+    The claim's lock (:func:`nativeimport._entry.claim_fast_build`) is held from now on, so the binding
+    sees the compile running; the process inherits it and holds it until it exits, so others neither
+    start a second compile nor wait for a dead one. The wrapper appears by one rename
+    (:class:`~nativeimport._bind_fast.FastBuild`), a failure leaves the note the retry policy reads:
+    exactly as when an import waits for it.
     """
-    import subprocess
-
     if not sys.executable or not os.access(sys.executable, os.X_OK):  # embedded: no interpreter to start
-        return False
+        return None
     try:
-        descriptor = claim_fast_build(entry)
+        claim = claim_fast_build(entry)
     except OSError:  # an entry we cannot write in: compiling here fails (and says so) as before
-        return False
-    if descriptor is None:
-        return True  # another process is compiling it
-    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    code = (f"import sys; sys.path.insert(0, {package_parent!r}); "
-            "from nativeimport._build import wrapper_job; wrapper_job(sys.argv[1:])")
-    try:
-        subprocess.Popen([sys.executable, "-c", code, entry, module_name, repr(settings.build_timeout)],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         pass_fds=(descriptor,), start_new_session=True, cwd="/")
-    except OSError as exc:
-        log.debug("%s: cannot start the background wrapper compile (%s); compiling it now", module_name, exc)
-        return False
-    finally:
-        os.close(descriptor)
-    log.debug("%s: compiling the fast wrapper in the background into %s", module_name, entry)
-    return True
+        return None
+    return WrapperJob(entry, module_name, settings, claim)  # a None claim: another process is compiling it
 
 
 def wrapper_job(arguments: list[str]) -> None:
-    """The detached process :func:`start_fast_wrapper` runs: ``entry module_name timeout``."""
+    """The detached process :func:`claim_fast_wrapper` starts: ``entry module_name timeout``."""
     from ._bind_fast import build_fast
     from .interface import Interface
 

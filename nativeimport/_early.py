@@ -48,16 +48,17 @@ _CLOCK = ".clock"
 class Speculation:
     """A compiler started for ``source`` into ``directory``, until adopted or discarded."""
 
-    __slots__ = ("adopted_into", "before", "began", "command", "cwd", "directory", "process", "source")
+    __slots__ = ("adopted_into", "before", "began", "command", "cwd", "directory", "process", "recipe", "source")
 
     def __init__(self, source: str, directory: str, command: list[str], cwd: str, began: int,
-                 before: Snapshot, process: Process) -> None:
+                 before: Snapshot, process: Process, recipe: list[str]) -> None:
         self.source = source
         self.directory = directory
         self.command = command
         self.cwd = cwd
         self.began = began
         self.before = before
+        self.recipe = recipe  # as read: remember() does not write it again unchanged
         self.process = process
         self.adopted_into: Optional[str] = None  # the build's output directory, once run_tool adopted it
 
@@ -125,11 +126,13 @@ def start(root: str, driver_name: str, source: str, module_name: str) -> None:
         os.close(os.open(mark, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
         before = snapshot([source])
         began = clock_after(mark, before[0][4])
-        process: Optional[Process] = spawn(command, cwd)
+        # subprocess imported already (a notebook's kernel, a second import): Popen starts it by vfork too,
+        # without spawn's /bin/sh for another directory
+        process: Optional[Process] = spawn(command, cwd) if "subprocess" not in sys.modules else None
     except OSError:
         _remove(directory)
         return
-    if process is None:  # where spawn cannot: subprocess, imported first (~5 ms more before the compiler)
+    if process is None:  # subprocess: imported first where it was not (~5 ms more before the compiler)
         import subprocess
 
         try:
@@ -139,7 +142,7 @@ def start(root: str, driver_name: str, source: str, module_name: str) -> None:
         except (OSError, ValueError, subprocess.SubprocessError):
             _remove(directory)
             return
-    _pending[source] = Speculation(source, directory, command, cwd, began, before, process)
+    _pending[source] = Speculation(source, directory, command, cwd, began, before, process, recipe)
 
 
 # How long the clock may be waited for to pass a source's ctime: a few of the kernel's ticks (1-10 ms),
@@ -246,6 +249,8 @@ def remember(root: str, driver_name: str, watched: Watch, module_name: str) -> N
     if not any(_OUTPUT in part for part in parts):
         return
     parts = [part.replace(f"lib{library}.", f"lib{_LIBRARY}.") for part in parts]
+    if watched.speculation is not None and watched.speculation.recipe == parts:
+        return  # the recipe the compiler was started from: unchanged
     path = _recipe_path(root, driver_name, watched.source)
     try:
         make_private_dirs(os.path.dirname(path))

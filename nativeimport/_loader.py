@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any, Optional
 
+    from ._build import WrapperJob
     from ._registry import DriverInfo
 
 __all__ = ["BIND_HOOKS", "BOUND", "NativeLoader", "bind_module", "complete_entry", "is_stale", "obtain_entry",
@@ -96,19 +97,25 @@ class NativeLoader:
         while True:
             damaged = None if damage is None else f"its cache entry failed to load ({damage})"
             entry = obtain_entry(self.source, self.driver, settings, module.__name__, damaged, self.definition)
+            job: Optional[WrapperJob] = None
             try:
-                complete_entry(entry, module.__name__, settings)
+                job = prepare_entry(entry, module.__name__, settings)
                 bind_module(module, entry, settings)
-                return
-            except NativeImportError:
-                raise
-            except Exception as exc:  # a damaged entry: evict it and build once more
-                if damage is not None:
+            except BaseException as exc:
+                if job is not None:
+                    job.abandon()
+                if isinstance(exc, NativeImportError) or not isinstance(exc, Exception):
+                    raise
+                if damage is not None:  # a damaged entry: evicted, and built once more
                     raise BindingError(f"{self.source}: the freshly built library failed to load: {exc}") from exc
                 damage = exc
                 from ._build import evict
 
                 evict(entry, fresh_identity(self.source, self.definition), exc)
+                continue
+            if job is not None:
+                job.start()  # after binding: a new module's first call does not wait for a process to start
+            return
 
     def get_filename(self, fullname: str) -> str:
         return self.source
@@ -147,20 +154,31 @@ def complete_entry(entry: str, module_name: str, settings: Settings) -> None:
     removed meanwhile (``cache prune`` in another process) fails here as a
     damaged one does, and the loader builds it again.
     """
+    job = prepare_entry(entry, module_name, settings)
+    if job is not None:
+        job.start()
+
+
+def prepare_entry(entry: str, module_name: str, settings: Settings) -> Optional[WrapperJob]:
+    """:func:`complete_entry` in two steps, for a module about to be bound: does what must precede the
+    binding, and returns what may follow it: the detached compile, claimed (the binding sees it running
+    and switches to the wrapper when it ends), to start once the module is bound, or to abandon."""
     if not wants_wrapper(entry, settings.binder):
-        return
+        return None
     if settings.wrapper == "background":
         if fast_build_running(entry):
-            return  # this process binds through cffi; the next import or reload finds the wrapper
-        from ._build import start_fast_wrapper
+            return None  # this process binds through cffi; the next import or reload finds the wrapper
+        from ._build import claim_fast_wrapper
 
-        if start_fast_wrapper(entry, module_name, settings):
-            return
+        job = claim_fast_wrapper(entry, module_name, settings)
+        if job is not None:
+            return job
     elif fast_build_running(entry, wait=settings.build_timeout) or not wants_wrapper(entry, settings.binder):
-        return  # the background compile took too long, or finished (with a wrapper or a note)
+        return None  # the background compile took too long, or finished (with a wrapper or a note)
     from ._build import add_fast_wrapper
 
     add_fast_wrapper(entry, module_name, settings)
+    return None
 
 
 def bind_module(module: types.ModuleType, entry: str, settings: Settings) -> None:
