@@ -25,9 +25,6 @@ from __future__ import annotations
 import os
 import re
 import struct
-import subprocess
-import tempfile
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,6 +33,8 @@ from nativeimport.errors import NativeImportError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: typing costs a new module's build ~2 ms
+    import subprocess
+    import threading
     from typing import Any, Optional, Union
 
     Value = Union[int, float, str]  # a constant's value
@@ -259,6 +258,8 @@ class ConstantProbe:
         except OSError:
             needed = True  # the thread meets the same error and finds nothing, as before
         if needed:  # most small modules define none: no thread to compete with the build for the GIL
+            import threading  # (and subprocess, tempfile: imported only by a source with constants)
+
             self._thread = threading.Thread(target=self._run, name="nativeimport-constants", daemon=True)
             self._thread.start()
 
@@ -277,6 +278,8 @@ class ConstantProbe:
             self._thread.join()
 
     def _run(self) -> None:
+        import tempfile
+
         try:
             with tempfile.TemporaryDirectory(prefix="nativeimport-constants-") as scratch:
                 self.values = self._find(Path(scratch))
@@ -315,6 +318,8 @@ class ConstantProbe:
         """(exit status, output): the diagnostics if ``diagnostics``, else what it wrote to stdout."""
         if self._cancelled:
             return -1, b""
+        import subprocess
+
         log.debug("running %s", " ".join(command))
         process = subprocess.Popen(command, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL,
                                    stdout=subprocess.PIPE,

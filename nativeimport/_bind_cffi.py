@@ -11,7 +11,6 @@ text). It runs on any interpreter with cffi, so one entry serves them all.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 
 from .errors import InterfaceError
@@ -50,6 +49,8 @@ def _emitted(make_py_source: Any, ffi: Any) -> str:
         memory = io.StringIO()
         make_py_source(ffi, "_nativeimport_ffi", memory)
         return memory.getvalue()
+    import tempfile  # cffi before 1.16 writes to a file only
+
     with tempfile.TemporaryDirectory(prefix="nativeimport-cffi-") as scratch:
         target = os.path.join(scratch, "_nativeimport_ffi.py")
         make_py_source(ffi, "_nativeimport_ffi", target)

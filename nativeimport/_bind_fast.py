@@ -23,17 +23,11 @@ common cases skip a function call (``PyFloat_AS_DOUBLE``).
 from __future__ import annotations
 
 import os
-import shlex
-import shutil
-import signal
-import subprocess
-import sysconfig
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from . import _fast_records as records
-from ._child import how_to_start
+from ._child import find_executable, how_to_start
 from ._entry import FAST_FILE, entry_file, note_fast_unavailable
 from ._fast_c import HEADER, helpers_source, prelude
 from ._fast_callbacks import CALLS_END, CALLS_START, Pools, callback_ok, convert_argument, release_held
@@ -41,6 +35,12 @@ from ._fast_spelling import c_string, int_limits, scalar_c_type, to_python
 from ._log import QuietLogger
 from ._records import checksum, make_private_dirs, write_atomically
 from .interface import CType, Function, Interface, python_name, takes_bytes
+
+# The standard modules compiling a wrapper needs (subprocess, sysconfig, tempfile, shutil...) are imported
+# where it is compiled: a new module's import uses only light_binding here, its wrapper compiling elsewhere.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import subprocess
 
 __all__ = ["FastBuild", "Prebuilt", "build_fast", "expressible", "light_binding", "missing_prerequisite"]
 
@@ -165,9 +165,11 @@ class Prebuilt:
     """
 
     def __init__(self, scratch: Path) -> None:
+        import sysconfig
+
         self.compiler = _compiler()
         self.include = sysconfig.get_paths().get("include", "")
-        program = os.path.realpath(shutil.which(self.compiler[0]) or self.compiler[0]) if self.compiler else ""
+        program = os.path.realpath(find_executable(self.compiler[0]) or self.compiler[0]) if self.compiler else ""
         try:
             stamp = os.stat(program).st_mtime_ns
         except OSError:
@@ -205,6 +207,8 @@ class Prebuilt:
 
 
 def _compile_detached(final: Path, temporary: Path, command: list[str]) -> None:
+    import subprocess
+
     log.debug("compiling %s in the background", final)
     try:
         subprocess.run(["/bin/sh", "-c", _DETACHED_COMPILE, "sh", str(temporary), str(final), *command],
@@ -227,9 +231,11 @@ NOTHING_TO_SERVE = "no function it can serve"  # the one reason no later attempt
 def _prerequisites() -> list[str]:
     """The files whose change makes a failed wrapper build worth trying again: the Python headers and
     the compiler, or where one would be installed (the PATH folders, whose mtime an install changes)."""
+    import sysconfig
+
     files = [os.path.join(sysconfig.get_paths().get("include", ""), "Python.h")]
     compiler = _compiler()
-    found = shutil.which(compiler[0]) if compiler else None
+    found = find_executable(compiler[0]) if compiler else None
     if found is not None:
         return [*files, os.path.realpath(found), found]
     return files + [folder for folder in os.environ.get("PATH", "").split(os.pathsep) if folder]
@@ -257,6 +263,8 @@ class FastBuild:
         self.problem = missing_prerequisite()
         if self.problem is not None:
             return
+        import tempfile
+
         self.work = Path(tempfile.mkdtemp(dir=directory, prefix=".fast-"))
         self.built = self.work / self.target.name
         self._start(prebuilt.helpers_object())
@@ -264,6 +272,10 @@ class FastBuild:
     def _start(self, helpers: Path | None, private_header: bool = False) -> None:
         """Run the compiler, linking the prebuilt ``helpers`` object if given, else with the helpers inline;
         ``private_header``: beside the C file, where no precompiled header is (``#include "..."`` looks there first)."""
+        import shlex
+        import subprocess
+        import sysconfig
+
         self.linked = helpers
         self.retried = private_header
         c_file = self.work / "fast.c"
@@ -287,11 +299,15 @@ class FastBuild:
             _kill_group(self.process)
             self.process.communicate()
             self.process = None
+            import shutil
+
             shutil.rmtree(self.work, ignore_errors=True)
 
     def finish(self, timeout: float) -> Path | None:
         """Wait for the compiler; the wrapper's path, or None with a note left beside where it would be."""
         if self.process is not None:
+            import shutil
+
             try:
                 self._wait(timeout)
             finally:
@@ -308,6 +324,8 @@ class FastBuild:
         return None
 
     def _wait(self, timeout: float) -> None:
+        import subprocess
+
         assert self.process is not None
         try:
             output, _ = self.process.communicate(timeout=timeout)
@@ -330,13 +348,17 @@ class FastBuild:
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    from _signal import SIGKILL  # type: ignore[import-not-found]  # signal's C half: no stubs
+
     try:
-        os.killpg(process.pid, signal.SIGKILL)  # the compiler's own children (cc1, as) with it
+        os.killpg(process.pid, SIGKILL)  # the compiler's own children (cc1, as) with it
     except ProcessLookupError:
         pass
 
 
 def missing_prerequisite() -> str | None:
+    import sysconfig
+
     include = sysconfig.get_paths().get("include", "")
     if not include or not os.path.isfile(os.path.join(include, "Python.h")):
         return f"no Python headers in {include!r} (Debian/Ubuntu: apt-get install python3-dev)"
@@ -346,14 +368,17 @@ def missing_prerequisite() -> str | None:
 
 
 def _compiler() -> list[str] | None:
+    import shlex
+    import sysconfig
+
     if os.environ.get("CC", "").strip():  # the user chose a compiler: use it or nothing
         words = shlex.split(os.environ["CC"])
-        return words if shutil.which(words[0]) else None
+        return words if find_executable(words[0]) else None
     words = shlex.split(sysconfig.get_config_var("CC") or "cc")
-    if words and shutil.which(words[0]):
+    if words and find_executable(words[0]):
         return words
     for candidate in ("cc", "gcc", "clang"):
-        if shutil.which(candidate):
+        if find_executable(candidate):
             return [candidate]
     return None
 

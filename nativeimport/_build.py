@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
-import threading
 import time
 from pathlib import Path
 
 from . import _early, _tool_versions
 from ._build_settings import Resolved, config_of, resolve, table_digest
 from ._cache import Cache, Dependency, digest_file
-from ._child import when_a_compiler_starts
+from ._child import spawn_detached, when_a_compiler_starts
 from ._entry import (
     BINDING_FILE,
     BUILD_LOG,
@@ -32,6 +30,7 @@ from ._entry import (
     forget_fresh,
     fresh_identity,
     remember_fresh,
+    remove_later,
     root_of,
     tool_versions_dir,
 )
@@ -80,7 +79,7 @@ def build_into(staging: Path, *, driver: Driver, cache: Cache, source: Path, sou
     """Build ``source`` with its ``resolved`` settings into ``staging``; raise on any failure (the caller
     discards ``staging``)."""
     started = time.perf_counter()
-    compiled = threading.Event()
+    compiled: list[bool] = []  # [True] once the compile ended
     # The interface of a C library is read without pyelftools (dwarf, _dwarf_lite); other languages' need it.
     # cffi's C parser only where the source may declare more than scalars (a guess: it only saves time).
     later: tuple[str, ...] = ()
@@ -94,7 +93,7 @@ def build_into(staging: Path, *, driver: Driver, cache: Cache, source: Path, sou
         request, result, dependencies, stats = _compile_unraced(staging, driver, cache, source, source_bytes,
                                                                 module_name, timeout, resolved)
     finally:
-        compiled.set()
+        compiled.append(True)
         cancel()  # a driver that runs its compiler otherwise: the imports happen where they are needed
     # Imported now, not with this module: the thread importing for later (above) may have them ready.
     from . import _bind_cffi, _cffi_check
@@ -116,8 +115,13 @@ def build_into(staging: Path, *, driver: Driver, cache: Cache, source: Path, sou
     if prebuilt is not None:
         prebuilt.build_in_background()
 
-    shutil.move(str(result.library), staging / LIBRARY_FILE)
-    shutil.rmtree(request.output_dir)
+    try:
+        os.replace(result.library, staging / LIBRARY_FILE)  # in the build's output directory, in staging
+    except OSError:  # a driver's library elsewhere, on another file system
+        import shutil
+
+        shutil.move(str(result.library), staging / LIBRARY_FILE)
+    remove_later(str(request.output_dir), str(cache.root))  # what else the compiler left
     (staging / BINDING_FILE).write_text(binding, encoding="utf-8")
     (staging / LIGHT_FILE).write_text(light_binding(interface), encoding="utf-8")
     (staging / INTERFACE_FILE).write_text(json.dumps(interface.to_json(), indent=1), encoding="utf-8")
@@ -174,7 +178,8 @@ def _compile_unraced(staging: Path, driver: Driver, cache: Cache, source: Path, 
     latest: Optional[int] = None
     known: list[Path] = [watched]  # the inputs known before compiling: the source, then the last attempt's
     for attempt in range(1, BUILD_ATTEMPTS + 1):
-        shutil.rmtree(output, ignore_errors=True)
+        if attempt > 1:
+            remove_later(str(output), str(cache.root))
         output.mkdir()
         rows = snapshot(known)
         before = {row[0]: row for row in rows}
@@ -303,9 +308,9 @@ def _may_need_parser(source: bytes) -> bool:
 
 
 def _import_in_background(names: tuple[str, ...], while_compiling: tuple[str, ...],
-                          compiled: threading.Event) -> None:
+                          compiled: list[bool]) -> None:
     """Start importing ``names`` in a daemon thread, then each of ``while_compiling`` unless ``compiled``
-    was set (the compile ended) before its turn.
+    is not empty (the compile ended) by its turn.
 
     An import that fails there fails again where the module is used, and is
     reported there. No module imported there may import one the main thread
@@ -324,14 +329,16 @@ def _import_in_background(names: tuple[str, ...], while_compiling: tuple[str, ..
         # of a new module would otherwise pay after the compile: paid here, beside it.
         compile("", "<nativeimport>", "exec", dont_inherit=True)
         for name in while_compiling:
-            if compiled.is_set():
+            if compiled:
                 return
             try:
                 importlib.import_module(name)
             except Exception:
                 pass
 
-    threading.Thread(target=work, name="nativeimport-imports", daemon=True).start()
+    import _thread  # not threading (~1 ms to import), nor its start(), which waits for the thread to run
+
+    _thread.start_new_thread(work, ())
 
 
 def _checked_interface(driver: Driver, request: BuildRequest, result: BuildResult) -> Interface:
@@ -496,16 +503,13 @@ class WrapperJob:
         (a module bound meanwhile switches to the wrapper then)."""
         if self._claim is None:
             return
-        import subprocess
-
         package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        code = (f"import sys; sys.path.insert(0, {package_parent!r}); "
+        # In "/": the job holds no directory of the user's (one being unmounted, removed)
+        code = (f"import os, sys; os.chdir('/'); sys.path.insert(0, {package_parent!r}); "
                 "from nativeimport._build import wrapper_job; wrapper_job(sys.argv[1:])")
         try:
-            subprocess.Popen([sys.executable, "-c", code, self.entry, self.module_name,
-                              repr(self.settings.build_timeout)],
-                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             pass_fds=(self._claim,), start_new_session=True, cwd="/")
+            spawn_detached([sys.executable, "-c", code, self.entry, self.module_name,
+                            repr(self.settings.build_timeout)], self._claim)
             log.debug("%s: compiling the fast wrapper in the background into %s", self.module_name, self.entry)
         except OSError as exc:
             log.debug("%s: cannot start the background wrapper compile (%s); compiling it now", self.module_name,

@@ -27,7 +27,6 @@ import json
 import os
 import re
 import shlex
-import subprocess
 from pathlib import Path
 
 from ._records import sha256
@@ -261,6 +260,8 @@ def _resolved_paths(key: str, values: list[str], base: Path) -> list[str]:
 
 def _add_pkg_config(merged: dict[str, list[str]], source: Path) -> None:
     """Fold ``pkg-config --cflags --libs`` of the packages asked for into the other settings."""
+    import subprocess  # only here: a build without pkg-config imports none of it
+
     packages = merged["pkg-config"]
     program = os.environ.get("PKG_CONFIG", "pkg-config")
     for option, flags_key in (("--cflags", "flags"), ("--libs", "link-flags")):

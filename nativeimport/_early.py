@@ -26,7 +26,7 @@ import sys
 from _thread import allocate_lock, get_ident  # threading imports functools and collections (~2 ms)
 
 from ._child import how_to_start, spawn
-from ._entry import STAGING_PREFIX, scratch_dir, staging_parent
+from ._entry import STAGING_PREFIX, remove_later, scratch_dir, staging_parent
 from ._records import content_digest, make_private_dirs, sha256, snapshot
 
 TYPE_CHECKING = False
@@ -48,10 +48,12 @@ _CLOCK = ".clock"
 class Speculation:
     """A compiler started for ``source`` into ``directory``, until adopted or discarded."""
 
-    __slots__ = ("adopted_into", "before", "began", "command", "cwd", "directory", "process", "recipe", "source")
+    __slots__ = ("adopted_into", "before", "began", "command", "cwd", "directory", "process", "recipe", "root",
+                 "source")
 
-    def __init__(self, source: str, directory: str, command: list[str], cwd: str, began: int,
+    def __init__(self, root: str, source: str, directory: str, command: list[str], cwd: str, began: int,
                  before: Snapshot, process: Process, recipe: list[str]) -> None:
+        self.root = root
         self.source = source
         self.directory = directory
         self.command = command
@@ -142,7 +144,7 @@ def start(root: str, driver_name: str, source: str, module_name: str) -> None:
         except (OSError, ValueError, subprocess.SubprocessError):
             _remove(directory)
             return
-    _pending[source] = Speculation(source, directory, command, cwd, began, before, process, recipe)
+    _pending[source] = Speculation(root, source, directory, command, cwd, began, before, process, recipe)
 
 
 # How long the clock may be waited for to pass a source's ctime: a few of the kernel's ticks (1-10 ms),
@@ -277,7 +279,7 @@ def discard(source: str) -> None:
         except OSError:
             pass
         speculation.process.communicate()
-    _remove(speculation.directory)
+    remove_later(speculation.directory, speculation.root)
 
 
 def _remove(directory: str) -> None:

@@ -10,7 +10,6 @@ written once and the total when the build ends.
 from __future__ import annotations
 
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +28,8 @@ def showing_progress(what: str, mode: str, verbose: bool) -> Iterator[None]:
     if mode == "off" or (mode == "auto" and not (live or verbose)) or stream is None:
         yield
         return
+    import threading  # only here: a build nobody watches starts no thread
+
     finished = threading.Event()
     started = time.monotonic()
     shown: list[bool] = []

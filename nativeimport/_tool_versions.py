@@ -12,8 +12,8 @@ tool replaced or upgraded since has another inode or ctime, and is asked again.
 from __future__ import annotations
 
 import os
-import shutil
 
+from ._child import find_executable
 from ._records import make_private_dirs, read_record, snapshot, stats_match, text_checksum, write_record
 
 TYPE_CHECKING = False
@@ -60,7 +60,7 @@ def _files(command: Sequence[str]) -> list[str]:
     for index, word in enumerate(command):
         if word.startswith("-"):
             continue
-        found = word if index == 0 and os.path.isabs(word) else shutil.which(word)
+        found = word if index == 0 and os.path.isabs(word) else find_executable(word)
         if found is not None:
             files.append(os.path.realpath(found))
         elif index == 0:

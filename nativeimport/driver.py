@@ -21,14 +21,12 @@ from __future__ import annotations
 
 import os
 import shlex
-import shutil
-import signal
-import subprocess
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from . import _early, _tool_versions
-from ._child import compiler_started, how_to_start
+from ._child import compiler_started, find_executable, how_to_start
 from ._doc_comments import doc_comment_above
 from ._frozen import frozen
 from ._log import QuietLogger
@@ -283,7 +281,7 @@ def find_program(
     """
     if env_var and os.environ.get(env_var, "").strip():
         words = shlex.split(os.environ[env_var])
-        resolved = shutil.which(words[0])
+        resolved = find_executable(words[0])
         if resolved is None:
             raise ToolchainNotFound(
                 f"{env_var}={os.environ[env_var]!r} names no executable {language} toolchain; "
@@ -292,7 +290,7 @@ def find_program(
         return (resolved, *words[1:])
     for candidate in candidates:
         words = shlex.split(candidate)
-        resolved = shutil.which(words[0])
+        resolved = find_executable(words[0])
         if resolved is not None:
             return (resolved, *words[1:])
     tried = ", ".join(([f"${env_var}"] if env_var else []) + list(candidates))
@@ -324,6 +322,8 @@ def tool_version(command: Sequence[str], flag: str = "--version") -> str:
     costs 5-30 ms of every new module's import.
     """
     def run() -> str:
+        import subprocess
+
         try:
             done = subprocess.run([*command, flag], capture_output=True, text=True, timeout=60, check=False)
         except (OSError, subprocess.TimeoutExpired):
@@ -359,7 +359,9 @@ def run_tool(
         process: Process
         if early is not None:
             process = early.process
-        else:
+        else:  # subprocess only here: a compiler started early (_early) needs none of it
+            import subprocess
+
             started, options = how_to_start(command, None if cwd is None else str(cwd), env)
             process = subprocess.Popen(started, cwd=cwd, env=None if env is None else dict(env),
                                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -371,21 +373,22 @@ def run_tool(
         output, _ = process.communicate(timeout=timeout)
         if early is not None:
             _early.finish(early)
-    except subprocess.TimeoutExpired:
+    except BaseException as error:
         _kill_group(process)
+        if not _timed_out(error):
+            process.wait()
+            raise
         output = _output_after_kill(process)
         raise CompileError(
             f"{what} timed out after {timeout:g} s (set NATIVEIMPORT_BUILD_TIMEOUT to allow longer)",
             command=command,
             diagnostics=output.decode(errors="replace"),
         ) from None
-    except BaseException:
-        _kill_group(process)
-        process.wait()
-        raise
     text = output.decode(errors="replace")
     returncode = process.wait()  # ended: communicate waited
     if returncode < 0:
+        import signal
+
         signame = signal.Signals(-returncode).name
         raise CompileError(f"{what} was killed by {signame}", command=command, returncode=returncode,
                            diagnostics=text)
@@ -395,11 +398,20 @@ def run_tool(
     return text
 
 
+def _timed_out(error: BaseException) -> bool:
+    """Whether ``error`` is ``subprocess.TimeoutExpired`` (without importing subprocess: a process that
+    raised it imported it)."""
+    subprocess = sys.modules.get("subprocess")
+    return subprocess is not None and isinstance(error, subprocess.TimeoutExpired)
+
+
 def _output_after_kill(process: Process) -> bytes:
     """What the killed tool printed; bounded, since a descendant that left its group may hold the pipe open."""
     try:
         output, _ = process.communicate(timeout=5)
-    except subprocess.TimeoutExpired:
+    except Exception as error:
+        if not _timed_out(error):
+            raise
         process.kill()
         process.wait()
         return b""
@@ -407,8 +419,10 @@ def _output_after_kill(process: Process) -> bytes:
 
 
 def _kill_group(process: Process) -> None:
+    from _signal import SIGKILL  # type: ignore[import-not-found]  # signal's C half (no enum): no stubs
+
     try:
-        os.killpg(process.pid, signal.SIGKILL)
+        os.killpg(process.pid, SIGKILL)
     except ProcessLookupError:
         pass
 

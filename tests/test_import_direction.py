@@ -34,9 +34,9 @@ ALLOWED: dict[str, set[str]] = {
     "_dwarf_lite": set(),  # the common case of a library's DWARF, read without pyelftools
     "dwarf": {"_doc_comments", "_dwarf_lite", "errors", "interface"},
     "_child": set(),
-    "_log": set(),
-    "_early": {"_child", "_entry", "_records"},  # a new source's compiler started before the build is imported  # the package's logger, importing logging only when a message can go somewhere
-    "_tool_versions": {"_records"},  # what tools print for --version, remembered during a build
+    "_log": set(),  # the package's logger, importing logging only when a message can go somewhere
+    "_early": {"_child", "_entry", "_records"},  # a new source's compiler started before the build is imported
+    "_tool_versions": {"_child", "_records"},  # what tools print for --version, remembered during a build
     "driver": {"_child", "_doc_comments", "_early", "_frozen", "_log", "_tool_versions", "dwarf", "errors",
                "interface"},
     # the cache: its layout, its stored artefacts, its contents

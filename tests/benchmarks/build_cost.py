@@ -83,6 +83,12 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+# Idle before every timed run, gcc's and nativeimport's alike. A CPU left idle runs the next ~30 ms slower
+# (here gcc took 27.5 ms after 0.2 s of idle against 22 ms right after another run): a measurement taken
+# right after busy work (gcc after waiting for the wrapper) would be compared with one taken after a pause.
+IDLE = 0.3
+
+
 def gcc_seconds(source: Path, out: Path) -> tuple[float, float]:
     """(wall, CPU) seconds of ``gcc -g -O2 -shared -fPIC`` on ``source``."""
     started, cpu = time.perf_counter(), children_cpu()
@@ -202,10 +208,12 @@ def cold_edit(work: Path, rounds: int, env: dict[str, str] | None = None) -> dic
     for rev in range(1, rounds + 1):
         source = work / f"edit_{rev}.c"
         source.write_text(SMALL_SOURCE.format(rev=rev), encoding="utf-8")
+        time.sleep(IDLE)
         wall, cpu = gcc_seconds(source, work / f"libedit_{rev}.so")
         gccs.append(wall)
         gcc_cpus.append(cpu)
         # the CPU is the whole process's, wait_for_wrapper's polling included (not the detached compile's)
+        time.sleep(IDLE)
         wall, cpu = python_seconds(f"import nativeimport; m = nativeimport.load({str(source)!r}); "
                                    "m.scale(2.0, 3.0)", base, "nativeimport.wait_for_wrapper(m)")
         imports.append(wall)
@@ -215,11 +223,12 @@ def cold_edit(work: Path, rounds: int, env: dict[str, str] | None = None) -> dic
 
 
 # One interpreter (a Jupyter kernel, a long-lived script) editing one module: each round saves a new revision
-# and loads it at once, then gcc alone compiles the same file; the wrapper is waited for between rounds, untimed.
+# and loads it at once, then gcc alone compiles the same file; the wrapper is waited for between rounds, untimed;
+# each timed run after the same idle (IDLE).
 IN_PROCESS_EDITS = """
 import json, statistics, subprocess, sys, time
 import nativeimport
-source, rounds, template = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+source, rounds, template, idle = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
 nativeimport.wait_for_wrapper(nativeimport.load(source))  # revision 0: the folder's recipe, the prebuilt parts
 time.sleep(1.0)
 loads, gccs = [], []
@@ -231,10 +240,11 @@ for rev in range(1, rounds + 1):
     module.scale(2.0, 3.0)
     loads.append(time.perf_counter() - started)
     nativeimport.wait_for_wrapper(module)
+    time.sleep(idle)
     started = time.perf_counter()
     subprocess.run(["gcc", "-g", "-O2", "-shared", "-fPIC", "-o", source + ".so", source], check=True)
     gccs.append(time.perf_counter() - started)
-    time.sleep(0.3)
+    time.sleep(idle)
 print(json.dumps({"import": statistics.median(loads), "gcc": statistics.median(gccs)}))
 """
 
@@ -244,7 +254,7 @@ def edits_in_process(work: Path, rounds: int, env: dict[str, str]) -> dict[str, 
     cache = work / f"edit-cache-{len(os.listdir(work))}"
     source = work / "kernel_edit.c"
     source.write_text(SMALL_SOURCE.format(rev=0), encoding="utf-8")
-    done = subprocess.run([sys.executable, "-c", IN_PROCESS_EDITS, str(source), str(rounds), SMALL_SOURCE],
+    done = subprocess.run([sys.executable, "-c", IN_PROCESS_EDITS, str(source), str(rounds), SMALL_SOURCE, str(IDLE)],
                           capture_output=True, text=True, check=True, cwd=tempfile.gettempdir(),
                           env={**_with_bytecode(), "NATIVEIMPORT_CACHE_DIR": str(cache), **env})
     result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
