@@ -514,7 +514,10 @@ class WrapperJob:
         except OSError as exc:
             log.debug("%s: cannot start the background wrapper compile (%s); compiling it now", self.module_name,
                       exc)
-            add_fast_wrapper(self.entry, self.module_name, self.settings)
+            try:
+                add_fast_wrapper(self.entry, self.module_name, self.settings)
+            except Exception as error:  # the module is bound (through cffi): it stays so, and the import stands
+                log.debug("%s: its wrapper could not be built (%s)", self.module_name, error)
         finally:
             self.abandon()
 

@@ -124,12 +124,12 @@ def spawn(command: Sequence[str], cwd: str) -> Optional[Spawned]:
     this process's standard descriptors closed): the caller then uses ``subprocess``.
 
     For the compiler a new source's import starts first (``_early``): ``subprocess`` and what it imports
-    (threading, signal with enum, locale with re, selectors: ~5 ms) are needed by the build anyway, but
-    imported after the compiler started they run beside it on the other core instead of before it.
-    posix_spawn starts the child as vfork does. It cannot change directory: when ``cwd`` is not this
-    process's, ``/bin/sh`` does it before setpriv (one exec more, ~0.8 ms in the child). Nor can it set a
-    umask: the files the compiler writes get this process's, in the build's private directory, and the
-    cache takes group's and others' permissions from everything it files (``_cache._make_private``).
+    (threading, signal with enum, locale, selectors: ~5 ms) would delay it, and a build that adopts this
+    process needs none of them. posix_spawn starts the child as vfork does. It cannot change directory:
+    when ``cwd`` is not this process's, ``/bin/sh`` does it before setpriv (one exec more, ~0.8 ms in the
+    child). Nor can it set a umask: the files the compiler writes get this process's, in the build's
+    private directory, and the cache takes group's and others' permissions from everything it files
+    (``_cache._make_private``).
     """
     setpriv = _find_setpriv()
     if setpriv is None or not hasattr(os, "posix_spawn") or not os.path.isdir(cwd):
@@ -299,7 +299,6 @@ class Spawned:
                 os.waitpid(self.pid, os.WNOHANG)
             except OSError:
                 pass
-
 
 
 _waiting: list[Callable[[], None]] = []  # run by the next compiler_started()

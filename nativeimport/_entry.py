@@ -329,11 +329,13 @@ def remove_later(directory: str, root: str) -> None:
         import atexit
 
         atexit.register(_wait_for_removals)
-    _removals.append(done)
+    _removals[:] = [(pid, lock) for pid, lock in _removals if lock.locked()] + [(os.getpid(), done)]
     _thread.start_new_thread(remove, ())
 
 
-_removals: list[Any] = []  # a lock per removal in progress, released when it ended
+# (pid, a lock released when the removal ended) per removal in progress: a forked child's exit does not
+# wait for its parent's threads, which it does not have
+_removals: list[tuple[int, Any]] = []
 
 
 def _remove_private_tree(directory: str) -> None:
@@ -361,8 +363,9 @@ def _remove_private_tree(directory: str) -> None:
 
 
 def _wait_for_removals() -> None:
-    for done in _removals:
-        done.acquire(timeout=10)  # a removal stuck on a dead file server does not hold the exit forever
+    for pid, done in _removals:
+        if pid == os.getpid():
+            done.acquire(timeout=10)  # a removal stuck on a dead file server does not hold the exit forever
 
 
 def scratch_dir(root: str, name: str) -> str:
