@@ -35,6 +35,11 @@ CASES: dict[str, tuple[str, int, int, str]] = {
                                             "(f.counter_add(c, 1), f.counter_get(c))[1]"),
     f"callback: sum_calls(f, {CALLBACK_CALLS}), per call of f": (f"f.sum_calls(cb, {CALLBACK_CALLS})", 500,
                                                                  CALLBACK_CALLS, f"f.sum_calls(cb, {CALLBACK_CALLS})"),
+    # C that may call back from threads of its own needs the GIL released while it runs, each callback taking
+    # it back: what nativeimport does by default, cffi always, a hand-written extension and pybind11 when asked.
+    f"callback, GIL released around the C call: sum_calls_released(f, {CALLBACK_CALLS}), per call of f": (
+        f"f.sum_calls_released(cb, {CALLBACK_CALLS})", 500, CALLBACK_CALLS,
+        f"f.sum_calls_released(cb, {CALLBACK_CALLS})"),
     "const char *greet(const char *): str in and out": ('f.greet("world")', 50_000, 1, 'f.greet("world")'),
 }
 
@@ -79,6 +84,7 @@ void counter_add(Counter *c, int64_t k);
 int64_t counter_get(const Counter *c);
 void counter_free(Counter *c);
 double sum_calls(double (*f)(double), int n);
+double sum_calls_released(double (*f)(double), int n);
 const char *greet(const char *name);
 extern "Python" double bench_callback(double);
 """
@@ -107,7 +113,8 @@ def cffi_api(src: Path, root: Path) -> Any:
         return ffi.string(lib.greet(name.encode())).decode()  # type: ignore[no-any-return]
 
     tool = SimpleNamespace(Vec2=vec2, greet=greet, **{name: getattr(lib, name) for name in (
-        "vlen", "vnorm", "vadd", "counter_new", "counter_add", "counter_get", "counter_free", "sum_calls")})
+        "vlen", "vnorm", "vadd", "counter_new", "counter_add", "counter_get", "counter_free", "sum_calls",
+        "sum_calls_released")})
 
     def scope() -> dict[str, Any]:
         v, w = vec2(3.0, 4.0), vec2(1.0, 2.0)
@@ -171,7 +178,9 @@ def render(calls: dict[str, dict[str, float]]) -> str:
     for case, row in calls.items():
         cells = [f"{row[tool]:.0f} ({row[tool] / row[HANDMADE]:.2f}x)" for tool in tools]
         lines.append(f"| {'`v.x`' if case == 'v.x' else case} | " + " | ".join(cells) + " |")
-    lines += ["", f"The callback row is the cost of one call of a Python function (`return x`) from C: sum_calls "
-              f"calls it {CALLBACK_CALLS} times. cffi API mode's `Vec2(...)` and `greet` are the small Python "
+    lines += ["", f"The callback rows are the cost of one call of a Python function (`return x`) from C: sum_calls "
+              f"calls it {CALLBACK_CALLS} times, holding the GIL in the first row where the binder lets it "
+              "(nativeimport's keep_gil applies to sum_calls only; cffi always releases it), releasing it in the "
+              "second (each callback takes it back). cffi API mode's `Vec2(...)` and `greet` are the small Python "
               "helpers a cffi user writes (`ffi.new`, `encode` and `ffi.string`)."]
     return "\n".join(lines) + "\n"

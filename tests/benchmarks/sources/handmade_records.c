@@ -19,6 +19,7 @@ void counter_add(Counter *c, int64_t k);
 int64_t counter_get(const Counter *c);
 void counter_free(Counter *c);
 double sum_calls(double (*f)(double), int n);
+double sum_calls_released(double (*f)(double), int n);
 const char *greet(const char *name);
 
 /* Vec2 */
@@ -178,6 +179,38 @@ static PyObject *h_sum_calls(PyObject *self, PyObject *const *args, Py_ssize_t n
     return failed ? NULL : PyFloat_FromDouble(s);
 }
 
+/* The hand-written way to let C call back from threads of its own: the GIL released while sum_calls
+   runs, taken back by the trampoline for each call. */
+static double released_trampoline(double x) {
+    PyGILState_STATE state = PyGILState_Ensure();
+    double value = trampoline(x);
+    PyGILState_Release(state);
+    return value;
+}
+
+static PyObject *h_sum_calls_released(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) { PyErr_SetString(PyExc_TypeError, "sum_calls_released() takes 2 arguments"); return NULL; }
+    if (!PyCallable_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "sum_calls_released() needs a callable");
+        return NULL;
+    }
+    long n = PyLong_AsLong(args[1]);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    if (n < INT_MIN || n > INT_MAX) { PyErr_SetString(PyExc_OverflowError, "n does not fit an int"); return NULL; }
+    PyObject *outer = current_callback;
+    int outer_failed = callback_failed;
+    current_callback = args[0];
+    callback_failed = 0;
+    double s;
+    Py_BEGIN_ALLOW_THREADS
+    s = sum_calls_released(released_trampoline, (int)n);
+    Py_END_ALLOW_THREADS
+    int failed = callback_failed;
+    current_callback = outer;
+    callback_failed = outer_failed;
+    return failed ? NULL : PyFloat_FromDouble(s);
+}
+
 static PyObject *h_greet(PyObject *self, PyObject *arg) {
     Py_ssize_t size;
     const char *name = PyUnicode_AsUTF8AndSize(arg, &size);
@@ -195,6 +228,7 @@ static PyMethodDef methods[] = {
     {"counter_get", h_counter_get, METH_O, NULL},
     {"counter_free", h_counter_free, METH_O, NULL},
     {"sum_calls", (PyCFunction)(void (*)(void))h_sum_calls, METH_FASTCALL, NULL},
+    {"sum_calls_released", (PyCFunction)(void (*)(void))h_sum_calls_released, METH_FASTCALL, NULL},
     {"greet", h_greet, METH_O, NULL},
     {NULL, NULL, 0, NULL},
 };

@@ -43,6 +43,14 @@ PYBIND11_MODULE(records_pb, m) {
         struct Restore { std::function<double(double)> *outer; ~Restore() { current_callback = outer; } } restore{outer};
         return sum_calls(trampoline, n);
     });
+    m.def("sum_calls_released", [](std::function<double(double)> f, int n) {
+        // The GIL released while C runs; pybind11's std::function takes it back for each call.
+        auto *outer = current_callback;
+        current_callback = &f;
+        struct Restore { std::function<double(double)> *outer; ~Restore() { current_callback = outer; } } restore{outer};
+        py::gil_scoped_release released;
+        return sum_calls_released(trampoline, n);
+    });
     m.def("greet", &greet);
 }
 /*
