@@ -4,6 +4,7 @@ runs the very same command, never the source of a stale build. Real gcc, fresh i
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from helpers import Runner
@@ -111,14 +112,7 @@ def test_the_early_compiler_starts_before_subprocess_is_imported_and_writes_priv
     (~5 ms; posix_spawn through setpriv instead, where there is one): an audit hook sees the process start
     with subprocess not imported. posix_spawn cannot set a umask: under umask 0 the library and the
     dependency file are still private once in the cache."""
-    from nativeimport._child import _find_setpriv
-
-    if _find_setpriv() is None:
-        pytest.skip("no setpriv that takes --pdeathsig: the early compiler starts through subprocess")
-    first, second = runner.project / "first.c", runner.project / "second.c"
-    first.write_text(SOURCE.format(value=1))
-    assert runner.json(LOAD.format(path=str(first))) == 1
-    second.write_text(SOURCE.format(value=2))
+    second = _new_source_beside_a_built_one(runner, "second.c", 2)
     code = f"""
         import json, os, stat, sys
         os.umask(0)
@@ -148,14 +142,7 @@ def test_a_new_module_compiled_early_imports_no_process_or_file_utilities(runner
     compile started in the background, imports none of subprocess (with threading, signal, locale,
     selectors), shutil or tempfile: ~5 ms of a ~12 ms overhead over gcc at the time. (What the interpreter
     loaded before nativeimport does not count: an editable install's site hook imports some of them.)"""
-    from nativeimport._child import _find_setpriv
-
-    if _find_setpriv() is None:
-        pytest.skip("no setpriv that takes --pdeathsig: the early compiler starts through subprocess")
-    first, source = runner.project / "first.c", runner.project / "plain.c"
-    first.write_text(SOURCE.format(value=1))
-    assert runner.json(LOAD.format(path=str(first))) == 1
-    source.write_text(SOURCE.format(value=8))
+    source = _new_source_beside_a_built_one(runner, "plain.c", 8)
     code = f"""
         import json, sys
         before = set(sys.modules)
@@ -168,3 +155,17 @@ def test_a_new_module_compiled_early_imports_no_process_or_file_utilities(runner
     """
     done = runner.run(code, env={"NATIVEIMPORT_WRAPPER": "background"})
     assert json.loads(done.stdout.strip().splitlines()[-1]) == [8, []], done.stderr
+
+
+def _new_source_beside_a_built_one(runner: Runner, name: str, value: int) -> Path:
+    """A source of ``answer() == value`` in a folder whose recipe a first build left, where the early compiler
+    starts without subprocess (skipped elsewhere)."""
+    from nativeimport._child import _find_setpriv
+
+    if _find_setpriv() is None:
+        pytest.skip("no setpriv that takes --pdeathsig: the early compiler starts through subprocess")
+    first, source = runner.project / "first.c", runner.project / name
+    first.write_text(SOURCE.format(value=1))
+    assert runner.json(LOAD.format(path=str(first))) == 1
+    source.write_text(SOURCE.format(value=value))
+    return source
