@@ -19,7 +19,7 @@ from _signal import SIGKILL, SIGPIPE, SIGXFSZ  # type: ignore[import-not-found] 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: typing (~2 ms) is not imported before a new source's compiler starts
     from collections.abc import Callable, Mapping, Sequence
-    from typing import Any, Optional, Protocol
+    from typing import Any, NoReturn, Optional, Protocol
 
     class Process(Protocol):
         """What a build does with a compiler's process: ``subprocess.Popen`` or :class:`Spawned`."""
@@ -158,7 +158,7 @@ def spawn(command: Sequence[str], cwd: str) -> Optional[Spawned]:
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
             (os.POSIX_SPAWN_DUP2, writer, 1), (os.POSIX_SPAWN_DUP2, writer, 2), *closes],
             setsid=True, setsigdef=(SIGPIPE, SIGXFSZ))  # ignored here (Python's choice), not in a compiler
-    except (OSError, NotImplementedError, TypeError):
+    except (OSError, NotImplementedError, TypeError, ValueError):  # ValueError: an environment Popen refuses too
         os.close(reader)
         return None
     finally:
@@ -198,7 +198,7 @@ def spawn_detached(argv: list[str], keep: int) -> None:
     try:
         _detached.append(os.posix_spawn(argv[0], argv, os.environ, file_actions=actions, setsid=True,
                                         setsigdef=(SIGPIPE, SIGXFSZ)))
-    except (NotImplementedError, TypeError) as exc:
+    except (NotImplementedError, TypeError, ValueError) as exc:  # ValueError: an environment Popen refuses too
         raise OSError(str(exc)) from None
 
 
@@ -262,22 +262,28 @@ class Spawned:
         """The exit status, once the process ended."""
         if self.returncode is not None:
             return self.returncode
-        if timeout is None:
-            _, status = os.waitpid(self.pid, 0)
-        else:
-            import time
-
-            deadline, pause = time.monotonic() + timeout, 0.0001
-            while True:
-                pid, status = os.waitpid(self.pid, os.WNOHANG)
-                if pid:
-                    break
-                if time.monotonic() >= deadline:
-                    self._timed_out(timeout)
-                time.sleep(pause)
-                pause = min(pause * 2, 0.005)
+        try:
+            status = self._wait_status(timeout)
+        except ChildProcessError:  # reaped by someone else (SIGCHLD ignored): unknown, taken as 0, as Popen does
+            self.returncode = 0
+            return 0
         self.returncode = os.waitstatus_to_exitcode(status)
         return self.returncode
+
+    def _wait_status(self, timeout: Optional[float]) -> int:
+        if timeout is None:
+            return os.waitpid(self.pid, 0)[1]
+        import time
+
+        deadline, pause = time.monotonic() + timeout, 0.0001
+        while True:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                return status
+            if time.monotonic() >= deadline:
+                self._timed_out(timeout)
+            time.sleep(pause)
+            pause = min(pause * 2, 0.005)
 
     def kill(self) -> None:
         if self.returncode is None:
@@ -286,7 +292,7 @@ class Spawned:
             except ProcessLookupError:
                 pass
 
-    def _timed_out(self, timeout: Optional[float]) -> None:
+    def _timed_out(self, timeout: Optional[float]) -> NoReturn:
         import subprocess
 
         raise subprocess.TimeoutExpired(self.args, timeout or 0.0, output=bytes(self._output))

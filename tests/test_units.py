@@ -292,6 +292,23 @@ def test_a_spawned_process_reports_its_end_and_its_timeout_as_popen_does(tmp_pat
     assert spawn([sys.executable, "-c", "pass"], str(tmp_path / "missing")) is None
 
 
+
+def test_a_spawned_process_reaped_by_someone_else_ends_as_popen_says(tmp_path: Path) -> None:
+    """With SIGCHLD ignored the kernel reaps children itself: waiting fails (ECHILD), and Popen then
+    reports 0; so does Spawned, rather than raising out of a build. In a process of its own."""
+    import subprocess
+    import sys
+
+    _spawn_or_skip([sys.executable, "-c", "pass"], str(tmp_path))  # skips where spawn cannot
+    code = ("import signal, subprocess, sys; signal.signal(signal.SIGCHLD, signal.SIG_IGN)\n"
+            "from nativeimport._child import spawn\n"
+            "process = spawn([sys.executable, '-c', 'import sys; sys.exit(3)'], '.')\n"
+            "popen = subprocess.Popen([sys.executable, '-c', 'import sys; sys.exit(3)'])\n"
+            "print(process.communicate(timeout=60)[1], process.returncode, popen.wait(timeout=60))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.stdout.split() == ["None", "0", "0"], done.stderr
+
+
 def test_the_package_logger_imports_logging_only_when_a_message_can_go_somewhere() -> None:
     """Debug and info messages before anything imported logging are dropped without importing it (nothing
     could have set a handler or level); a warning goes through logging's last resort; once logging is
