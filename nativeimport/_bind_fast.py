@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from . import _fast_records as records
-from ._child import find_executable, how_to_start
+from ._child import find_executable, kill_group, start_compiler
 from ._entry import FAST_FILE, entry_file, note_fast_unavailable
 from ._fast_c import HEADER, helpers_source, prelude
 from ._fast_callbacks import CALLS_END, CALLS_START, Pools, callback_ok, convert_argument, release_held
@@ -273,7 +273,6 @@ class FastBuild:
         """Run the compiler, linking the prebuilt ``helpers`` object if given, else with the helpers inline;
         ``private_header``: beside the C file, where no precompiled header is (``#include "..."`` looks there first)."""
         import shlex
-        import subprocess
         import sysconfig
 
         self.linked = helpers
@@ -289,14 +288,12 @@ class FastBuild:
                    f"-I{sysconfig.get_paths()['include']}", "-o", str(self.built), str(c_file),
                    *([str(helpers)] if helpers is not None else []), "-ldl"]
         log.debug("running %s", shlex.join(command))
-        started, options = how_to_start(command)
-        self.process = subprocess.Popen(started, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, start_new_session=True, **options)
+        self.process = start_compiler(command)
 
     def cancel(self) -> None:
         """Stop the compiler: the build this wrapper belonged to failed."""
         if self.process is not None:
-            _kill_group(self.process)
+            kill_group(self.process)
             self.process.communicate()
             self.process = None
             import shutil
@@ -330,7 +327,7 @@ class FastBuild:
         try:
             output, _ = self.process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            _kill_group(self.process)
+            kill_group(self.process)
             self.process.communicate()
             self.problem = f"the C compiler took longer than {timeout:g} s"
             return
@@ -345,15 +342,6 @@ class FastBuild:
             self._wait(timeout)
         else:
             self.problem = f"the C compiler failed: {output.decode(errors='replace').strip()[:2000]}"
-
-
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    from _signal import SIGKILL  # type: ignore[import-not-found]  # signal's C half: no stubs
-
-    try:
-        os.killpg(process.pid, SIGKILL)  # the compiler's own children (cc1, as) with it
-    except ProcessLookupError:
-        pass
 
 
 def missing_prerequisite() -> str | None:

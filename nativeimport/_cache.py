@@ -31,7 +31,16 @@ from ._entry import (
 )
 from ._frozen import frozen
 from ._log import QuietLogger
-from ._records import ABSENT, make_private_dirs, read_record, sha256, snapshot, stats_match, write_record
+from ._records import (
+    ABSENT,
+    make_private_dirs,
+    new_private_directory,
+    read_record,
+    sha256,
+    snapshot,
+    stats_match,
+    write_record,
+)
 from .errors import LockTimeout
 
 TYPE_CHECKING = False
@@ -163,7 +172,7 @@ class Cache:
         parent = Path(staging_parent(str(self.root)))
         make_private_dirs(str(parent))
         self._remove_abandoned(parent)
-        path = Path(_private_new_directory(parent, f"{STAGING_PREFIX}{os.getpid()}-"))
+        path = Path(new_private_directory(str(parent), f"{STAGING_PREFIX}{os.getpid()}-"))
         try:
             yield path
         finally:
@@ -255,18 +264,6 @@ def _digest_or_none(path: Path) -> Optional[str]:
         return digest_file(path)
     except OSError:
         return None
-
-
-def _private_new_directory(parent: Path, prefix: str) -> str:
-    """A new directory only we can enter, ``<parent>/<prefix><random>`` (``tempfile.mkdtemp``'s work,
-    without importing tempfile and random on a new module's import)."""
-    while True:
-        path = os.path.join(parent, f"{prefix}{os.urandom(6).hex()}")
-        try:
-            os.mkdir(path, 0o700)
-            return path
-        except FileExistsError:
-            continue
 
 
 def _remove_tree(path: Path) -> None:

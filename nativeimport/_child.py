@@ -18,6 +18,7 @@ from _signal import SIGKILL, SIGPIPE, SIGXFSZ  # type: ignore[import-not-found] 
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: typing (~2 ms) is not imported before a new source's compiler starts
+    import subprocess
     from collections.abc import Callable, Mapping, Sequence
     from typing import Any, NoReturn, Optional, Protocol
 
@@ -33,8 +34,8 @@ if TYPE_CHECKING:  # annotations only: typing (~2 ms) is not imported before a n
 
         def kill(self) -> None: ...
 
-__all__ = ["Spawned", "child_setup", "compiler_started", "find_executable", "how_to_start", "spawn",
-           "spawn_detached", "when_a_compiler_starts"]
+__all__ = ["Spawned", "child_setup", "compiler_started", "find_executable", "how_to_start", "kill_group", "spawn",
+           "spawn_detached", "start_compiler", "when_a_compiler_starts"]
 
 _PR_SET_PDEATHSIG = 1
 _prctl: list[Any] = []  # found once per process: the child must not load a library between fork and exec
@@ -63,11 +64,31 @@ def how_to_start(command: Sequence[str], cwd: Optional[str] = None,
     setpriv = _find_setpriv()
     if setpriv is None:
         return list(command), {"preexec_fn": child_setup()}
-    if not _runnable(command[0], cwd, env):
+    if find_executable(command[0], cwd, env) is None:
         import errno
 
         raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), command[0])
     return [setpriv, "--pdeathsig", "KILL", "--", *command], {"umask": 0o077}
+
+
+def start_compiler(command: Sequence[str], cwd: Optional[str] = None,
+                   env: Optional[Mapping[str, str]] = None) -> subprocess.Popen[bytes]:
+    """``command`` started by ``subprocess`` as a build runs compilers: as :func:`how_to_start` says, in a
+    session of its own (:func:`kill_group` ends it with its children), stdin from /dev/null, stdout and
+    stderr into one pipe. Raises what Popen raises (``FileNotFoundError`` for a missing program)."""
+    import subprocess
+
+    started, options = how_to_start(command, cwd, env)
+    return subprocess.Popen(started, cwd=cwd, env=None if env is None else dict(env), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, **options)
+
+
+def kill_group(process: Process) -> None:
+    """SIGKILL to a compiler started in a session of its own, and to its children (cc1, as) with it."""
+    try:
+        os.killpg(process.pid, SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _find_setpriv() -> Optional[str]:
@@ -88,16 +109,18 @@ def _sets_pdeathsig(path: str) -> bool:
         return False
 
 
-def find_executable(program: str) -> Optional[str]:
+def find_executable(program: str, cwd: Optional[str] = None,
+                    env: Optional[Mapping[str, str]] = None) -> Optional[str]:
     """``shutil.which(program)`` on POSIX, without importing shutil (with bz2, lzma, fnmatch: ~1.5 ms of a
-    new module's import): a path with a slash if it is an executable file, else the first one on PATH."""
+    new module's import), as exec looks for it: a path with a slash (from ``cwd``) if it is an executable
+    file, else the first one on the PATH of ``env``, or of this process."""
     if os.name != "posix":
         import shutil
 
-        return shutil.which(program)
+        return shutil.which(program, path=None if env is None else env.get("PATH"))
     if os.sep in program:
-        return program if _executable_file(program) else None
-    for directory in os.get_exec_path():
+        return program if _executable_file(os.path.join(cwd or "", program)) else None
+    for directory in os.get_exec_path(env):
         candidate = os.path.join(directory, program)
         if _executable_file(candidate):
             return candidate
@@ -106,14 +129,6 @@ def find_executable(program: str) -> Optional[str]:
 
 def _executable_file(path: str) -> bool:
     return os.access(path, os.F_OK | os.X_OK) and not os.path.isdir(path)
-
-
-def _runnable(program: str, cwd: Optional[str], env: Optional[Mapping[str, str]]) -> bool:
-    """Whether exec would find ``program`` as Popen looks for it (a path with a slash from ``cwd``, else on
-    the PATH of ``env``, or of this process)."""
-    if os.sep in program:
-        return os.access(os.path.join(cwd or "", program), os.X_OK)
-    return any(os.access(os.path.join(directory, program), os.X_OK) for directory in os.get_exec_path(env))
 
 
 def spawn(command: Sequence[str], cwd: str) -> Optional[Spawned]:
@@ -134,23 +149,15 @@ def spawn(command: Sequence[str], cwd: str) -> Optional[Spawned]:
     setpriv = _find_setpriv()
     if setpriv is None or not hasattr(os, "posix_spawn") or not os.path.isdir(cwd):
         return None
-    if not _runnable(command[0], cwd, None):
+    if find_executable(command[0], cwd) is None:
         return None
     argv = [setpriv, "--pdeathsig", "KILL", "--", *command]
     if not _is_working_directory(cwd):
         argv = ["/bin/sh", "-c", 'cd -P -- "$1" && shift && exec "$@"', "sh", cwd, *argv]
-    try:
-        inheritable = [int(name) for name in os.listdir("/proc/self/fd") if int(name) > 2]
-    except (OSError, ValueError):
+    closes = _closing_inheritable()
+    if closes is None:
         return None
     reader, writer = os.pipe()  # neither inheritable: the child keeps only the copies made below
-    closes = []
-    for descriptor in inheritable:  # the ones exec would hand the compiler (subprocess's close_fds)
-        try:
-            if descriptor not in (reader, writer) and os.get_inheritable(descriptor):
-                closes.append((os.POSIX_SPAWN_CLOSE, descriptor))
-        except OSError:  # closed meanwhile, or listdir's own
-            pass
     try:
         if min(reader, writer) <= 2:  # a standard descriptor was closed: subprocess handles the shuffle
             raise OSError("standard descriptors closed")
@@ -176,25 +183,18 @@ def spawn_detached(argv: list[str], keep: int) -> None:
     its process runs.
     """
     _collect_detached()
-    if not hasattr(os, "posix_spawn") or keep <= 2:
+    closes = _closing_inheritable() if hasattr(os, "posix_spawn") and keep > 2 else None
+    if closes is None:
         import subprocess
 
         subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                          pass_fds=(keep,), start_new_session=True)
         return
-    try:
-        listed = [int(name) for name in os.listdir("/proc/self/fd") if int(name) > 2]
-    except (OSError, ValueError):
-        listed = []
-    target = max([keep, *listed]) + 1  # a number free in the child: dup2 onto itself would keep close-on-exec
+    # Any number but keep's own (dup2 onto itself would keep close-on-exec); after the closes, what the child
+    # had there was close-on-exec anyway.
+    target = 3 if keep != 3 else 4
     actions: list[tuple[Any, ...]] = [(os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_RDWR, 0) for fd in (0, 1, 2)]
-    for descriptor in listed:
-        try:
-            if os.get_inheritable(descriptor):
-                actions.append((os.POSIX_SPAWN_CLOSE, descriptor))
-        except OSError:
-            pass
-    actions.append((os.POSIX_SPAWN_DUP2, keep, target))
+    actions += [*closes, (os.POSIX_SPAWN_DUP2, keep, target)]
     try:
         _detached.append(os.posix_spawn(argv[0], argv, os.environ, file_actions=actions, setsid=True,
                                         setsigdef=(SIGPIPE, SIGXFSZ)))
@@ -203,6 +203,23 @@ def spawn_detached(argv: list[str], keep: int) -> None:
 
 
 _detached: list[int] = []  # started by spawn_detached, not yet collected
+
+
+def _closing_inheritable() -> Optional[list[tuple[int, int]]]:
+    """posix_spawn's actions closing the descriptors above 2 that exec would hand a child (subprocess's
+    ``close_fds``; the others are close-on-exec); None where they cannot be listed (no /proc)."""
+    try:
+        listed = [int(name) for name in os.listdir("/proc/self/fd") if int(name) > 2]
+    except (OSError, ValueError):
+        return None
+    closes = []
+    for descriptor in listed:
+        try:
+            if os.get_inheritable(descriptor):
+                closes.append((os.POSIX_SPAWN_CLOSE, descriptor))
+        except OSError:  # closed meanwhile, or listdir's own
+            pass
+    return closes
 
 
 def _collect_detached() -> None:

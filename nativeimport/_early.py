@@ -25,9 +25,9 @@ import os
 import sys
 from _thread import allocate_lock, get_ident  # threading imports functools and collections (~2 ms)
 
-from ._child import how_to_start, spawn
+from ._child import kill_group, spawn, start_compiler
 from ._entry import STAGING_PREFIX, remove_later, scratch_dir, staging_parent
-from ._records import content_digest, make_private_dirs, sha256, snapshot
+from ._records import content_digest, make_private_dirs, new_private_directory, sha256, snapshot, write_atomically
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -112,8 +112,7 @@ def start(root: str, driver_name: str, source: str, module_name: str) -> None:
     parent = staging_parent(root)
     try:
         make_private_dirs(parent)
-        directory = os.path.join(parent, f"{STAGING_PREFIX}{os.getpid()}-early-{os.urandom(6).hex()}")
-        os.mkdir(directory, 0o700)
+        directory = new_private_directory(parent, f"{STAGING_PREFIX}{os.getpid()}-early-")
     except OSError:
         return
     library = module_name.rpartition(".")[2]
@@ -132,17 +131,15 @@ def start(root: str, driver_name: str, source: str, module_name: str) -> None:
         # without spawn's /bin/sh for another directory
         process: Optional[Process] = spawn(command, cwd) if "subprocess" not in sys.modules else None
     except OSError:
-        _remove(directory)
+        remove_later(directory, root)
         return
     if process is None:  # subprocess: imported first where it was not (~5 ms more before the compiler)
         import subprocess
 
         try:
-            started, options = how_to_start(command, cwd)
-            process = subprocess.Popen(started, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                       stderr=subprocess.STDOUT, start_new_session=True, **options)
+            process = start_compiler(command, cwd)
         except (OSError, ValueError, subprocess.SubprocessError):
-            _remove(directory)
+            remove_later(directory, root)
             return
     _pending[source] = Speculation(root, source, directory, command, cwd, began, before, process, recipe)
 
@@ -253,14 +250,9 @@ def remember(root: str, driver_name: str, watched: Watch, module_name: str) -> N
     parts = [part.replace(f"lib{library}.", f"lib{_LIBRARY}.") for part in parts]
     if watched.speculation is not None and watched.speculation.recipe == parts:
         return  # the recipe the compiler was started from: unchanged
-    path = _recipe_path(root, driver_name, watched.source)
-    try:
-        make_private_dirs(os.path.dirname(path))
-        temporary = f"{path}.{os.getpid()}.{os.urandom(4).hex()}"
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        with open(descriptor, "wb") as stream:  # private whatever the umask, like every file of the cache
-            stream.write("\0".join(parts).encode("utf-8", "surrogateescape"))
-        os.replace(temporary, path)  # readers see the old recipe or the new one, whole
+    try:  # readers see the old recipe or the new one, whole
+        write_atomically(_recipe_path(root, driver_name, watched.source),
+                         "\0".join(parts).encode("utf-8", "surrogateescape"))
     except OSError:
         pass
 
@@ -272,17 +264,6 @@ def discard(source: str) -> None:
     if speculation is None:
         return
     if speculation.adopted_into is None:
-        from _signal import SIGKILL  # type: ignore[import-not-found]  # signal's C half: no stubs
-
-        try:
-            os.killpg(speculation.process.pid, SIGKILL)
-        except OSError:
-            pass
+        kill_group(speculation.process)
         speculation.process.communicate()
     remove_later(speculation.directory, speculation.root)
-
-
-def _remove(directory: str) -> None:
-    import shutil
-
-    shutil.rmtree(directory, ignore_errors=True)

@@ -185,6 +185,18 @@ def _new_private_file(directory: str) -> tuple[int, str]:
             continue
 
 
+def new_private_directory(parent: str, prefix: str) -> str:
+    """A new directory only we can enter, ``<parent>/<prefix><random>``: ``tempfile.mkdtemp``'s work, without
+    importing tempfile (with random, shutil, bz2, lzma) on a new module's import."""
+    while True:
+        path = os.path.join(parent, f"{prefix}{os.urandom(6).hex()}")
+        try:
+            os.mkdir(path, 0o700)
+            return path
+        except FileExistsError:
+            continue
+
+
 def make_private_dirs(path: str) -> None:
     """``os.makedirs`` with every directory it creates 0700 whatever the umask.
 

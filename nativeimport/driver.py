@@ -26,7 +26,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from . import _early, _tool_versions
-from ._child import compiler_started, find_executable, how_to_start
+from ._child import compiler_started, find_executable, kill_group, start_compiler
 from ._doc_comments import doc_comment_above
 from ._frozen import frozen
 from ._log import QuietLogger
@@ -360,12 +360,7 @@ def run_tool(
         if early is not None:
             process = early.process
         else:  # subprocess only here: a compiler started early (_early) needs none of it
-            import subprocess
-
-            started, options = how_to_start(command, None if cwd is None else str(cwd), env)
-            process = subprocess.Popen(started, cwd=cwd, env=None if env is None else dict(env),
-                                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                       start_new_session=True, **options)
+            process = start_compiler(command, None if cwd is None else str(cwd), env)
     except FileNotFoundError as exc:
         raise ToolchainNotFound(f"cannot run {command[0]}: {exc.strerror}") from None
     compiler_started()  # what a build does meanwhile (its imports for later) starts now
@@ -374,7 +369,7 @@ def run_tool(
         if early is not None:
             _early.finish(early)
     except BaseException as error:
-        _kill_group(process)
+        kill_group(process)
         if not _timed_out(error):
             process.wait()
             raise
@@ -418,13 +413,6 @@ def _output_after_kill(process: Process) -> bytes:
     return output
 
 
-def _kill_group(process: Process) -> None:
-    from _signal import SIGKILL  # type: ignore[import-not-found]  # signal's C half (no enum): no stubs
-
-    try:
-        os.killpg(process.pid, SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def parse_depfile(text: str) -> list[str]:
